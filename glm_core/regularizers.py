@@ -1,7 +1,7 @@
 """Penalties on a flat parameter vector ``theta = [coefficients..., intercept]``.
 
-Each regularizer knows its penalty value, its proximal operator (used for the optimality residual)
-and, for non-smooth penalties, how to minimise a quadratic model plus the penalty (the inner problem
+Each regularizer knows its penalty value, its minimum-norm subgradient (the optimality residual,
+computed without the round-off of ``theta - prox(theta - grad)``) and, for non-smooth penalties, how to minimise a quadratic model plus the penalty (the inner problem
 of proximal Newton). ``weights`` are per coordinate (Ridge, Lasso; zero on the intercept) or per
 group (GroupLasso, already multiplied by sqrt(group size)); ``groups`` is a static tuple of
 (start, stop) slices, one per coefficient leaf.
@@ -26,8 +26,10 @@ class Regularizer:
     def penalty(self, theta, weights, groups):
         return jnp.zeros((), theta.dtype)
 
-    def prox(self, theta, weights, groups):
-        return theta
+    def stationarity(self, theta, grad, weights, groups):
+        """Minimum-norm element of the subdifferential of objective + penalty (``grad`` is the
+        smooth part's gradient; smooth penalties are already inside it)."""
+        return grad
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ class Lasso(Regularizer):
     def penalty(self, theta, weights, groups):
         return jnp.sum(weights * jnp.abs(theta))
 
-    def prox(self, theta, weights, groups):
-        return jnp.sign(theta) * jnp.maximum(jnp.abs(theta) - weights, 0.0)
+    def stationarity(self, theta, grad, weights, groups):
+        at_zero = jnp.sign(grad) * jnp.maximum(jnp.abs(grad) - weights, 0.0)
+        return jnp.where(theta == 0, at_zero, grad + weights * jnp.sign(theta))
 
     def solve_quadratic(self, hess, linear, z0, weights, groups, tol, max_sweeps):
         """Cyclic coordinate descent on 0.5 z'Hz - linear'z + sum(s|z|)."""
@@ -85,13 +88,14 @@ class GroupLasso(Regularizer):
     def penalty(self, theta, weights, groups):
         return sum(weights[g] * jnp.linalg.norm(theta[a:b]) for g, (a, b) in enumerate(groups))
 
-    def prox(self, theta, weights, groups):
-        out = theta
+    def stationarity(self, theta, grad, weights, groups):
+        out = grad
         for g, (a, b) in enumerate(groups):
-            block = theta[a:b]
-            norm = jnp.linalg.norm(block)
-            shrink = jnp.maximum(1.0 - weights[g] / jnp.maximum(norm, 1e-30), 0.0)
-            out = out.at[a:b].set(block * shrink)
+            block, slope = theta[a:b], grad[a:b]
+            norm, slope_norm = jnp.linalg.norm(block), jnp.linalg.norm(slope)
+            at_zero = slope * jnp.maximum(1.0 - weights[g] / jnp.maximum(slope_norm, 1e-30), 0.0)
+            moving = slope + weights[g] * block / jnp.maximum(norm, 1e-30)
+            out = out.at[a:b].set(jnp.where(norm == 0, at_zero, moving))
         return out
 
     def solve_quadratic(self, hess, linear, z0, weights, groups, tol, max_sweeps):

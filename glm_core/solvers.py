@@ -5,8 +5,9 @@ The smooth part of the objective comes as two functions: ``value(theta)`` and
 Armijo backtracking line search; Lasso and GroupLasso use proximal Newton, whose inner problem the
 regularizer solves (coordinate or block-coordinate descent on the quadratic model).
 
-Convergence is measured by the optimality residual ``max|theta - prox(theta - grad)|`` (the
-gradient itself when the penalty is smooth) against ``tol * scale``, where ``scale`` is the size of
+Convergence is measured by the optimality residual, the largest entry of the minimum-norm
+subgradient of objective + penalty (the gradient when the penalty is smooth), against
+``tol * scale``, where ``scale`` is the size of
 the gradient at zero parameters for a unit-rate model, the mean spike count.
 """
 
@@ -61,9 +62,7 @@ def solve(
         composite = lambda th: value(th) + penalty(th)  # noqa: E731
 
     def residual(theta, g):
-        if regularizer.smooth:
-            return jnp.max(jnp.abs(g)) / scale
-        return jnp.max(jnp.abs(theta - regularizer.prox(theta - g, weights, groups))) / scale
+        return jnp.max(jnp.abs(regularizer.stationarity(theta, g, weights, groups))) / scale
 
     def cond(state):
         *_, res, k, moved = state
@@ -113,7 +112,7 @@ def _backtrack(objective, theta, f, d, slope):
 
     def cond(state):
         t, f_new, n = state
-        return (f_new > f + ARMIJO * t * slope + slack) & (n < MAX_BACKTRACKS)
+        return ~(f_new <= f + ARMIJO * t * slope + slack) & (n < MAX_BACKTRACKS)
 
     def body(state):
         t, _, n = state

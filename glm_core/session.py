@@ -1,0 +1,151 @@
+"""One recording session on a common time base: behavioural variables and spike counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A behavioural variable sampled at the session's bin centres."""
+
+    name: str
+    values: np.ndarray
+    unit: str = ""
+    circular: bool = False  # values in radians, wrapped to [-pi, pi)
+
+
+@dataclass(frozen=True)
+class Session:
+    """Binned spike counts (T, n_units) plus variables, a validity mask and optional truth.
+
+    Build one with :func:`make_session`, which validates the input. ``truth`` maps a variable name
+    to its ground-truth log-rate effect (simulations only); ``truth_intercept`` is the log rate per
+    bin when every effect is zero.
+    """
+
+    bin_width: float
+    variables: tuple[Variable, ...]
+    counts: np.ndarray
+    unit_names: tuple[str, ...]
+    valid: np.ndarray
+    n_dropped: int = 0
+    truth: Mapping[str, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
+    truth_intercept: float = 0.0
+    source: str = ""
+
+    @property
+    def n_samples(self) -> int:
+        return self.counts.shape[0]
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.valid.sum())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.variables)
+
+    def variable(self, name: str) -> Variable:
+        for v in self.variables:
+            if v.name == name:
+                return v
+        raise InputError(f"no variable named {name!r}; the session has {list(self.names)}")
+
+    def unit_counts(self, unit: str | int) -> np.ndarray:
+        """Spike counts of one unit, by name or index."""
+        index = self.unit_names.index(unit) if isinstance(unit, str) else int(unit)
+        if not 0 <= index < len(self.unit_names):
+            raise InputError(f"no unit {unit!r}")
+        return self.counts[:, index]
+
+
+def make_session(
+    bin_width,
+    variables,
+    counts,
+    unit_names=None,
+    valid=None,
+    truth=None,
+    truth_intercept=0.0,
+    source="",
+) -> Session:
+    """Validate and assemble a :class:`Session`.
+
+    Samples where any variable is NaN or inf are marked invalid and counted in ``n_dropped``;
+    everything else that is malformed raises :class:`InputError` with a readable message.
+    """
+    try:
+        bin_width = float(bin_width)
+    except (TypeError, ValueError):
+        raise InputError(f"bin width must be a number, got {bin_width!r}") from None
+    if not np.isfinite(bin_width) or bin_width <= 0:
+        raise InputError(f"bin width must be a positive number of seconds, got {bin_width}")
+    counts = _as_counts(counts)
+    n = counts.shape[0]
+    if unit_names is None:
+        unit_names = tuple(f"unit {i}" for i in range(counts.shape[1]))
+    unit_names = tuple(str(u) for u in unit_names)
+    if len(unit_names) != counts.shape[1] or len(set(unit_names)) != len(unit_names):
+        raise InputError(
+            f"{counts.shape[1]} units need as many distinct names, got {len(unit_names)}"
+        )
+    variables = tuple(_as_variable(v, n) for v in variables)
+    if not variables:
+        raise InputError("the session has no behavioural variables")
+    if len({v.name for v in variables}) != len(variables):
+        raise InputError("variable names must be distinct")
+    valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+    if valid.shape != (n,):
+        raise InputError(f"the validity mask has {valid.size} samples, the counts have {n}")
+    finite = np.logical_and.reduce([np.isfinite(v.values) for v in variables])
+    n_dropped = int(np.sum(valid & ~finite))
+    valid = valid & finite
+    if not valid.any():
+        raise InputError("no valid samples: every sample is masked or has NaN/inf values")
+    return Session(
+        bin_width=bin_width,
+        variables=variables,
+        counts=counts,
+        unit_names=unit_names,
+        valid=valid,
+        n_dropped=n_dropped,
+        truth=dict(truth or {}),
+        truth_intercept=float(truth_intercept),
+        source=source,
+    )
+
+
+def _as_counts(counts) -> np.ndarray:
+    try:
+        counts = np.asarray(counts, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError("spike counts must be numeric") from None
+    if counts.ndim == 1:
+        counts = counts[:, None]
+    if counts.ndim != 2 or counts.shape[0] == 0 or counts.shape[1] == 0:
+        raise InputError(f"spike counts must be a (samples, units) table, got shape {counts.shape}")
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
+        raise InputError("spike counts must be non-negative whole numbers")
+    return counts
+
+
+def _as_variable(var, n: int) -> Variable:
+    if not isinstance(var, Variable):
+        raise InputError(f"expected a Variable, got {type(var).__name__}")
+    try:
+        values = np.asarray(var.values, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"variable {var.name!r} is not numeric") from None
+    if values.shape != (n,):
+        raise InputError(
+            f"variable {var.name!r} has {values.size} samples, the spike counts have {n}"
+        )
+    if var.circular:
+        values = np.where(np.isfinite(values), np.mod(values + np.pi, 2 * np.pi) - np.pi, values)
+    return Variable(str(var.name), values, str(var.unit), bool(var.circular))
