@@ -76,14 +76,14 @@ class BinnedFit:
     """One fit on a bin grid; arrays are padded to ``max_bins`` per variable.
 
     ``weights[v, k]`` is the coefficient of bin k of variable v (zero where ``active`` is False);
-    ``mean_effect[v]`` is its occupancy-weighted mean, the variable's average contribution to the
-    log rate. ``theta`` is the flat solver vector, for warm starts.
+    ``others_gain[v]`` is the mean over samples of exp(sum of the other variables' coefficients),
+    the factor by which the other variables scale the rate on average. ``theta`` is the flat solver vector, for warm starts.
     """
 
     weights: np.ndarray
     active: np.ndarray
     intercept: float
-    mean_effect: np.ndarray
+    others_gain: np.ndarray
     log_likelihood: float
     pseudo_r2: float
     n_iter: int
@@ -117,7 +117,7 @@ def fit_bin_grid(
     if grid.spikes.sum() <= 0:
         raise InputError("this unit has no spikes in the selected samples: nothing to fit")
     theta0 = jnp.zeros(n_vars * max_bins + 1, jnp.float32) if init is None else init
-    res, active, mean_effect, ll, ll_null = _solve_grid(
+    res, active, others_gain, ll, ll_null = _solve_grid(
         jnp.asarray(grid.occupancy),
         jnp.asarray(grid.spikes),
         jnp.float32(grid.log_factorial),
@@ -134,7 +134,7 @@ def fit_bin_grid(
         weights=theta[:-1].reshape(n_vars, max_bins),
         active=np.asarray(active),
         intercept=float(theta[-1]),
-        mean_effect=np.asarray(mean_effect),
+        others_gain=np.asarray(others_gain),
         log_likelihood=float(ll),
         pseudo_r2=float(pseudo_r2_mcfadden(ll, ll_null)),
         n_iter=int(res.n_iter),
@@ -145,12 +145,8 @@ def fit_bin_grid(
     )
 
 
-def _others(v, n_vars):
-    return tuple(a for a in range(n_vars) if a != v)
-
-
-def _marginal(grid, axes):
-    """Sum of ``grid`` over every axis not in ``axes`` (kept in order)."""
+def marginal(grid, axes):
+    """Sum of a numpy or JAX ``grid`` over every axis not in ``axes`` (kept in order)."""
     return grid.sum(axis=tuple(a for a in range(grid.ndim) if a not in axes))
 
 
@@ -159,7 +155,7 @@ def _solve_grid(occupancy, spikes, log_factorial, n_bins, include, strengths, th
                 maxiter):
     n_vars, max_bins = occupancy.ndim, occupancy.shape[0]
     n = jnp.sum(occupancy)
-    occupied = jnp.stack([_marginal(occupancy, (v,)) > 0 for v in range(n_vars)])
+    occupied = jnp.stack([marginal(occupancy, (v,)) > 0 for v in range(n_vars)])
     active = occupied & include[:, None] & (jnp.arange(max_bins)[None, :] < n_bins[:, None])
     keep = jnp.concatenate([active.ravel(), jnp.ones(1, bool)])
 
@@ -179,12 +175,12 @@ def _solve_grid(occupancy, spikes, log_factorial, n_bins, include, strengths, th
     def grad_hess(theta):
         mu = expected(theta)
         resid = mu - spikes
-        grads = [_marginal(resid, (v,)) for v in range(n_vars)] + [jnp.sum(resid)[None]]
-        diag = [_marginal(mu, (v,)) for v in range(n_vars)]
+        grads = [marginal(resid, (v,)) for v in range(n_vars)] + [jnp.sum(resid)[None]]
+        diag = [marginal(mu, (v,)) for v in range(n_vars)]
         rows = []
         for v in range(n_vars):
-            row = [jnp.diag(diag[v]) if u == v else _marginal(mu, (v, u)) if v < u
-                   else _marginal(mu, (u, v)).T for u in range(n_vars)]
+            row = [jnp.diag(diag[v]) if u == v else marginal(mu, (v, u)) if v < u
+                   else marginal(mu, (u, v)).T for u in range(n_vars)]
             rows.append(row + [diag[v][:, None]])
         rows.append([d[None, :] for d in diag] + [jnp.sum(mu)[None, None]])
         g = jnp.concatenate(grads) / n * keep
@@ -202,10 +198,14 @@ def _solve_grid(occupancy, spikes, log_factorial, n_bins, include, strengths, th
     res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter)
 
     w = res.theta[:-1].reshape(n_vars, max_bins)
-    occ = jnp.stack([_marginal(occupancy, (v,)) for v in range(n_vars)])
-    mean_effect = jnp.sum(occ * w, axis=1) / n
-    rate = jnp.exp(eta(res.theta))
+    log_rate = eta(res.theta)
+    others_gain = jnp.stack([
+        jnp.sum(occupancy * jnp.exp(log_rate - res.theta[-1] - w[v].reshape(
+            [max_bins if a == v else 1 for a in range(n_vars)]))) / n
+        for v in range(n_vars)
+    ])
+    rate = jnp.exp(log_rate)
     ll = (jnp.sum(xlogy(spikes, rate) - occupancy * rate) - log_factorial) / n
     mean_y = jnp.sum(spikes) / n
     ll_null = (jnp.sum(spikes) * jnp.log(mean_y) - n * mean_y - log_factorial) / n
-    return res, active, mean_effect, ll, ll_null
+    return res, active, others_gain, ll, ll_null

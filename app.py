@@ -1,0 +1,37 @@
+"""Pytree GLM explorer: `panel serve app.py`.
+
+Composition only: each browser session gets its own ExplorerState and views.
+"""
+
+import panel as pn
+
+from widgets.controls import data_controls, error_view, stats_view, variable_controls
+from widgets.plots import TuningCurvesView, traces_view
+from widgets.state import ExplorerState
+
+pn.extension(sizing_mode="stretch_width", notifications=False)
+
+state = ExplorerState()
+curves = TuningCurvesView(state)
+main = pn.Column(
+    error_view(state),
+    pn.Row(pn.Column("## Tuning curves", curves), pn.Column("## Fit", stats_view(state),
+                                                              width=320, sizing_mode="fixed")),
+    "## Behaviour",
+    traces_view(state),
+    loading=True,
+)
+
+
+def start():
+    state.start()
+    main.loading = False
+
+
+pn.state.onload(start)
+
+pn.template.BootstrapTemplate(
+    title="Pytree GLM explorer",
+    sidebar=[data_controls(state), "### Variables", variable_controls(state)],
+    main=[main],
+).servable()

@@ -1,0 +1,140 @@
+"""The explorer's pipeline as pure functions: encode a session, fit, read off tuning curves.
+
+``encode`` turns a session, a unit and per-variable bin counts into an :class:`Encoding` (bin
+edges, per-sample bin indices and the joint bin-grid totals); ``with_bins`` and ``with_unit``
+update one piece of it. ``fit`` runs the cached, jitted bin-grid solver, and ``tuning_curves``
+turns a fit into one curve per variable in Hz.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .binned import BinGrid, BinnedFit, bin_grid, fit_bin_grid, marginal, max_bins_for
+from .encoding import Binning, bin_index, make_binning
+from .errors import InputError
+from .regularizers import REGULARIZERS
+from .session import Session
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """One-hot encoding of a session's valid samples for one unit."""
+
+    binnings: tuple[Binning, ...]
+    indices: np.ndarray  # (n_valid, n_variables) bin per sample
+    counts: np.ndarray  # (n_valid,) spike counts of the unit
+    grid: BinGrid
+
+    @property
+    def n_bins(self) -> tuple[int, ...]:
+        return tuple(b.n_bins for b in self.binnings)
+
+    @property
+    def max_bins(self) -> int:
+        return self.grid.occupancy.shape[0]
+
+
+@dataclass(frozen=True)
+class TuningCurve:
+    """Rates in Hz at the bin centres: the model's (other variables at their mean effect), the
+    occupancy-normalised empirical rate and, for simulations, the ground truth."""
+
+    name: str
+    unit: str
+    circular: bool
+    centres: np.ndarray
+    model: np.ndarray
+    empirical: np.ndarray
+    truth: np.ndarray | None
+
+
+def encode(session: Session, unit, n_bins) -> Encoding:
+    """Bin every variable of ``session`` and total the unit's spikes over the joint grid."""
+    max_bins = max_bins_for(len(session.variables))
+    _check_bins(n_bins, max_bins, session)
+    binnings = tuple(
+        make_binning(v.values, n, v.circular, session.valid)
+        for v, n in zip(session.variables, n_bins)
+    )
+    indices = np.stack(
+        [bin_index(v.values[session.valid], b) for v, b in zip(session.variables, binnings)], 1
+    )
+    counts = session.unit_counts(unit)[session.valid]
+    return Encoding(binnings, indices, counts, bin_grid(indices, counts, max_bins))
+
+
+def with_bins(enc: Encoding, session: Session, variable: int, n: int) -> Encoding:
+    """The same encoding with one variable re-binned."""
+    n_bins = list(enc.n_bins)
+    n_bins[variable] = n
+    _check_bins(n_bins, enc.max_bins, session)
+    var = session.variables[variable]
+    binning = make_binning(var.values, n, var.circular, session.valid)
+    indices = enc.indices.copy()
+    indices[:, variable] = bin_index(var.values[session.valid], binning)
+    binnings = enc.binnings[:variable] + (binning,) + enc.binnings[variable + 1 :]
+    return replace(enc, binnings=binnings, indices=indices,
+                   grid=bin_grid(indices, enc.counts, enc.max_bins))
+
+
+def with_unit(enc: Encoding, session: Session, unit) -> Encoding:
+    """The same encoding with another unit's spike counts."""
+    counts = session.unit_counts(unit)[session.valid]
+    return replace(enc, counts=counts, grid=bin_grid(enc.indices, counts, enc.max_bins))
+
+
+def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
+    """Fit the included variables with per-variable strengths (warm start from ``init``)."""
+    if not any(include):
+        raise InputError("include at least one variable in the model")
+    return fit_bin_grid(enc.grid, enc.n_bins, include, strengths, regularizer, init)
+
+
+def warm_up(enc: Encoding) -> None:
+    """Compile the solver of every regularizer for this encoding's shapes."""
+    include = [True] * len(enc.binnings)
+    for name in REGULARIZERS:
+        fit(enc, include, [1e-3] * len(include), name)
+
+
+def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
+    """One :class:`TuningCurve` per variable.
+
+    The model curve of variable v is its rate with the other variables at their mean effect:
+    exp(intercept + w_v) times the mean over samples of exp(other variables' coefficients). The
+    ground truth is averaged the same way over the recorded values, so both are comparable with
+    the empirical rate and free of the intercept's trade-off with the coefficients.
+    """
+    dt = session.bin_width
+    valid_values = {v.name: v.values[session.valid] for v in session.variables}
+    truth_effects = {name: f(valid_values[name]) for name, f in session.truth.items()}
+    curves = []
+    for v, (var, binning) in enumerate(zip(session.variables, enc.binnings)):
+        n = binning.n_bins
+        occ = marginal(enc.grid.occupancy, (v,))[:n]
+        spk = marginal(enc.grid.spikes, (v,))[:n]
+        gain = np.exp(result.intercept + result.weights[v, :n]) * result.others_gain[v]
+        model = np.where(result.active[v, :n], gain / dt, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            empirical = np.where(occ > 0, spk / (occ * dt), np.nan)
+        truth = None
+        if var.name in session.truth:
+            rest = sum(e for name, e in truth_effects.items() if name != var.name)
+            others = np.mean(np.exp(rest))
+            effect = session.truth[var.name](binning.centres)
+            truth = np.exp(session.truth_intercept + effect) * others / dt
+        curves.append(TuningCurve(var.name, var.unit, var.circular, binning.centres, model,
+                                  empirical, truth))
+    return curves
+
+
+def _check_bins(n_bins, max_bins, session):
+    if any(not 1 <= int(n) <= max_bins for n in n_bins):
+        raise InputError(f"choose between 1 and {max_bins} bins per variable")
+    if max(int(n) for n in n_bins) > session.n_valid:
+        raise InputError(
+            f"more bins than valid samples ({session.n_valid}): choose fewer bins"
+        )

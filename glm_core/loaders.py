@@ -1,0 +1,511 @@
+"""Load recordings into a :class:`~glm_core.session.Session`.
+
+Every loader raises only :class:`~glm_core.errors.InputError`, with a readable message, for a
+malformed file. NPZ and CSV files come in two forms, told apart by their keys / column headers.
+
+Variable names carry their unit and circularity: ``var:<name>``, ``var:<name>[<unit>]`` or
+``var:<name>[<unit>,circular]`` (``var:<name>[circular]`` for no unit; ``;`` may replace the
+``,``, which a CSV header must otherwise quote). A circular variable is an angle in radians, e.g.
+``var:head direction[rad,circular]``. Names and units are free text without brackets.
+
+**Binned form** — counts and variables on one time base of ``T`` bins:
+
+- NPZ keys: ``bin_width`` (scalar, seconds), ``count:<unit name>`` (one per unit, ``T``
+  non-negative whole numbers), ``var:...`` (``T`` numbers each), optional ``valid`` (``T`` booleans
+  or 0/1; false marks a bin to leave out).
+- CSV columns: the same names, one row per bin; the ``bin_width`` column holds the bin width in its
+  first cell (later cells may be blank or repeat it). A blank variable cell is NaN.
+- If the file has no ``bin_width``, the ``bin_width`` argument is used. If both are given, the
+  argument must be a whole multiple of the file's and bins are merged: counts summed, variables
+  averaged (circular mean for circular ones), a merged bin valid only if all its bins are.
+
+**Events form** — spike times and behaviour samples on their own clocks, binned here to
+``bin_width`` seconds (default 0.025) over the span of the behaviour samples. Variables are
+linearly interpolated at bin centres (circular ones through their cosine and sine):
+
+- NPZ keys: ``spike_times`` (seconds), ``spike_unit`` (same length; integer or string unit ids,
+  which become the unit names), ``var_t`` (sample times, seconds), ``var:...`` (one value per
+  ``var_t``).
+- CSV (long format) columns: ``time`` (seconds), ``spike_unit``, ``var:...``. A row with a
+  ``spike_unit`` is a spike of that unit at ``time`` (its variable cells are ignored); a row with
+  a blank ``spike_unit`` is a behaviour sample at ``time``.
+
+Other keys / columns are rejected. Samples with NaN/inf variables are dropped from the fit
+(``Session.n_dropped``). NWB files (:func:`load_nwb`) and pynapple objects (:func:`from_pynapple`)
+are binned like the events form.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+import zipfile
+import zlib
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from . import derived
+from .errors import InputError
+from .session import Session, Variable, make_session
+
+MAX_UPLOAD_BYTES = 50 * 2**20
+DEFAULT_BIN_WIDTH = 0.025
+_MAX_UNPACKED_BYTES = 10 * MAX_UPLOAD_BYTES
+_MAX_CELLS = 20_000_000  # bins x units; keeps a tiny bin width from exhausting memory
+_DATA = Path(__file__).parent / "data"
+_VAR_KEY = re.compile(r"^var:(?P<name>.*?)\s*(?:\[(?P<meta>[^\[\]]*)\])?$")
+
+# The built-in recording (see data/LICENSE-linear-track.txt).
+_RUN_END = 5382.25  # s; afterwards the position is frozen (rest period / lost tracking)
+_TRACK_BOX = (120.0, 490.0, 110.0, 425.0)  # x_min, x_max, y_min, y_max in px: on the track
+_MAX_GAP = 0.1  # s; bins farther than this from a tracked frame are invalid
+_SPEED_SMOOTH = 0.1  # s; Gaussian s.d. applied to position before differentiating
+DEFAULT_UNIT = "t10c18"
+
+
+class _Samples(NamedTuple):
+    """One behavioural variable sampled at its own times."""
+
+    name: str
+    unit: str
+    circular: bool
+    t: np.ndarray
+    values: np.ndarray
+
+
+def load_upload(filename: str, data: bytes, bin_width=None) -> Session:
+    """Load uploaded bytes by file extension (.npz, .csv, .nwb), at most ``MAX_UPLOAD_BYTES``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError("the upload is not a file")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputError(
+            f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB"
+        )
+    loaders = {".npz": load_npz, ".csv": load_csv, ".nwb": load_nwb}
+    suffix = Path(str(filename)).suffix.lower()
+    if suffix not in loaders:
+        raise InputError(f"unsupported file type {suffix or '(none)'!r}; upload .npz, .csv or .nwb")
+    if suffix == ".nwb" and bin_width is None:
+        bin_width = DEFAULT_BIN_WIDTH
+    session = loaders[suffix](bytes(data), bin_width)
+    return dataclasses.replace(session, source=str(filename))
+
+
+def load_npz(path_or_bytes, bin_width=None) -> Session:
+    """Load an NPZ file (path or bytes) in the binned or events form described above."""
+    data, label = _read(path_or_bytes)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if sum(info.file_size for info in archive.infolist()) > _MAX_UNPACKED_BYTES:
+                raise InputError("the .npz file unpacks to more than 500 MB")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, TypeError,
+            RuntimeError, NotImplementedError, MemoryError) as err:
+        raise InputError(f"{label} is not a readable .npz file ({err})") from None
+    return _from_arrays(arrays, bin_width, label)
+
+
+def load_csv(path_or_bytes, bin_width=None) -> Session:
+    """Load a CSV file (path or bytes) in the binned or long events form described above."""
+    data, label = _read(path_or_bytes)
+    columns = _csv_columns(data, label)
+    if "spike_unit" in columns:
+        for name in ("time", "spike_unit"):
+            if name not in columns:
+                raise InputError(f"{label}: the events form needs a {name!r} column")
+        is_spike = np.array([cell != "" for cell in columns["spike_unit"]])
+        time = _csv_floats("time", columns["time"])
+        arrays = {
+            "spike_times": time[is_spike],
+            "spike_unit": np.array([u for u in columns["spike_unit"] if u], dtype=str),
+            "var_t": time[~is_spike],
+        }
+        arrays.update(
+            {k: _csv_floats(k, v)[~is_spike] for k, v in columns.items() if k.startswith("var:")}
+        )
+        arrays.update({k: v for k, v in columns.items() if k not in arrays and k != "time"})
+    else:
+        arrays = {k: _csv_floats(k, v) for k, v in columns.items()}
+        if "bin_width" in arrays:
+            widths = arrays["bin_width"][~np.isnan(arrays["bin_width"])]
+            if widths.size == 0 or np.any(widths != widths[0]):
+                raise InputError(f"{label}: the bin_width column needs one value in its first cell")
+            arrays["bin_width"] = widths[0]
+    return _from_arrays(arrays, bin_width, label)
+
+
+def load_nwb(path_or_bytes, bin_width=DEFAULT_BIN_WIDTH) -> Session:
+    """Load an NWB file: spike times from the Units table; Position (variables ``x``, ``y``, ``z``
+    or ``position`` for 1-D, plus ``speed``) and CompassDirection (circular ``head direction``,
+    radians) spatial series from the ``behavior`` processing module."""
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        source, label = io.BytesIO(bytes(path_or_bytes)), "the uploaded file"
+    else:
+        source, label = str(path_or_bytes), Path(str(path_or_bytes)).name
+    try:
+        import h5py
+        import pynwb
+
+        with h5py.File(source, "r") as h5, pynwb.NWBHDF5IO(file=h5, mode="r") as reader:
+            trains, samples = _nwb_contents(reader.read(), pynwb)
+    except InputError:
+        raise
+    except Exception as err:  # h5py / hdmf / pynwb raise many types for a bad file
+        raise InputError(f"{label} is not a readable NWB file ({type(err).__name__}: {err})") from None
+    centres, counts, names, variables = _bin_events(trains, samples, bin_width)
+    position = [v for v in variables if v.name in ("x", "y", "z", "position")]
+    if position and len(centres) > 1:
+        xyz = np.column_stack([v.values for v in position])
+        speed = derived.speed(xyz, float(bin_width), smooth=_SPEED_SMOOTH)
+        variables.append(Variable("speed", speed, f"{position[0].unit}/s"))
+    return make_session(bin_width, variables, counts, names, source=f"NWB {label}")
+
+
+def from_pynapple(tsgroup, variables: dict, bin_width=DEFAULT_BIN_WIDTH, circular=()) -> Session:
+    """Bin a pynapple ``TsGroup`` of spike trains with ``Tsd``/``TsdFrame`` variables (a frame's
+    columns become ``"<name> <column>"``); names in ``circular`` are angles in radians."""
+    try:
+        import pynapple as nap
+    except ImportError:
+        raise InputError("from_pynapple needs pynapple: pip install pynapple") from None
+    if not isinstance(tsgroup, nap.TsGroup):
+        raise InputError(f"expected a pynapple TsGroup, got {type(tsgroup).__name__}")
+    if not isinstance(variables, dict) or not variables:
+        raise InputError("variables must be a non-empty dict of name -> Tsd or TsdFrame")
+    unknown = set(circular) - set(variables)
+    if unknown:
+        raise InputError(f"circular names {sorted(unknown)} are not among the variables")
+    samples = []
+    for name, obj in variables.items():
+        if isinstance(obj, nap.TsdFrame):
+            for column in obj.columns:
+                values = np.asarray(obj[column].values, float)
+                samples.append(_Samples(f"{name} {column}", "", name in circular, obj.t, values))
+        elif isinstance(obj, nap.Tsd):
+            samples.append(_Samples(str(name), "", name in circular, obj.t, np.asarray(obj.d)))
+        else:
+            raise InputError(f"variable {name!r} must be a Tsd or TsdFrame")
+    trains = {str(k): np.asarray(tsgroup[k].t, float) for k in tsgroup.keys()}
+    samples = [s._replace(t=_finite_1d(f"{s.name} times", s.t),
+                          values=_numeric(s.name, s.values)) for s in samples]
+    _, counts, names, variables_ = _bin_events(trains, samples, bin_width)
+    return make_session(bin_width, variables_, counts, names, source="pynapple")
+
+
+def load_linear_track(bin_width=DEFAULT_BIN_WIDTH, speed_threshold=10.0) -> Session:
+    """The built-in recording (nelpy example data, MIT): 31 rat hippocampal units on a linear track.
+
+    Run period only. Variables: ``linear position`` (px along the track's principal axis) and
+    ``speed`` (px/s along the track). Valid bins: tracked, and speed above ``speed_threshold``.
+    """
+    with np.load(_DATA / "linear_track.npz") as d:
+        t, x, y = d["pos_t"], d["pos_x"], d["pos_y"]
+        spike_times, spike_unit = d["spike_times"], d["spike_unit"]
+        names = [f"t{a}c{b}" for a, b in zip(d["unit_tetrode"], d["unit_cluster"])]
+    x_min, x_max, y_min, y_max = _TRACK_BOX
+    tracked = (t < _RUN_END) & (x >= x_min) & (x <= x_max) & (y >= y_min) & (y <= y_max)
+    t = t[tracked]
+    linear = derived.linearize(x[tracked], y[tracked])
+    trains = {name: spike_times[spike_unit == i] for i, name in enumerate(names)}
+    samples = [_Samples("linear position", "px", False, t, linear)]
+    centres, counts, names, variables = _bin_events(trains, samples, bin_width)
+    speed = derived.speed(variables[0].values, float(bin_width), smooth=_SPEED_SMOOTH)
+    after = np.clip(np.searchsorted(t, centres), 1, len(t) - 1)
+    gap = np.minimum(centres - t[after - 1], np.abs(t[after] - centres))
+    valid = (gap <= _MAX_GAP) & derived.running_mask(speed, speed_threshold)
+    variables.append(Variable("speed", speed, "px/s"))
+    return make_session(
+        bin_width, variables, counts, names, valid=valid,
+        source="nelpy linear track (run period)",
+    )
+
+
+# --- shared assembly -----------------------------------------------------------------------------
+
+
+def _from_arrays(arrays: dict, bin_width, label: str) -> Session:
+    counts = {k[len("count:"):]: v for k, v in arrays.items() if k.startswith("count:")}
+    var_keys = [k for k in arrays if k.startswith("var:")]
+    if counts and "spike_times" in arrays:
+        raise InputError(f"{label} mixes the binned form (count:...) and the events form (spike_times)")
+    if counts:
+        form, allowed = "binned", {"bin_width", "valid"}
+    elif "spike_times" in arrays:
+        form, allowed = "events", {"spike_times", "spike_unit", "var_t"}
+    else:
+        raise InputError(
+            f"{label} has neither count:<unit> entries (binned form) nor spike_times (events "
+            f"form); found {sorted(arrays)[:10]}"
+        )
+    unknown = [k for k in arrays if k not in allowed and not k.startswith(("count:", "var:"))]
+    if unknown:
+        raise InputError(f"{label}: unrecognised entries {unknown[:10]} for the {form} form")
+    if not var_keys:
+        raise InputError(f"{label} has no var:<name> entries (behavioural variables)")
+    if form == "binned":
+        return _binned_session(arrays, counts, var_keys, bin_width, label)
+    for key in ("spike_unit", "var_t"):
+        if key not in arrays:
+            raise InputError(f"{label}: the events form needs {key!r}")
+    spike_times = _finite_1d("spike_times", arrays["spike_times"])
+    units = np.asarray(arrays["spike_unit"])
+    if units.dtype.kind not in "iuU" or units.shape != spike_times.shape:
+        raise InputError(
+            f"spike_unit must hold an integer or text unit id for each of the "
+            f"{spike_times.size} spike_times"
+        )
+    if spike_times.size == 0:
+        raise InputError(f"{label} has no spikes")
+    units = units.astype(str)
+    trains = {u: spike_times[units == u] for u in sorted(set(units.tolist()), key=_natural)}
+    t = _finite_1d("var_t", arrays["var_t"])
+    samples = []
+    for key in var_keys:
+        name, unit, circular = _parse_var_key(key)
+        values = _numeric(key, arrays[key])
+        if values.shape != t.shape:
+            raise InputError(f"{key!r} has {values.size} values but var_t has {t.size} times")
+        samples.append(_Samples(name, unit, circular, t, values))
+    bin_width = DEFAULT_BIN_WIDTH if bin_width is None else bin_width
+    _, counts_, names, variables = _bin_events(trains, samples, bin_width)
+    return make_session(bin_width, variables, counts_, names, source=label)
+
+
+def _binned_session(arrays, counts: dict, var_keys, bin_width, label) -> Session:
+    file_width = None if "bin_width" not in arrays else _positive("bin_width", arrays["bin_width"])
+    if file_width is None and bin_width is None:
+        raise InputError(f"{label} has no bin_width; give the bin width in seconds")
+    requested = None if bin_width is None else _positive("bin width", bin_width)
+    base = file_width if file_width is not None else requested
+    factor = 1 if file_width is None or requested is None else requested / file_width
+    merge = int(round(factor))
+    if merge < 1 or abs(merge - factor) > 1e-6 * factor:
+        raise InputError(
+            f"{label} is binned at {file_width:g} s; the bin width must be a whole multiple of it "
+            f"(asked for {requested:g} s)"
+        )
+    table = np.column_stack([_numeric(f"count:{u}", c) for u, c in _same_length(counts, label)])
+    n = table.shape[0]
+    valid = np.ones(n, bool) if "valid" not in arrays else _numeric("valid", arrays["valid"])
+    if valid.shape != (n,) or not np.all(np.isin(valid, (0, 1))):
+        raise InputError(f"valid must hold {n} values of 0/1 (true/false), one per bin")
+    if n // merge == 0:
+        raise InputError(f"{label} has {n} bins, fewer than the {merge} to merge into one")
+    variables = []
+    for key in var_keys:
+        name, unit, circular = _parse_var_key(key)
+        values = _numeric(key, arrays[key])
+        if values.shape != (n,):
+            raise InputError(f"{key!r} has {values.size} values but the counts have {n} bins")
+        variables.append(Variable(name, _merge(values, merge, circular), unit, circular))
+    table = table[: n // merge * merge].reshape(n // merge, merge, -1).sum(axis=1)
+    valid = valid[: n // merge * merge].reshape(n // merge, merge).all(axis=1)
+    return make_session(base * merge, variables, table, list(counts), valid=valid, source=label)
+
+
+def _bin_events(trains: dict, samples: list[_Samples], bin_width):
+    """Histogram spike trains and interpolate samples on bins spanning all the samples' times.
+
+    Returns bin centres, counts (bins, units), unit names and a list of Variables.
+    """
+    bin_width = _positive("bin width", bin_width)
+    if not trains:
+        raise InputError("there are no units")
+    if not samples or any(s.t.size == 0 for s in samples):
+        raise InputError("there are no behavioural samples")
+    start = max(s.t.min() for s in samples)
+    stop = min(s.t.max() for s in samples)
+    n_bins = int(np.floor((stop - start) / bin_width + 1e-9))
+    if n_bins < 1:
+        raise InputError(
+            f"the behaviour samples span {max(stop - start, 0):.3g} s, less than one bin of "
+            f"{bin_width:g} s"
+        )
+    if n_bins * len(trains) > _MAX_CELLS:
+        raise InputError(
+            f"{n_bins} bins x {len(trains)} units is too large; choose a larger bin width"
+        )
+    edges = start + bin_width * np.arange(n_bins + 1)
+    counts = np.column_stack([np.histogram(s, edges)[0] for s in trains.values()])
+    if counts.sum() == 0:
+        raise InputError(
+            f"no spike falls within the behaviour samples' time span ({start:g} s to {stop:g} s)"
+        )
+    centres = edges[:-1] + bin_width / 2
+    variables = [
+        Variable(s.name, _interp(centres, s.t, s.values, s.circular), s.unit, s.circular)
+        for s in samples
+    ]
+    return centres, counts, list(trains), variables
+
+
+def _interp(centres, t, values, circular: bool) -> np.ndarray:
+    order = np.argsort(t, kind="stable")
+    t, values = t[order], values[order]
+    if not circular:
+        return np.interp(centres, t, values)
+    with np.errstate(invalid="ignore"):
+        return np.arctan2(np.interp(centres, t, np.sin(values)), np.interp(centres, t, np.cos(values)))
+
+
+def _merge(values, merge: int, circular: bool) -> np.ndarray:
+    """Average ``values`` over consecutive blocks of ``merge`` bins (circular mean if circular)."""
+    n = len(values) // merge * merge
+    blocks = values[:n].reshape(-1, merge)
+    if merge == 1:
+        return blocks[:, 0]
+    if circular:
+        with np.errstate(invalid="ignore"):
+            return np.arctan2(np.sin(blocks).mean(axis=1), np.cos(blocks).mean(axis=1))
+    return blocks.mean(axis=1)
+
+
+# --- NWB -------------------------------------------------------------------------------------------
+
+
+def _nwb_contents(nwb, pynwb):
+    units = nwb.units
+    if units is None or len(units) == 0:
+        raise InputError("the NWB file has no Units table with spike times")
+    ids = [str(i) for i in units.id[:]]
+    trains = {u: _finite_1d(f"unit {u} spike times", units["spike_times"][i]) for i, u in enumerate(ids)}
+    behavior = nwb.processing.get("behavior")
+    if behavior is None:
+        raise InputError("the NWB file has no 'behavior' processing module")
+    positions, directions = [], []
+    for iface in behavior.data_interfaces.values():
+        if isinstance(iface, pynwb.behavior.Position):
+            positions.extend(iface.spatial_series.values())
+        elif isinstance(iface, pynwb.behavior.CompassDirection):
+            directions.extend(iface.spatial_series.values())
+    if not positions and not directions:
+        raise InputError("the NWB 'behavior' module has no Position or CompassDirection series")
+    samples = []
+    for series in positions:
+        data = np.asarray(series.data[:], float)
+        data = data[:, None] if data.ndim == 1 else data
+        axes = ["position"] if data.shape[1] == 1 else ["x", "y", "z"][: data.shape[1]]
+        prefix = f"{series.name} " if len(positions) > 1 else ""
+        for axis, column in zip(axes, data.T):
+            samples.append(_nwb_samples(series, prefix + axis, column, False))
+    for series in directions:
+        values = np.asarray(series.data[:], float).ravel()
+        if str(series.unit).lower().startswith("deg"):
+            values = np.deg2rad(values)
+        name = "head direction" if len(directions) == 1 else series.name
+        samples.append(_nwb_samples(series, name, values, True))
+    return trains, samples
+
+
+def _nwb_samples(series, name, values, circular) -> _Samples:
+    t = _finite_1d(f"{series.name} timestamps", series.get_timestamps())
+    if t.shape != values.shape:
+        raise InputError(f"{series.name} has {values.size} values but {t.size} timestamps")
+    return _Samples(name, "rad" if circular else str(series.unit), circular, t, values)
+
+
+# --- small parsers -----------------------------------------------------------------------------
+
+
+def _read(path_or_bytes) -> tuple[bytes, str]:
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        return bytes(path_or_bytes), "the uploaded file"
+    path = Path(path_or_bytes)
+    try:
+        return path.read_bytes(), path.name
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+
+
+def _csv_columns(data: bytes, label: str) -> dict[str, list[str]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{label} is not a UTF-8 text (CSV) file") from None
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    except csv.Error as err:
+        raise InputError(f"{label} is not a readable CSV file ({err})") from None
+    if len(rows) < 2:
+        raise InputError(f"{label} needs a header row and at least one data row")
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header):
+        raise InputError(f"{label} has repeated column names")
+    for i, row in enumerate(rows[1:], start=1):
+        if len(row) != len(header):
+            raise InputError(
+                f"{label}: data row {i} has {len(row)} cells, the header has {len(header)}"
+            )
+    return {h: [r[j].strip() for r in rows[1:]] for j, h in enumerate(header)}
+
+
+def _csv_floats(column: str, cells: list[str]) -> np.ndarray:
+    try:
+        return np.array([c or "nan" for c in cells], dtype=float)
+    except ValueError:
+        bad = next(c for c in cells if not _is_float(c or "nan"))
+        raise InputError(f"column {column!r}: {bad[:40]!r} is not a number") from None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_var_key(key: str) -> tuple[str, str, bool]:
+    match = _VAR_KEY.match(key)
+    name = match.group("name").strip() if match else ""
+    if not name:
+        raise InputError(f"{key!r} is not a valid variable name; use var:<name>[<unit>]")
+    tokens = [t.strip() for t in re.split(r"[,;]", match.group("meta") or "")]
+    circular = tokens[-1].lower() == "circular"
+    unit = ",".join(tokens[:-1] if circular else tokens).strip()
+    return name, unit, circular
+
+
+def _numeric(label: str, value) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{label!r} must be numeric, got {array.dtype}")
+    if array.ndim != 1:
+        raise InputError(f"{label!r} must be a 1-D array, got shape {array.shape}")
+    return array.astype(float)
+
+
+def _finite_1d(label: str, value) -> np.ndarray:
+    array = _numeric(label, value)
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{label!r} contains NaN or inf")
+    return array
+
+
+def _positive(label: str, value) -> float:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf" or array.size != 1:
+        raise InputError(f"{label} must be one number (seconds), got {value!r:.40}")
+    number = float(array.reshape(()))
+    if not np.isfinite(number) or number <= 0:
+        raise InputError(f"{label} must be a positive number of seconds, got {number}")
+    return number
+
+
+def _same_length(columns: dict, label: str):
+    lengths = {np.size(v) for v in columns.values()}
+    if len(lengths) != 1:
+        raise InputError(f"{label}: the count:<unit> entries have different lengths {sorted(lengths)}")
+    return columns.items()
+
+
+def _natural(text: str):
+    """Sort key putting t1c2 before t1c10 and 2 before 10."""
+    return [int(p) if p.isdecimal() else p for p in re.split(r"(\d+)", text)]

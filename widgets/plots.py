@@ -1,0 +1,98 @@
+"""HoloViews views of the explorer state: tuning curves updated in place, and behaviour traces.
+
+Each variable gets one ``hv.DynamicMap`` fed by a ``Pipe`` stream: a refit sends new curve data
+down the pipe and Bokeh patches the existing plot. Toggling a variable flips its pane's
+``visible``; the plots are rebuilt only when a data set is loaded.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+
+hv.extension("bokeh", logo=False)
+
+RATE = hv.Dimension("rate", label="rate (Hz)")
+PLOT_OPTS = dict(responsive=True, min_height=260, framewise=True, show_grid=True,
+                 tools=["hover"], legend_position="top", legend_cols=3)
+
+
+def _axis(curve):
+    label = f"{curve.name} ({curve.unit})" if curve.unit else curve.name
+    return hv.Dimension(curve.name, label=label)
+
+
+def render_curve(data) -> hv.Overlay:
+    """Model, empirical and (when known) ground-truth rates of one variable (``data`` is a
+    ``TuningCurve``, the name a ``Pipe`` stream gives it)."""
+    curve = data
+    x = _axis(curve)
+    truth = curve.truth if curve.truth is not None else np.full_like(curve.model, np.nan)
+    return (
+        hv.Curve((curve.centres, truth), x, hv.Dimension("truth", label=RATE.label),
+                 label="ground truth").opts(color="#999999", line_dash="dashed", line_width=2)
+        * hv.Scatter((curve.centres, curve.empirical), x,
+                     hv.Dimension("empirical", label=RATE.label), label="empirical")
+        .opts(color="#e6862a", size=6)
+        * hv.Curve((curve.centres, curve.model), x, hv.Dimension("model", label=RATE.label),
+                   label="GLM").opts(color="#1f5fa8", line_width=3)
+    ).opts(title=curve.name, ylim=(0, None), **PLOT_OPTS)
+
+
+class TuningCurvesView(pn.viewable.Viewer):
+    """A grid of tuning-curve plots, one per variable of the loaded session."""
+
+    def __init__(self, state, **params):
+        super().__init__(**params)
+        self._state = state
+        self._pipes = {}
+        self._rows = None
+        self._grid = pn.GridBox(ncols=2, sizing_mode="stretch_width")
+        state.param.watch(self._send, "curves")
+
+    def _build(self, curves):
+        self._rows = self._state.variables
+        rows = {row.name: row for row in self._rows}
+        self._pipes = {c.name: hv.streams.Pipe(data=c) for c in curves}
+        panes = []
+        for curve in curves:
+            row = rows[curve.name]
+            pane = pn.pane.HoloViews(
+                hv.DynamicMap(render_curve, streams=[self._pipes[curve.name]]),
+                sizing_mode="stretch_width", visible=row.include, name=curve.name)
+            row.param.watch(lambda e, pane=pane: setattr(pane, "visible", e.new), "include")
+            panes.append(pane)
+        self._grid.objects = panes
+
+    def _send(self, event):
+        new_rows = self._rows is not self._state.variables
+        if new_rows or list(self._pipes) != [c.name for c in event.new]:
+            self._build(event.new)
+            return
+        for curve in event.new:
+            self._pipes[curve.name].send(curve)
+
+    def __panel__(self):
+        return self._grid
+
+
+def traces_view(state) -> pn.pane.HoloViews:
+    """Behaviour traces of the loaded session, redrawn when a data set is loaded."""
+    return pn.pane.HoloViews(
+        pn.bind(lambda s: traces(s) if s is not None else hv.Layout([hv.Curve([])]),
+                state.param.session),
+        sizing_mode="stretch_width")
+
+
+def traces(session, max_points: int = 3000) -> hv.Layout:
+    """The first ``max_points`` samples of every behavioural variable against time."""
+    n = min(session.n_samples, max_points)
+    t = hv.Dimension("time", label="time (s)")
+    time = np.arange(n) * session.bin_width
+    plots = [
+        hv.Curve((time, var.values[:n]), t, _axis(var)).opts(
+            responsive=True, height=140, color="#444444", title="", show_grid=True)
+        for var in session.variables
+    ]
+    return hv.Layout(plots).cols(1).opts(shared_axes=True)

@@ -1,0 +1,146 @@
+"""The explorer's state: one Parameterized per browser session, with a single refit effect.
+
+Every user setting is a parameter. Any change runs :meth:`ExplorerState._refresh`, which redoes
+only what the change invalidates (load the data, re-bin one variable, swap the unit, or just refit)
+and publishes the results as parameters (``curves``, ``stats``, ``error``) that the views watch.
+No maths here: everything numerical is a call into ``glm_core``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import param
+
+from glm_core import explorer
+from glm_core.binned import max_bins_for
+from glm_core.errors import InputError
+from glm_core.loaders import DEFAULT_UNIT, load_linear_track, load_upload
+from glm_core.regularizers import REGULARIZERS
+from glm_core.simulation import simulate_session
+
+SIMULATION = "simulation"
+RECORDING = "linear track recording"
+UPLOAD = "uploaded file"
+DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
+
+
+class VariableSettings(param.Parameterized):
+    """How one behavioural variable enters the model."""
+
+    include = param.Boolean(default=True, doc="Use this variable in the model.")
+    n_bins = param.Integer(default=20, bounds=(2, 64), doc="One-hot bins.")
+    log_strength = param.Number(default=-3.0, bounds=(-6.0, 0.0), step=0.1,
+                                label="log10 strength", doc="Regularization strength (log10).")
+
+    def __init__(self, variable, max_bins, **params):
+        n_bins = min(16 if variable.circular else 20, max_bins)
+        super().__init__(name=variable.name, n_bins=n_bins, **params)
+        self.param.n_bins.bounds = (2, max_bins)
+        self.unit = variable.unit
+
+
+class ExplorerState(param.Parameterized):
+    """Settings in, fit results out."""
+
+    source = param.Selector(default=SIMULATION, objects=[SIMULATION, RECORDING, UPLOAD])
+    n_samples = param.Integer(default=20_000, bounds=(100, 2_000_000), label="samples (T)")
+    seed = param.Integer(default=0, bounds=(0, None))
+    bin_width = param.Number(default=0.025, bounds=(0.005, 1.0), step=0.005, label="bin width (s)",
+                             doc="Time bin for recordings and uploads, in seconds.")
+    upload = param.Parameter(default=None, doc="(filename, bytes) of an uploaded file.")
+    unit = param.Selector(default=None, objects=[])
+    regularizer = param.Selector(default="Ridge", objects=list(REGULARIZERS))
+    variables = param.List(default=[], item_type=VariableSettings)
+
+    session = param.Parameter(default=None, doc="The loaded glm_core Session.")
+    curves = param.List(default=[], doc="TuningCurve per variable, from the last fit.")
+    stats = param.Dict(default={}, doc="Fit statistics of the last fit.")
+    error = param.String(default="", doc="Message for the user; empty when all is well.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._encoding = None
+        self._fit = None
+        self._row_watchers = []
+        self._loading = False
+        self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer"])
+
+    def start(self):
+        """Load the first data set and fit it, then compile every regularizer's solver for this
+        data shape, so that later choices respond at once."""
+        self._refresh()
+        if self._encoding is not None:
+            explorer.warm_up(self._encoding)
+
+    def _refresh(self, *events):
+        if self._loading:
+            return
+        changed = {e.name for e in events} if events else set(DATA_KEYS)
+        try:
+            if changed & set(DATA_KEYS):
+                self._load()
+            elif "unit" in changed:
+                self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
+            elif "n_bins" in changed:
+                for event in events:
+                    if event.name == "n_bins":
+                        v = self.variables.index(event.obj)
+                        self._encoding = explorer.with_bins(self._encoding, self.session, v,
+                                                            event.new)
+                        self._fit = None
+            self._refit()
+        except InputError as err:
+            self.error = str(err)
+
+    def _load(self):
+        session = self._read_session()
+        unit = DEFAULT_UNIT if DEFAULT_UNIT in session.unit_names else session.unit_names[0]
+        max_bins = max_bins_for(len(session.variables))
+        rows = [VariableSettings(v, max_bins) for v in session.variables]
+        encoding = explorer.encode(session, unit, [r.n_bins for r in rows])
+        for row, watcher in zip(self.variables, self._row_watchers):
+            row.param.unwatch(watcher)
+        self._row_watchers = [
+            row.param.watch(self._refresh, ["include", "n_bins", "log_strength"]) for row in rows
+        ]
+        self._encoding, self._fit = encoding, None
+        self._loading = True
+        try:
+            self.param.unit.objects = list(session.unit_names)
+            self.unit = unit
+        finally:
+            self._loading = False
+        self.session, self.variables = session, rows
+
+    def _read_session(self):
+        if self.source == SIMULATION:
+            return simulate_session(self.n_samples, self.seed)
+        if self.source == RECORDING:
+            return load_linear_track(self.bin_width)
+        if self.upload is None:
+            raise InputError("choose a file to upload (.npz, .csv or .nwb)")
+        return load_upload(*self.upload, bin_width=self.bin_width)
+
+    def _refit(self):
+        include = [r.include for r in self.variables]
+        strengths = [10.0**r.log_strength for r in self.variables]
+        init = None if self._fit is None else self._fit.theta
+        start = time.perf_counter()
+        fit = explorer.fit(self._encoding, include, strengths, self.regularizer, init)
+        elapsed = time.perf_counter() - start
+        self._fit = fit
+        session = self.session
+        self.stats = {
+            "log-likelihood": fit.log_likelihood,
+            "pseudo-R2 (McFadden)": fit.pseudo_r2,
+            "iterations": fit.n_iter,
+            "converged": fit.converged,
+            "refit time (ms)": 1e3 * elapsed,
+            "samples used": session.n_valid,
+            "samples dropped (NaN/inf)": session.n_dropped,
+        }
+        self.curves = explorer.tuning_curves(session, self._encoding, fit)
+        self.error = "" if fit.converged else (
+            f"The solver stopped after {fit.n_iter} iterations without converging "
+            f"(residual {fit.residual:.2g}); try a larger regularization strength.")
