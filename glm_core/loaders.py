@@ -83,7 +83,7 @@ def load_upload(filename: str, data: bytes, bin_width=None) -> Session:
         raise InputError("the upload is not a file")
     if len(data) > MAX_UPLOAD_BYTES:
         raise InputError(
-            f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB"
+            f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB"
         )
     loaders = {".npz": load_npz, ".csv": load_csv, ".nwb": load_nwb}
     suffix = Path(str(filename)).suffix.lower()
@@ -158,7 +158,8 @@ def load_nwb(path_or_bytes, bin_width=DEFAULT_BIN_WIDTH) -> Session:
     except InputError:
         raise
     except Exception as err:  # h5py / hdmf / pynwb raise many types for a bad file
-        raise InputError(f"{label} is not a readable NWB file ({type(err).__name__}: {err})") from None
+        message = f"{label} is not a readable NWB file ({type(err).__name__}: {err})"
+        raise InputError(message) from None
     centres, counts, names, variables = _bin_events(trains, samples, bin_width)
     position = [v for v in variables if v.name in ("x", "y", "z", "position")]
     if position and len(centres) > 1:
@@ -234,7 +235,7 @@ def _from_arrays(arrays: dict, bin_width, label: str) -> Session:
     counts = {k[len("count:"):]: v for k, v in arrays.items() if k.startswith("count:")}
     var_keys = [k for k in arrays if k.startswith("var:")]
     if counts and "spike_times" in arrays:
-        raise InputError(f"{label} mixes the binned form (count:...) and the events form (spike_times)")
+        raise InputError(f"{label} mixes the binned (count:...) and events (spike_times) forms")
     if counts:
         form, allowed = "binned", {"bin_width", "valid"}
     elif "spike_times" in arrays:
@@ -288,8 +289,8 @@ def _binned_session(arrays, counts: dict, var_keys, bin_width, label) -> Session
     merge = int(round(factor))
     if merge < 1 or abs(merge - factor) > 1e-6 * factor:
         raise InputError(
-            f"{label} is binned at {file_width:g} s; the bin width must be a whole multiple of it "
-            f"(asked for {requested:g} s)"
+            f"{label} is binned at {file_width:g} s, so the bin width must be {file_width:g} s "
+            f"or a whole multiple of it, not {requested:g} s"
         )
     table = np.column_stack([_numeric(f"count:{u}", c) for u, c in _same_length(counts, label)])
     n = table.shape[0]
@@ -352,7 +353,8 @@ def _interp(centres, t, values, circular: bool) -> np.ndarray:
     if not circular:
         return np.interp(centres, t, values)
     with np.errstate(invalid="ignore"):
-        return np.arctan2(np.interp(centres, t, np.sin(values)), np.interp(centres, t, np.cos(values)))
+        sin, cos = np.sin(values), np.cos(values)
+        return np.arctan2(np.interp(centres, t, sin), np.interp(centres, t, cos))
 
 
 def _merge(values, merge: int, circular: bool) -> np.ndarray:
@@ -367,7 +369,7 @@ def _merge(values, merge: int, circular: bool) -> np.ndarray:
     return blocks.mean(axis=1)
 
 
-# --- NWB -------------------------------------------------------------------------------------------
+# --- NWB ---------------------------------------------------------------------------------------
 
 
 def _nwb_contents(nwb, pynwb):
@@ -375,7 +377,9 @@ def _nwb_contents(nwb, pynwb):
     if units is None or len(units) == 0:
         raise InputError("the NWB file has no Units table with spike times")
     ids = [str(i) for i in units.id[:]]
-    trains = {u: _finite_1d(f"unit {u} spike times", units["spike_times"][i]) for i, u in enumerate(ids)}
+    trains = {
+        u: _finite_1d(f"unit {u} spike times", units["spike_times"][i]) for i, u in enumerate(ids)
+    }
     behavior = nwb.processing.get("behavior")
     if behavior is None:
         raise InputError("the NWB file has no 'behavior' processing module")
@@ -502,7 +506,7 @@ def _positive(label: str, value) -> float:
 def _same_length(columns: dict, label: str):
     lengths = {np.size(v) for v in columns.values()}
     if len(lengths) != 1:
-        raise InputError(f"{label}: the count:<unit> entries have different lengths {sorted(lengths)}")
+        raise InputError(f"{label}: the count:<unit> entries differ in lengths {sorted(lengths)}")
     return columns.items()
 
 

@@ -1,8 +1,10 @@
 """Second-order solvers on a flat parameter vector, written to run inside ``jax.jit``.
 
 The smooth part of the objective comes as two functions: ``value(theta)`` and
-``grad_hess(theta) -> (g, H)``. Smooth problems (no penalty, Ridge) use damped Newton with an
-Armijo backtracking line search; Lasso and GroupLasso use proximal Newton, whose inner problem the
+``grad_hess(theta) -> (g, H)``. Smooth problems (no penalty, Ridge) use Newton with an Armijo
+backtracking line search and Levenberg-Marquardt damping (a multiple of the mean curvature added
+to H: tiny after a good step, raised a hundredfold after a failed one, so flat directions such as
+one-hot leaves plus an intercept cannot derail it); Lasso and GroupLasso use proximal Newton, whose inner problem the
 regularizer solves (coordinate or block-coordinate descent on the quadratic model).
 
 Convergence is measured by the optimality residual, the largest entry of the minimum-norm
@@ -22,6 +24,8 @@ from .regularizers import Regularizer
 
 MAX_BACKTRACKS = 30
 ARMIJO = 1e-4
+MIN_DAMPING = 1e-6  # Levenberg-Marquardt damping, relative to the mean curvature
+MAX_DAMPING = 1e6
 
 
 class SolverResult(NamedTuple):
@@ -65,18 +69,28 @@ def solve(
         return jnp.max(jnp.abs(regularizer.stationarity(theta, g, weights, groups))) / scale
 
     def cond(state):
-        *_, res, k, moved = state
-        return (res > tol) & (k < maxiter) & moved
+        *_, res, k, damping = state
+        return (res > tol) & (k < maxiter) & (damping < MAX_DAMPING)
 
     def body(state):
-        theta, f, g, h, _, k, _ = state
-        d, slope = direction(theta, g, h)
-        new_theta, f = _backtrack(composite, theta, f, d, slope)
-        g, h = grad_hess(new_theta)
-        return new_theta, f, g, h, residual(new_theta, g), k + 1, jnp.any(new_theta != theta)
+        theta, f, g, h, res, k, damping = state
+        eye = jnp.eye(h.shape[0], dtype=h.dtype)
+        d, slope = direction(theta, g, h + damping * jnp.mean(jnp.diagonal(h)) * eye)
+        new_theta, new_f, ok = _backtrack(composite, theta, f, d, slope)
+        new_g, new_h = grad_hess(new_theta)
+        return (
+            new_theta,
+            new_f,
+            jnp.where(ok, new_g, g),
+            jnp.where(ok, new_h, h),
+            jnp.where(ok, residual(new_theta, new_g), res),
+            k + 1,
+            jnp.where(ok, jnp.maximum(damping / 10, MIN_DAMPING), damping * 100),
+        )
 
     g0, h0 = grad_hess(theta0)
-    init = (theta0, composite(theta0), g0, h0, residual(theta0, g0), 0, jnp.array(True))
+    init = (theta0, composite(theta0), g0, h0, residual(theta0, g0), 0,
+            jnp.asarray(MIN_DAMPING, theta0.dtype))
     theta, f, _, _, res, k, _ = jax.lax.while_loop(cond, body, init)
     return SolverResult(theta, k, res <= tol, res, f)
 
@@ -96,11 +110,7 @@ def _with_smooth_penalty(value, grad_hess, penalty):
 
 
 def _newton_direction(theta, g, h):
-    """Levenberg-damped Newton step: a tiny multiple of the mean curvature keeps the Cholesky
-    factorisation defined on flat directions (one-hot designs with an intercept) without moving
-    the fixed point."""
-    damping = 1e-6 * jnp.mean(jnp.diagonal(h))
-    chol = jax.scipy.linalg.cho_factor(h + damping * jnp.eye(h.shape[0], dtype=h.dtype))
+    chol = jax.scipy.linalg.cho_factor(h)
     d = -jax.scipy.linalg.cho_solve(chol, g)
     return d, g @ d
 
@@ -121,5 +131,5 @@ def _backtrack(objective, theta, f, d, slope):
 
     one = jnp.ones((), theta.dtype)
     t, f_new, _ = jax.lax.while_loop(cond, body, (one, objective(theta + d), 0))
-    accept = jnp.isfinite(f_new) & (f_new <= f + slack)
-    return jnp.where(accept, theta + t * d, theta), jnp.where(accept, f_new, f)
+    accept = jnp.isfinite(f_new) & (f_new <= f + slack) & jnp.all(jnp.isfinite(d))
+    return jnp.where(accept, theta + t * d, theta), jnp.where(accept, f_new, f), accept

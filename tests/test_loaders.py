@@ -229,7 +229,8 @@ def write_nwb(path, spikes_by_unit, t, xy, hd_degrees):
 def test_nwb_round_trip(tmp_path):
     spikes, units, t = events()
     xy = np.column_stack([10 * t, np.ones_like(t)])
-    write_nwb(tmp_path / "r.nwb", [spikes[units == i] for i in range(3)], t, xy, np.full(t.size, 270.0))
+    trains = [spikes[units == i] for i in range(3)]
+    write_nwb(tmp_path / "r.nwb", trains, t, xy, np.full(t.size, 270.0))
     s = load_nwb(tmp_path / "r.nwb", bin_width=0.1)
     assert s.names == ("x", "y", "head direction", "speed") and len(s.unit_names) == 3
     edges = t[0] + 0.1 * np.arange(s.n_samples + 1)
@@ -266,7 +267,8 @@ def test_derived():
     np.testing.assert_allclose(derived.speed(np.column_stack([3 * t, 4 * t]), 0.1, smooth=0.3), 5.0)
     along = derived.linearize(1 + 2 * t, 5 - t)
     np.testing.assert_allclose(along, np.hypot(2, 1) * t, atol=1e-9)
-    np.testing.assert_array_equal(derived.running_mask([0.0, 5.0, np.nan], 1.0), [False, True, False])
+    running = derived.running_mask([0.0, 5.0, np.nan], 1.0)
+    np.testing.assert_array_equal(running, [False, True, False])
     with pytest.raises(InputError):
         derived.speed([1.0], 0.1)
 

@@ -1,0 +1,199 @@
+"""Helpers for the real-browser tests in ``test_browser.py``: start ``panel serve app.py``,
+launch Debian's Chromium through Playwright, and read what Bokeh really plotted.
+
+Bokeh renders inside shadow DOM, so widgets are found with Playwright CSS locators (which pierce
+shadow roots) and plot data is read from ``window.Bokeh.documents[0]`` in ``page.evaluate``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+LOCAL_PREFIXES = ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost",
+                  "data:", "blob:", "about:")
+
+# The GLM curve (the renderer whose source has a `model` column) of every figure that is part of
+# the rendered page, keyed by the figure's title (the variable's name). Walks the live views, not
+# `doc.all_models`, which still holds the sources of plots replaced by a new data set. `x` is the
+# column named after the variable (HoloViews may sanitise it, e.g. head_direction).
+JS_CURVES = """() => {
+  const out = {};
+  if (!window.Bokeh || !Bokeh.index) return out;
+  const walk = (v) => {
+    if (!v) return;
+    if (v.model && v.model.type === 'Figure') {
+      for (const r of v.model.renderers) {
+        const src = r.data_source;
+        if (!src || !src.data) continue;
+        const d = src.data;
+        const keys = d instanceof Map ? [...d.keys()] : Object.keys(d);
+        if (!keys.includes('model')) continue;
+        const x = keys.find(k => k !== 'model');
+        const get = k => Array.from(d instanceof Map ? d.get(k) : d[k], Number);
+        const title = v.model.title ? v.model.title.text : x;
+        out[title] = {column: x, x: get(x), y: get('model')};
+      }
+    }
+    for (const c of (v.child_views || [])) walk(c);
+  };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  return out;
+}"""
+
+# Every Bokeh figure view with its title, model.visible and whether its element is displayed.
+JS_FIGURES = """() => {
+  const out = [];
+  if (!window.Bokeh || !Bokeh.index) return out;
+  const walk = (v) => {
+    if (!v) return;
+    if (v.model && v.model.type === 'Figure') {
+      const r = v.el.getBoundingClientRect();
+      out.push({title: v.model.title ? v.model.title.text : '', visible: v.model.visible,
+                shown: v.el.checkVisibility() && r.width > 0 && r.height > 0});
+    }
+    for (const c of (v.child_views || [])) walk(c);
+  };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  return out;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, log_path: Path, timeout: float = 90.0) -> subprocess.Popen:
+    """``panel serve app.py`` on 127.0.0.1:``port`` in its own process group; waits for HTTP."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), BOKEH_LOG_LEVEL="info")
+    panel = Path(sys.executable).with_name("panel")
+    cmd = [str(panel), "serve", "app.py", "--address", "127.0.0.1", "--port", str(port),
+           f"--allow-websocket-origin=127.0.0.1:{port}", "--num-procs", "1"]
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{port}/app"
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"panel serve exited with {proc.returncode}:\n"
+                               + log_path.read_text(errors="replace")[-3000:])
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return proc
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(proc)
+            raise RuntimeError(f"panel serve did not answer {url} within {timeout} s:\n"
+                               + log_path.read_text(errors="replace")[-3000:])
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def poll(fn, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
+    """Call ``fn`` until it returns something truthy (returned) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+        except AssertionError as err:  # allow fn to use assert for a descriptive failure
+            last = err
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}; last: "
+                                 f"{last!r:.2000}")
+        time.sleep(interval)
+
+
+def norm(name: str) -> str:
+    """A variable name as HoloViews may sanitise it into a column name."""
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def curves(page) -> dict:
+    """``{variable name: (x list, GLM rate list)}`` of every plotted GLM curve."""
+    return {k: (v["x"], v["y"]) for k, v in page.evaluate(JS_CURVES).items()}
+
+
+def curve(page, name: str):
+    """The plotted GLM curve of one variable (raw or sanitised column name), or None."""
+    data = curves(page)
+    for key in (name, norm(name)):
+        if key in data:
+            return data[key]
+    return None
+
+
+def figures(page) -> dict:
+    """``{title: {"visible": bool, "shown": bool}}`` of the tuning-curve figures."""
+    return {f["title"]: f for f in page.evaluate(JS_FIGURES) if f["title"]}
+
+
+def finite(values) -> bool:
+    return len(values) > 0 and all(v is not None and math.isfinite(v) for v in values)
+
+
+def wait_for_app(page, names=("position", "speed", "head direction"), timeout: float = 90.0):
+    """Wait until the loading overlay is gone and each named variable has a finite GLM curve."""
+
+    def ready():
+        if page.locator(".pn-loading").count():
+            return False
+        got = {n: curve(page, n) for n in names}
+        return all(c is not None and finite(c[1]) for c in got.values()) and got
+
+    return poll(ready, timeout, message=f"finite GLM curves of {list(names)}")
+
+
+def variable_row(page, index: int):
+    """The sidebar card of the ``index``-th variable (order of the session's variables)."""
+    return page.locator(".variable-row").nth(index)
+
+
+def slider_handle(page, index: int, which: str):
+    """The noUiSlider handle of variable ``index``'s ``n_bins`` or ``log_strength`` slider."""
+    return variable_row(page, index).locator(".noUi-handle").nth(
+        {"n_bins": 0, "log_strength": 1}[which])
+
+
+def press_slider(page, index: int, which: str, *keys: str) -> None:
+    """Drive a throttled slider with the keyboard: each key press is one committed change."""
+    handle = slider_handle(page, index, which)
+    handle.focus()
+    for key in keys:
+        handle.press(key)
+
+
+def select_with_option(page, value: str):
+    """The <select> offering ``value`` (e.g. the data-source select)."""
+    return page.locator(f"select:has(option[value='{value}'])")
