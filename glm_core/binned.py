@@ -16,13 +16,13 @@ variables included or the unit therefore reuses one compiled solver.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
-from scipy.special import gammaln
 
 from .errors import InputError
 from .poisson import pseudo_r2_mcfadden
@@ -67,8 +67,14 @@ def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int) -> BinGrid:
     return BinGrid(
         occupancy.astype(np.float32),
         spikes.astype(np.float32),
-        float(gammaln(counts + 1.0).sum()),
+        _log_factorial_sum(counts),
     )
+
+
+def _log_factorial_sum(counts: np.ndarray) -> float:
+    """sum_t log(y_t!) for whole-number counts, via a histogram of the count values."""
+    histogram = np.bincount(counts.astype(np.int64))
+    return float(sum(n * math.lgamma(k + 1.0) for k, n in enumerate(histogram) if n))
 
 
 @dataclass(frozen=True)

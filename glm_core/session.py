@@ -100,7 +100,7 @@ def make_session(
         raise InputError("the session has no behavioural variables")
     if len({v.name for v in variables}) != len(variables):
         raise InputError("variable names must be distinct")
-    valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+    valid = np.ones(n, bool) if valid is None else _numeric(valid, "the validity mask") != 0
     if valid.shape != (n,):
         raise InputError(f"the validity mask has {valid.size} samples, the counts have {n}")
     finite = np.logical_and.reduce([np.isfinite(v.values) for v in variables])
@@ -121,11 +121,19 @@ def make_session(
     )
 
 
-def _as_counts(counts) -> np.ndarray:
+def _numeric(values, what: str) -> np.ndarray:
+    """A real-valued float array, or an InputError naming ``what``."""
     try:
-        counts = np.asarray(counts, dtype=float)
+        array = np.asarray(values)
     except (TypeError, ValueError):
-        raise InputError("spike counts must be numeric") from None
+        raise InputError(f"{what} must be a numeric array") from None
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{what} must be real numbers, got {array.dtype} values")
+    return array.astype(float)
+
+
+def _as_counts(counts) -> np.ndarray:
+    counts = _numeric(counts, "spike counts")
     if counts.ndim == 1:
         counts = counts[:, None]
     if counts.ndim != 2 or counts.shape[0] == 0 or counts.shape[1] == 0:
@@ -138,10 +146,7 @@ def _as_counts(counts) -> np.ndarray:
 def _as_variable(var, n: int) -> Variable:
     if not isinstance(var, Variable):
         raise InputError(f"expected a Variable, got {type(var).__name__}")
-    try:
-        values = np.asarray(var.values, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"variable {var.name!r} is not numeric") from None
+    values = _numeric(var.values, f"variable {var.name!r}")
     if values.shape != (n,):
         raise InputError(
             f"variable {var.name!r} has {values.size} samples, the spike counts have {n}"

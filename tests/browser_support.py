@@ -141,17 +141,15 @@ def norm(name: str) -> str:
 
 
 def curves(page) -> dict:
-    """``{variable name: (x list, GLM rate list)}`` of every plotted GLM curve."""
-    return {k: (v["x"], v["y"]) for k, v in page.evaluate(JS_CURVES).items()}
+    """``{figure title: (x list, GLM rate list)}`` of every rendered GLM curve. A curve counts
+    only if its x column is named after the variable (raw or as HoloViews sanitises it)."""
+    return {title: (v["x"], v["y"]) for title, v in page.evaluate(JS_CURVES).items()
+            if v["column"] in (title, norm(title))}
 
 
 def curve(page, name: str):
-    """The plotted GLM curve of one variable (raw or sanitised column name), or None."""
-    data = curves(page)
-    for key in (name, norm(name)):
-        if key in data:
-            return data[key]
-    return None
+    """The plotted GLM curve ``(x, rates)`` of the variable ``name``, or None."""
+    return curves(page).get(name)
 
 
 def figures(page) -> dict:

@@ -79,7 +79,7 @@ class ExplorerState(param.Parameterized):
         changed = {e.name for e in events} if events else set(DATA_KEYS)
         try:
             if changed & set(DATA_KEYS):
-                self._load()
+                self._load(keep_file_bins="upload" in changed or "source" in changed)
             elif "unit" in changed:
                 self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
             elif "n_bins" in changed:
@@ -93,8 +93,8 @@ class ExplorerState(param.Parameterized):
         except InputError as err:
             self.error = str(err)
 
-    def _load(self):
-        session = self._read_session()
+    def _load(self, keep_file_bins=False):
+        session = self._read_session(keep_file_bins)
         unit = DEFAULT_UNIT if DEFAULT_UNIT in session.unit_names else session.unit_names[0]
         max_bins = max_bins_for(len(session.variables))
         rows = [VariableSettings(v, max_bins) for v in session.variables]
@@ -109,18 +109,21 @@ class ExplorerState(param.Parameterized):
         try:
             self.param.unit.objects = list(session.unit_names)
             self.unit = unit
+            if self.source != SIMULATION:
+                self.bin_width = session.bin_width
         finally:
             self._loading = False
         self.session, self.variables = session, rows
 
-    def _read_session(self):
+    def _read_session(self, keep_file_bins):
+        """The selected data set; a newly chosen file keeps its own bin width if it has one."""
         if self.source == SIMULATION:
             return simulate_session(self.n_samples, self.seed)
         if self.source == RECORDING:
             return load_linear_track(self.bin_width)
         if self.upload is None:
             raise InputError("choose a file to upload (.npz, .csv or .nwb)")
-        return load_upload(*self.upload, bin_width=self.bin_width)
+        return load_upload(*self.upload, bin_width=None if keep_file_bins else self.bin_width)
 
     def _refit(self):
         include = [r.include for r in self.variables]
