@@ -1,4 +1,5 @@
-"""Variables derived from tracked position: speed, linearised position, a running mask."""
+"""Variables derived from tracked position: velocity, speed, linearised position, a running
+mask."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import numpy as np
 from .errors import InputError
 
 
-def speed(position, bin_width: float, smooth: float = 0.0) -> np.ndarray:
-    """Speed (units per second) of a 1-D ``(T,)`` or 2-D ``(T, D)`` position sampled every
-    ``bin_width`` seconds; ``smooth`` > 0 first applies a Gaussian filter of that s.d. (seconds)."""
+def velocity(position, bin_width: float, smooth: float = 0.0) -> np.ndarray:
+    """Velocity ``(T, D)`` (units per second) of a 1-D ``(T,)`` or 2-D ``(T, D)`` position sampled
+    every ``bin_width`` seconds; ``smooth`` > 0 first applies a Gaussian filter of that s.d.
+    (seconds)."""
     pos = np.asarray(position, dtype=float)
     if pos.ndim == 1:
         pos = pos[:, None]
@@ -19,7 +21,12 @@ def speed(position, bin_width: float, smooth: float = 0.0) -> np.ndarray:
         raise InputError(f"bin width must be positive, got {bin_width}")
     if smooth > 0:
         pos = _gaussian_filter(pos, smooth / bin_width)
-    return np.sqrt(np.sum(np.gradient(pos, bin_width, axis=0) ** 2, axis=1))
+    return np.gradient(pos, bin_width, axis=0)
+
+
+def speed(position, bin_width: float, smooth: float = 0.0) -> np.ndarray:
+    """Speed: the norm of :func:`velocity`."""
+    return np.linalg.norm(velocity(position, bin_width, smooth), axis=1)
 
 
 def linearize(x, y) -> np.ndarray:

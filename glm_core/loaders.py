@@ -203,8 +203,10 @@ def from_pynapple(tsgroup, variables: dict, bin_width=DEFAULT_BIN_WIDTH, circula
 def load_linear_track(bin_width=DEFAULT_BIN_WIDTH, speed_threshold=10.0) -> Session:
     """The built-in recording (nelpy example data, MIT): 31 rat hippocampal units on a linear track.
 
-    Run period only. Variables: ``linear position`` (px along the track's principal axis) and
-    ``speed`` (px/s along the track). Valid bins: tracked, and speed above ``speed_threshold``.
+    Run period only. Variables: ``linear position`` (px along the track's principal axis),
+    ``running direction`` (sign of the velocity along the track: place fields on a linear track
+    are directional) and ``speed`` (px/s along the track; suggested off in the starting model).
+    Valid bins: tracked, and speed above ``speed_threshold``.
     """
     with np.load(_DATA / "linear_track.npz") as d:
         t, x, y = d["pos_t"], d["pos_x"], d["pos_y"]
@@ -217,11 +219,18 @@ def load_linear_track(bin_width=DEFAULT_BIN_WIDTH, speed_threshold=10.0) -> Sess
     trains = {name: spike_times[spike_unit == i] for i, name in enumerate(names)}
     samples = [_Samples("linear position", "px", False, t, linear)]
     centres, counts, names, variables = _bin_events(trains, samples, bin_width)
-    speed = derived.speed(variables[0].values, float(bin_width), smooth=_SPEED_SMOOTH)
+    velocity = derived.velocity(variables[0].values, float(bin_width), smooth=_SPEED_SMOOTH)[:, 0]
+    speed = np.abs(velocity)
     after = np.clip(np.searchsorted(t, centres), 1, len(t) - 1)
     gap = np.minimum(centres - t[after - 1], np.abs(t[after] - centres))
     valid = (gap <= _MAX_GAP) & derived.running_mask(speed, speed_threshold)
-    variables.append(Variable("speed", speed, "px/s"))
+    variables += [
+        Variable("running direction", np.sign(velocity), "-1 toward start, +1 away",
+                 default_bins=2),
+        # Off at first: on this track the rat runs fast through the fields and lingers slowly at
+        # the reward ends, so speed is better explored as a confound than assumed.
+        Variable("speed", speed, "px/s", default_include=False),
+    ]
     return make_session(
         bin_width, variables, counts, names, valid=valid,
         source="nelpy linear track (run period)",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -12,12 +12,18 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class Variable:
-    """A behavioural variable sampled at the session's bin centres."""
+    """A behavioural variable sampled at the session's bin centres.
+
+    ``default_bins`` and ``default_include`` are the data source's suggestion for the explorer's
+    starting model (None: the explorer's own default bin count).
+    """
 
     name: str
     values: np.ndarray
     unit: str = ""
     circular: bool = False  # values in radians, wrapped to [-pi, pi)
+    default_bins: int | None = None
+    default_include: bool = True
 
 
 @dataclass(frozen=True)
@@ -153,4 +159,5 @@ def _as_variable(var, n: int) -> Variable:
         )
     if var.circular:
         values = np.where(np.isfinite(values), np.mod(values + np.pi, 2 * np.pi) - np.pi, values)
-    return Variable(str(var.name), values, str(var.unit), bool(var.circular))
+    return replace(var, name=str(var.name), values=values, unit=str(var.unit),
+                   circular=bool(var.circular))

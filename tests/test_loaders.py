@@ -285,7 +285,7 @@ def test_linear_track_loads(track):
     assert len(track.unit_names) == 31 and track.bin_width == 0.025
     assert track.unit_names[27] == "t10c18" == DEFAULT_UNIT
     assert (track.unit_names[13], track.unit_names[20]) == ("t1c22", "t10c5")
-    assert track.names == ("linear position", "speed")
+    assert track.names == ("linear position", "running direction", "speed")
     assert track.variable("linear position").unit == "px"
     assert 0.3 * track.n_samples < track.n_valid < 0.7 * track.n_samples
     assert np.all(track.variable("speed").values[track.valid] > 10.0)

@@ -34,8 +34,9 @@ class VariableSettings(param.Parameterized):
                                 label="log10 strength", doc="Regularization strength (log10).")
 
     def __init__(self, variable, max_bins, **params):
-        n_bins = min(16 if variable.circular else 20, max_bins)
-        super().__init__(name=variable.name, n_bins=n_bins, **params)
+        n_bins = variable.default_bins or (16 if variable.circular else 20)
+        super().__init__(name=variable.name, n_bins=min(n_bins, max_bins),
+                         include=variable.default_include, **params)
         self.param.n_bins.bounds = (2, max_bins)
         self.unit = variable.unit
 

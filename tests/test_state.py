@@ -1,0 +1,113 @@
+"""The explorer state (param only, no browser): one refit effect, errors kept in the page."""
+
+import io
+
+import numpy as np
+import pytest
+
+from widgets.state import RECORDING, UPLOAD, ExplorerState
+from tests.test_binned_fit import CompileCounter
+
+
+def curve(state, name):
+    return next(c for c in state.curves if c.name == name)
+
+
+@pytest.fixture
+def state():
+    s = ExplorerState(n_samples=5_000)
+    s.start()
+    assert s.error == ""
+    return s
+
+
+def npz_bytes(**arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_start_fits_every_variable(state):
+    assert [c.name for c in state.curves] == ["position", "speed", "head direction"]
+    assert state.stats["converged"] is True
+    for c in state.curves:  # a model rate exactly where the bin was visited
+        np.testing.assert_array_equal(np.isfinite(c.model), np.isfinite(c.empirical))
+        assert np.isfinite(c.model).sum() >= c.centres.size // 2
+
+
+def test_controls_refit_without_recompiling(state):
+    before = curve(state, "position").model.copy()
+    with CompileCounter() as counter:
+        state.variables[0].log_strength = -0.5
+        flattened = curve(state, "position").model
+        state.variables[0].n_bins = 33
+        state.variables[1].include = False
+        state.regularizer = "GroupLasso"
+        state.variables[2].log_strength = -5
+    assert counter.count == 0
+    assert np.ptp(flattened) < np.ptp(before)
+    assert curve(state, "position").centres.shape == (33,)
+    assert np.isnan(curve(state, "speed").model).all()  # excluded: no model curve
+    assert state.stats["converged"] is True
+
+
+def test_bad_upload_shows_a_message_and_the_app_keeps_working(state):
+    state.source = UPLOAD
+    assert "upload" in state.error
+    state.upload = ("broken.npz", b"PK\x03\x04 not really a zip")
+    assert state.error and "npz" in state.error.lower()
+    state.upload = ("notes.txt", b"hello")
+    assert ".txt" in state.error
+    n = 400
+    rng = np.random.default_rng(0)
+    good = npz_bytes(bin_width=0.02, **{"count:a": rng.poisson(1.0, n),
+                                        "var:x[cm]": rng.uniform(0, 10, n)})
+    state.upload = ("good.npz", good)
+    assert state.error == ""
+    assert [c.name for c in state.curves] == ["x"]
+    assert state.bin_width == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("arrays,message", [
+    ({"count:a": np.ones(50), "var:x": np.full(50, 3.0)}, "constant"),
+    ({"count:a": np.zeros(50), "var:x": np.arange(50.0)}, "no spikes"),
+    ({"count:a": np.ones(50), "var:x": np.full(50, np.nan)}, "no valid samples"),
+])
+def test_degenerate_uploads_are_explained(state, arrays, message):
+    state.source = UPLOAD
+    state.upload = ("bad.npz", npz_bytes(bin_width=0.02, **arrays))
+    assert message in state.error
+    state.source = "simulation"
+    assert state.error == "" and len(state.curves) == 3
+
+
+def test_nan_samples_are_dropped_and_counted(state):
+    n = 600
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 10, n)
+    x[:37] = np.nan
+    state.source = UPLOAD
+    state.upload = ("nan.npz", npz_bytes(bin_width=0.02, **{"count:a": rng.poisson(1.0, n),
+                                                            "var:x": x}))
+    assert state.error == ""
+    assert state.stats["samples dropped (NaN/inf)"] == 37
+    assert state.stats["samples used"] == n - 37
+
+
+def test_recording_unit_change(state):
+    state.source = RECORDING
+    assert state.unit == "t10c18" and "t1c22" in state.param.unit.objects
+    first = curve(state, "linear position").model.copy()
+    state.unit = "t1c22"
+    assert state.error == ""
+    assert not np.allclose(first, curve(state, "linear position").model, equal_nan=True)
+
+
+def test_sessions_are_independent():
+    a, b = ExplorerState(n_samples=3_000), ExplorerState(n_samples=3_000)
+    a.start()
+    b.start()
+    a.variables[0].n_bins = 10
+    b.variables[0].n_bins = 40
+    assert curve(a, "position").centres.size == 10
+    assert curve(b, "position").centres.size == 40
