@@ -201,7 +201,8 @@ def _solve_grid(occupancy, spikes, log_factorial, n_bins, include, strengths, th
         weights = jnp.concatenate([per_bin, jnp.zeros(1, strengths.dtype)])
     groups = tuple((v * max_bins, (v + 1) * max_bins) for v in range(n_vars))
     scale = jnp.maximum(jnp.sum(spikes) / n, 1e-6)
-    res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter)
+    res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
+                diagonal_blocks=True)
 
     w = res.theta[:-1].reshape(n_vars, max_bins)
     log_rate = eta(res.theta)

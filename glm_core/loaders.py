@@ -225,7 +225,7 @@ def load_linear_track(bin_width=DEFAULT_BIN_WIDTH, speed_threshold=10.0) -> Sess
     gap = np.minimum(centres - t[after - 1], np.abs(t[after] - centres))
     valid = (gap <= _MAX_GAP) & derived.running_mask(speed, speed_threshold)
     variables += [
-        Variable("running direction", np.sign(velocity), "-1 toward start, +1 away",
+        Variable("running direction", np.sign(velocity), "+1 = away from start",
                  default_bins=2),
         # Off at first: on this track the rat runs fast through the fields and lingers slowly at
         # the reward ends, so speed is better explored as a confound than assumed.

@@ -61,20 +61,33 @@ class Lasso(Regularizer):
         at_zero = jnp.sign(grad) * jnp.maximum(jnp.abs(grad) - weights, 0.0)
         return jnp.where(theta == 0, at_zero, grad + weights * jnp.sign(theta))
 
-    def solve_quadratic(self, hess, linear, z0, weights, groups, tol, max_sweeps):
-        """Cyclic coordinate descent on 0.5 z'Hz - linear'z + sum(s|z|)."""
+    def solve_quadratic(self, hess, linear, z0, weights, groups, tol, max_sweeps,
+                        diagonal_blocks=False):
+        """Coordinate descent on 0.5 z'Hz - linear'z + sum(s|z|).
+
+        With ``diagonal_blocks`` (each group's block of H is diagonal, as for one-hot leaves) the
+        coordinates of a group do not interact, so each group is updated at once, exactly.
+        """
         diag = jnp.diagonal(hess)
+
+        def soft(rho, i):
+            return jnp.sign(rho) * jnp.maximum(jnp.abs(rho) - weights[i], 0.0) / diag[i]
 
         def coordinate(i, carry):
             z, hz = carry
-            zi = z[i]
-            rho = linear[i] - hz[i] + diag[i] * zi
-            new = jnp.sign(rho) * jnp.maximum(jnp.abs(rho) - weights[i], 0.0) / diag[i]
-            return z.at[i].set(new), hz + hess[:, i] * (new - zi)
+            new = soft(linear[i] - hz[i] + diag[i] * z[i], i)
+            return z.at[i].set(new), hz + hess[:, i] * (new - z[i])
 
-        def sweep(z):
+        def coordinate_sweep(z):
             return jax.lax.fori_loop(0, z.shape[0], coordinate, (z, hess @ z))[0]
 
+        def block_sweep(z):
+            for a, b in _blocks(groups, z.shape[0]):
+                rho = linear[a:b] - hess[a:b] @ z + diag[a:b] * z[a:b]
+                z = z.at[a:b].set(soft(rho, slice(a, b)))
+            return z
+
+        sweep = block_sweep if diagonal_blocks else coordinate_sweep
         return _iterate_sweeps(sweep, z0, tol, max_sweeps)
 
 
@@ -98,13 +111,18 @@ class GroupLasso(Regularizer):
             out = out.at[a:b].set(jnp.where(norm == 0, at_zero, moving))
         return out
 
-    def solve_quadratic(self, hess, linear, z0, weights, groups, tol, max_sweeps):
-        """Block coordinate descent with an exact solve per group (eigen-decomposed blocks).
+    def solve_quadratic(self, hess, linear, z0, weights, groups, tol, max_sweeps,
+                        diagonal_blocks=False):
+        """Block coordinate descent with an exact solve per group, through the eigen-decomposition
+        of its block of H (its diagonal when ``diagonal_blocks``).
 
         Coordinates outside every group (the intercept) are updated exactly with no penalty.
         """
         free = _ungrouped(groups, z0.shape[0])
-        eig = [jnp.linalg.eigh(hess[a:b, a:b]) for a, b in groups]
+        if diagonal_blocks:
+            eig = [(jnp.diagonal(hess)[a:b], None) for a, b in groups]
+        else:
+            eig = [jnp.linalg.eigh(hess[a:b, a:b]) for a, b in groups]
 
         def sweep(z):
             for g, (a, b) in enumerate(groups):
@@ -118,20 +136,26 @@ class GroupLasso(Regularizer):
         return _iterate_sweeps(sweep, z0, tol, max_sweeps)
 
 
+def _blocks(groups, size):
+    """The groups followed by one single-coordinate block per ungrouped coordinate."""
+    return tuple(groups) + tuple((i, i + 1) for i in _ungrouped(groups, size))
+
+
 def _ungrouped(groups, size):
     inside = {i for a, b in groups for i in range(a, b)}
     return tuple(i for i in range(size) if i not in inside)
 
 
 def _group_block_solve(evals, evecs, resid, lam):
-    """argmin_z 0.5 z'Az - r'z + lam*||z||, with A = evecs diag(evals) evecs'.
+    """argmin_z 0.5 z'Az - r'z + lam*||z||, with A = evecs diag(evals) evecs' (evecs None: A is
+    diagonal).
 
     Zero when ||r|| <= lam; otherwise z = (A + lam/rho I)^-1 r with rho = ||z|| the root of
     psi(rho) = sum_i a_i^2 / (evals_i rho + lam)^2 = 1. Newton runs on psi^-1/2 - 1, which is
     increasing and concave, from the lower bound (||a|| - lam) / max(evals), so it climbs
     monotonically to the root.
     """
-    a = evecs.T @ resid
+    a = resid if evecs is None else evecs.T @ resid
     norm_a = jnp.linalg.norm(a)
     top = jnp.max(evals)
     evals = jnp.maximum(evals, 1e-12 * top)
@@ -144,7 +168,8 @@ def _group_block_solve(evals, evecs, resid, lam):
 
     rho0 = jnp.maximum(norm_a - lam, 0.0) / top
     rho = jax.lax.fori_loop(0, 20, newton, rho0)
-    z = evecs @ (a * rho / (evals * rho + lam))
+    z = a * rho / (evals * rho + lam)
+    z = z if evecs is None else evecs @ z
     return jnp.where(norm_a > lam, z, 0.0)
 
 

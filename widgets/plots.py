@@ -13,8 +13,7 @@ import panel as pn
 
 hv.extension("bokeh", logo=False)
 
-RATE = hv.Dimension("rate", label="rate (Hz)")
-PLOT_OPTS = dict(responsive=True, min_height=260, framewise=True, show_grid=True,
+PLOT_OPTS = dict(responsive=True, height=360, framewise=True, show_grid=True,
                  tools=["hover"], legend_position="top", legend_cols=3)
 
 
@@ -24,20 +23,28 @@ def _axis(curve):
 
 
 def render_curve(data) -> hv.Overlay:
-    """Model, empirical and (when known) ground-truth rates of one variable (``data`` is a
+    """Model, empirical and (simulations only) ground-truth rates of one variable (``data`` is a
     ``TuningCurve``, the name a ``Pipe`` stream gives it)."""
     curve = data
     x = _axis(curve)
-    truth = curve.truth if curve.truth is not None else np.full_like(curve.model, np.nan)
-    return (
-        hv.Curve((curve.centres, truth), x, hv.Dimension("truth", label=RATE.label),
-                 label="ground truth").opts(color="#999999", line_dash="dashed", line_width=2)
-        * hv.Scatter((curve.centres, curve.empirical), x,
-                     hv.Dimension("empirical", label=RATE.label), label="empirical")
-        .opts(color="#e6862a", size=6)
-        * hv.Curve((curve.centres, curve.model), x, hv.Dimension("model", label=RATE.label),
-                   label="GLM").opts(color="#1f5fa8", line_width=3)
-    ).opts(title=curve.name, ylim=(0, None), **PLOT_OPTS)
+    layers = []
+    if curve.truth is not None:
+        layers.append(hv.Curve((curve.centres, curve.truth), x, _rate("truth"),
+                               label="ground truth").opts(color="#888888", line_dash="dashed",
+                                                          line_width=2))
+    layers += [
+        hv.Scatter((curve.centres, curve.empirical), x, _rate("empirical"), label="empirical")
+        .opts(color="#e6862a", size=7),
+        hv.Curve((curve.centres, curve.model), x, _rate("model"), label="GLM")
+        .opts(color="#1f5fa8", line_width=3),
+        hv.Scatter((curve.centres, curve.model), x, _rate("model"))
+        .opts(color="#1f5fa8", size=4),
+    ]
+    return hv.Overlay(layers).opts(title=curve.name, ylim=(0, None), **PLOT_OPTS)
+
+
+def _rate(name):
+    return hv.Dimension(name, label="rate (Hz)")
 
 
 class TuningCurvesView(pn.viewable.Viewer):
