@@ -98,7 +98,9 @@ def test_recording_unit_change(state):
     state.source = RECORDING
     assert state.unit == "t10c18" and "t1c22" in state.param.unit.objects
     first = curve(state, "linear position").model.copy()
-    state.unit = "t1c22"
+    with CompileCounter() as counter:
+        state.unit = "t1c22"
+    assert counter.count == 0
     assert state.error == ""
     assert not np.allclose(first, curve(state, "linear position").model, equal_nan=True)
 
