@@ -15,7 +15,7 @@ variables included or the unit therefore reuses one compiled solver.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 from functools import partial
 
@@ -40,15 +40,25 @@ def max_bins_for(n_variables: int) -> int:
 
 @dataclass(frozen=True)
 class BinGrid:
-    """Samples and spikes per joint cell, shape ``(max_bins,) * n_variables``."""
+    """Samples and spikes per joint cell, shape ``(max_bins,) * n_variables``; ``sample_cell``
+    maps each sample to its cell in the flattened grid, so another unit's spikes are re-totalled
+    with one bincount."""
 
     occupancy: np.ndarray
     spikes: np.ndarray
     log_factorial: float  # sum over samples of log(y!), for the log-likelihood
+    sample_cell: np.ndarray
 
     @property
     def n_samples(self) -> int:
         return int(self.occupancy.sum())
+
+    def with_counts(self, counts: np.ndarray) -> BinGrid:
+        """The same grid with other spike counts (another unit)."""
+        counts = np.asarray(counts, float)
+        spikes = np.bincount(self.sample_cell, weights=counts, minlength=self.occupancy.size)
+        return replace(self, spikes=spikes.reshape(self.occupancy.shape).astype(np.float32),
+                       log_factorial=_log_factorial_sum(counts))
 
 
 def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int) -> BinGrid:
@@ -61,14 +71,9 @@ def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int) -> BinGrid:
         raise InputError("no samples to fit")
     shape = (max_bins,) * indices.shape[1]
     flat = np.ravel_multi_index(tuple(indices.T), shape)
-    size = max_bins ** indices.shape[1]
-    occupancy = np.bincount(flat, minlength=size).reshape(shape)
-    spikes = np.bincount(flat, weights=counts, minlength=size).reshape(shape)
-    return BinGrid(
-        occupancy.astype(np.float32),
-        spikes.astype(np.float32),
-        _log_factorial_sum(counts),
-    )
+    occupancy = np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
+    grid = BinGrid(occupancy.astype(np.float32), occupancy, 0.0, flat)
+    return grid.with_counts(counts)
 
 
 def _log_factorial_sum(counts: np.ndarray) -> float:

@@ -83,7 +83,7 @@ def with_bins(enc: Encoding, session: Session, variable: int, n: int) -> Encodin
 def with_unit(enc: Encoding, session: Session, unit) -> Encoding:
     """The same encoding with another unit's spike counts."""
     counts = session.unit_counts(unit)[session.valid]
-    return replace(enc, counts=counts, grid=bin_grid(enc.indices, counts, enc.max_bins))
+    return replace(enc, counts=counts, grid=enc.grid.with_counts(counts))
 
 
 def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
