@@ -9,7 +9,7 @@ from widgets.controls import data_controls, error_view, stats_view, variable_con
 from widgets.plots import TuningCurvesView, traces_view
 from widgets.state import ExplorerState
 
-pn.extension(sizing_mode="stretch_width", notifications=False)
+pn.extension("filedropper", sizing_mode="stretch_width", notifications=False)
 
 state = ExplorerState()
 curves = TuningCurvesView(state)

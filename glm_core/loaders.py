@@ -77,8 +77,13 @@ class _Samples(NamedTuple):
     values: np.ndarray
 
 
-def load_upload(filename: str, data: bytes, bin_width=None) -> Session:
-    """Load uploaded bytes by file extension (.npz, .csv, .nwb), at most ``MAX_UPLOAD_BYTES``."""
+def load_upload(filename: str, data: bytes, bin_width=None, default_bin_width=DEFAULT_BIN_WIDTH
+                ) -> Session:
+    """Load uploaded bytes by file extension (.npz, .csv, .nwb), at most ``MAX_UPLOAD_BYTES``.
+
+    ``bin_width`` None keeps a binned file's own bin width; files without one (events, NWB, a
+    binned file that does not say) are binned at ``default_bin_width``.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InputError("the upload is not a file")
     if len(data) > MAX_UPLOAD_BYTES:
@@ -89,14 +94,16 @@ def load_upload(filename: str, data: bytes, bin_width=None) -> Session:
     suffix = Path(str(filename)).suffix.lower()
     if suffix not in loaders:
         raise InputError(f"unsupported file type {suffix or '(none)'!r}; upload .npz, .csv or .nwb")
-    if suffix == ".nwb" and bin_width is None:
-        bin_width = DEFAULT_BIN_WIDTH
-    session = loaders[suffix](bytes(data), bin_width)
+    if suffix == ".nwb":
+        session = load_nwb(bytes(data), bin_width or default_bin_width)
+    else:
+        session = loaders[suffix](bytes(data), bin_width, default_bin_width)
     return dataclasses.replace(session, source=str(filename))
 
 
-def load_npz(path_or_bytes, bin_width=None) -> Session:
-    """Load an NPZ file (path or bytes) in the binned or events form described above."""
+def load_npz(path_or_bytes, bin_width=None, default_bin_width=None) -> Session:
+    """Load an NPZ file (path or bytes) in the binned or events form described above;
+    ``default_bin_width`` stands in when neither the file nor ``bin_width`` gives one."""
     data, label = _read(path_or_bytes)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -109,11 +116,12 @@ def load_npz(path_or_bytes, bin_width=None) -> Session:
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, TypeError,
             RuntimeError, NotImplementedError, MemoryError) as err:
         raise InputError(f"{label} is not a readable .npz file ({err})") from None
-    return _from_arrays(arrays, bin_width, label)
+    return _from_arrays(arrays, bin_width, label, default_bin_width)
 
 
-def load_csv(path_or_bytes, bin_width=None) -> Session:
-    """Load a CSV file (path or bytes) in the binned or long events form described above."""
+def load_csv(path_or_bytes, bin_width=None, default_bin_width=None) -> Session:
+    """Load a CSV file (path or bytes) in the binned or long events form described above;
+    ``default_bin_width`` stands in when neither the file nor ``bin_width`` gives one."""
     data, label = _read(path_or_bytes)
     columns = _csv_columns(data, label)
     if "spike_unit" in columns:
@@ -138,7 +146,7 @@ def load_csv(path_or_bytes, bin_width=None) -> Session:
             if widths.size == 0 or np.any(widths != widths[0]):
                 raise InputError(f"{label}: the bin_width column needs one value in its first cell")
             arrays["bin_width"] = widths[0]
-    return _from_arrays(arrays, bin_width, label)
+    return _from_arrays(arrays, bin_width, label, default_bin_width)
 
 
 def load_nwb(path_or_bytes, bin_width=DEFAULT_BIN_WIDTH) -> Session:
@@ -240,7 +248,7 @@ def load_linear_track(bin_width=DEFAULT_BIN_WIDTH, speed_threshold=10.0) -> Sess
 # --- shared assembly -----------------------------------------------------------------------------
 
 
-def _from_arrays(arrays: dict, bin_width, label: str) -> Session:
+def _from_arrays(arrays: dict, bin_width, label: str, default_bin_width=None) -> Session:
     counts = {k[len("count:"):]: v for k, v in arrays.items() if k.startswith("count:")}
     var_keys = [k for k in arrays if k.startswith("var:")]
     if counts and "spike_times" in arrays:
@@ -260,7 +268,7 @@ def _from_arrays(arrays: dict, bin_width, label: str) -> Session:
     if not var_keys:
         raise InputError(f"{label} has no var:<name> entries (behavioural variables)")
     if form == "binned":
-        return _binned_session(arrays, counts, var_keys, bin_width, label)
+        return _binned_session(arrays, counts, var_keys, bin_width, label, default_bin_width)
     for key in ("spike_unit", "var_t"):
         if key not in arrays:
             raise InputError(f"{label}: the events form needs {key!r}")
@@ -283,13 +291,16 @@ def _from_arrays(arrays: dict, bin_width, label: str) -> Session:
         if values.shape != t.shape:
             raise InputError(f"{key!r} has {values.size} values but var_t has {t.size} times")
         samples.append(_Samples(name, unit, circular, t, values))
-    bin_width = DEFAULT_BIN_WIDTH if bin_width is None else bin_width
+    bin_width = bin_width or default_bin_width or DEFAULT_BIN_WIDTH
     _, counts_, names, variables = _bin_events(trains, samples, bin_width)
     return make_session(bin_width, variables, counts_, names, source=label)
 
 
-def _binned_session(arrays, counts: dict, var_keys, bin_width, label) -> Session:
+def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bin_width
+                    ) -> Session:
     file_width = None if "bin_width" not in arrays else _positive("bin_width", arrays["bin_width"])
+    if file_width is None and bin_width is None:
+        bin_width = default_bin_width
     if file_width is None and bin_width is None:
         raise InputError(f"{label} has no bin_width; give the bin width in seconds")
     requested = None if bin_width is None else _positive("bin width", bin_width)

@@ -195,3 +195,49 @@ def press_slider(page, index: int, which: str, *keys: str) -> None:
 def select_with_option(page, value: str):
     """The <select> offering ``value`` (e.g. the data-source select)."""
     return page.locator(f"select:has(option[value='{value}'])")
+
+
+JS_DEEP_TEXT = """(el) => {
+  const parts = [];
+  const walk = (n) => {
+    if (n.nodeType === Node.TEXT_NODE) { parts.push(n.textContent); return; }
+    if (n.nodeType !== Node.ELEMENT_NODE && n.nodeType !== Node.DOCUMENT_FRAGMENT_NODE) return;
+    if (n.nodeType === Node.ELEMENT_NODE && ['STYLE', 'SCRIPT', 'LINK'].includes(n.tagName)) return;
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) walk(c);
+  };
+  walk(el);
+  return parts.join(' ').replace(/\\s+/g, ' ').trim();
+}"""
+
+
+def deep_text(locator) -> str:
+    """Text of an element including what its (nested) shadow roots render."""
+    return locator.evaluate(JS_DEEP_TEXT)
+
+
+def server_errors(log_path: Path, offset: int) -> list[str]:
+    """Tracebacks / ERROR lines the server logged after byte ``offset`` of its log, except the
+    harmless ones of a browser tab closed while the server was still sending to it."""
+    text = log_path.read_bytes()[offset:].decode(errors="replace")
+    blocks = []
+    for block in text.split("Traceback (most recent call last):")[1:]:
+        lines = [line for line in block.splitlines() if line and not line.startswith(" ")]
+        blocks.append("Traceback ... " + (lines[0][:300] if lines else block[:300]))
+    blocks += [line[:300] for line in text.splitlines() if " ERROR" in line]
+    closed = ("StreamClosedError", "WebSocketClosedError")
+    return [b for b in blocks if not any(c in b for c in closed)]
+
+
+def write_npz(path: Path, n: int = 6000, seed: int = 0) -> Path:
+    """A small valid binned-form NPZ (schema: glm_core/loaders.py): 20 ms bins, two units, a
+    linear variable ``track`` in cm and a circular ``heading`` in rad."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    track = np.cumsum(rng.normal(0.0, 1.0, n))
+    heading = np.mod(np.cumsum(rng.normal(0.0, 0.2, n)) + np.pi, 2 * np.pi) - np.pi
+    rate = np.exp(-((track - track.mean()) ** 2) / (2 * track.std() ** 2) + np.cos(heading) - 1)
+    np.savez(path, bin_width=0.02, **{"count:cell 1": rng.poisson(rate), "count:cell 2": rng.poisson(0.5, n),
+                      "var:track[cm]": track, "var:heading[rad,circular]": heading})
+    return path

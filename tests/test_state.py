@@ -113,3 +113,13 @@ def test_sessions_are_independent():
     b.variables[0].n_bins = 40
     assert curve(a, "position").centres.size == 10
     assert curve(b, "position").centres.size == 40
+
+
+def test_upload_without_a_bin_width_uses_the_sidebar_value(state):
+    state.bin_width = 0.05
+    rng = np.random.default_rng(2)
+    state.source = UPLOAD
+    state.upload = ("plain.npz", npz_bytes(**{"count:a": rng.poisson(1.0, 300),
+                                              "var:x": rng.uniform(0, 1, 300)}))
+    assert state.error == ""
+    assert state.session.bin_width == pytest.approx(0.05)

@@ -10,9 +10,12 @@ from .state import SIMULATION, UPLOAD
 
 def data_controls(state) -> pn.Column:
     """Data source, simulation settings, bin width, upload, unit and regularizer type."""
-    upload = pn.widgets.FileInput(accept=".npz,.csv,.nwb", name="Upload",
-                                  sizing_mode="stretch_width")
-    upload.param.watch(lambda e: setattr(state, "upload", (upload.filename, e.new)), "value")
+    # No accepted_filetypes: browsers report .npz and .nwb under varying MIME types, so the type
+    # is checked on the server, with a message, like everything else about the file.
+    upload = pn.widgets.FileDropper(
+        multiple=False, previews=[],
+        max_file_size=f"{MAX_UPLOAD_BYTES // 2**20}MB", sizing_mode="stretch_width")
+    upload.param.watch(lambda e: _send_upload(state, e.new), "value")
     source = pn.widgets.Select.from_param(state.param.source, name="data source")
     n_samples = pn.widgets.IntInput.from_param(state.param.n_samples)
     seed = pn.widgets.IntInput.from_param(state.param.seed)
@@ -32,6 +35,13 @@ def data_controls(state) -> pn.Column:
         "README).", visible=upload.param.visible, margin=(0, 10))
     return pn.Column(source, n_samples, seed, bin_width, upload, note, unit, regularizer,
                      sizing_mode="stretch_width")
+
+
+def _send_upload(state, files: dict):
+    """Hand the newest file to the state as (name, bytes); FileDropper decodes text files."""
+    if files:
+        name, data = list(files.items())[-1]
+        state.upload = (name, data.encode() if isinstance(data, str) else data)
 
 
 def variable_controls(state) -> pn.Column:

@@ -65,9 +65,12 @@ class TuningCurvesView(pn.viewable.Viewer):
         panes = []
         for curve in curves:
             row = rows[curve.name]
-            pane = pn.pane.HoloViews(
+            plot = pn.pane.HoloViews(
                 hv.DynamicMap(render_curve, streams=[self._pipes[curve.name]]),
-                sizing_mode="stretch_width", visible=row.include, name=curve.name)
+                sizing_mode="stretch_width", name=curve.name)
+            # Toggle a wrapper: setting ``visible`` on the HoloViews pane itself is forwarded to
+            # the Bokeh figure, which rejects it (panel 1.9 / bokeh 3.9).
+            pane = pn.Column(plot, visible=row.include, sizing_mode="stretch_width")
             row.param.watch(lambda e, pane=pane: setattr(pane, "visible", e.new), "include")
             panes.append(pane)
         self._grid.objects = panes

@@ -124,7 +124,9 @@ class ExplorerState(param.Parameterized):
             return load_linear_track(self.bin_width)
         if self.upload is None:
             raise InputError("choose a file to upload (.npz, .csv or .nwb)")
-        return load_upload(*self.upload, bin_width=None if keep_file_bins else self.bin_width)
+        if keep_file_bins:
+            return load_upload(*self.upload, bin_width=None, default_bin_width=self.bin_width)
+        return load_upload(*self.upload, bin_width=self.bin_width)
 
     def _refit(self):
         include = [r.include for r in self.variables]

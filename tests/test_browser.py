@@ -1,0 +1,288 @@
+"""Real-browser tests: ``panel serve app.py`` in a subprocess, driven by Playwright + Chromium.
+
+Plot data is read from what Bokeh really holds in the page (see ``browser_support``), widgets are
+driven the way a user would (keyboard on slider handles, clicks, selects, file chooser).
+"""
+
+from __future__ import annotations
+
+import math
+
+import playwright.sync_api as pw
+import pytest
+
+from tests.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LOCAL_PREFIXES,
+    curve,
+    deep_text,
+    figures,
+    finite,
+    free_port,
+    poll,
+    press_slider,
+    select_with_option,
+    server_errors,
+    slider_handle,
+    start_server,
+    stop_server,
+    variable_row,
+    wait_for_app,
+    write_npz,
+)
+
+SIM_VARS = ("position", "speed", "head direction")
+RECORDING = "linear track recording"
+UPLOAD = "uploaded file"
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A ``panel serve app.py`` subprocess on a free port; yields (base url, log path)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("panel") / "server.log"
+    proc = start_server(port, log)
+    try:
+        yield f"http://127.0.0.1:{port}/app", log, proc
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(server):
+    """Fail a test if the server died or logged a traceback while it ran."""
+    _, log, proc = server
+    assert proc.poll() is None, f"panel serve is gone (exit code {proc.returncode})"
+    offset = log.stat().st_size
+    yield
+    assert proc.poll() is None, (f"panel serve died during the test (exit code {proc.returncode}):"
+                                 f"\n{log.read_text(errors='replace')[-2000:]}")
+    errors = server_errors(log, offset)
+    assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)
+
+
+def open_app(browser, url, names=SIM_VARS):
+    """A fresh context (so a fresh Bokeh session) with the app loaded and fitted."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    wait_for_app(page, names)
+    return page
+
+
+@pytest.fixture
+def page(browser, server):
+    url = server[0]
+    page = open_app(browser, url)
+    yield page
+    page.context.close()
+
+
+def alert(page):
+    return page.locator(".alert-danger").first
+
+
+def flatness(rates) -> float:
+    """max / min of the (positive) rates: 1 for a flat curve."""
+    return max(rates) / min(rates)
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+
+def test_page_loads_offline_with_three_finite_curves_and_converged_fit(browser, server):
+    url = server[0]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    requests = []
+    context.on("request", lambda r: requests.append(r.url))
+    context.on("page", lambda p: p.on("websocket", lambda ws: requests.append(ws.url)))
+    page = context.new_page()
+    page.on("websocket", lambda ws: requests.append(ws.url))
+    try:
+        page.goto(url)
+        wait_for_app(page)
+        assert page.locator(".pn-loading").count() == 0
+        figs = figures(page)
+        for name in SIM_VARS:
+            assert figs[name]["visible"] and figs[name]["shown"], f"{name} plot is not shown"
+            x, y = curve(page, name)
+            assert len(x) == len(y) >= 2 and finite(x) and finite(y), (name, x, y)
+            assert all(v > 0 for v in y), f"{name}: GLM rates must be positive"
+        row = page.locator("tr").filter(has_text="converged")
+        pw.expect(row).to_have_count(1)
+        assert [t.strip() for t in row.locator("td").all_inner_texts()] == ["converged", "True"]
+        assert not alert(page).is_visible(), deep_text(alert(page))
+        page.wait_for_timeout(500)  # late requests (fonts, icons, ...) would show up here
+        assert any(u.startswith("ws://127.0.0.1") for u in requests), requests
+        remote = [u for u in requests if not u.startswith(LOCAL_PREFIXES)]
+        assert not remote, f"requests leaving localhost: {remote}"
+    finally:
+        context.close()
+
+
+def test_bin_count_slider_changes_number_of_points(page):
+    assert len(curve(page, "position")[0]) == 20
+    handle = slider_handle(page, 0, "n_bins")
+    press_slider(page, 0, "n_bins", "Home")
+    pw.expect(handle).to_have_attribute("aria-valuenow", "2.0")
+    poll(lambda: len(curve(page, "position")[0]) == 2, message="2 position bins")
+    press_slider(page, 0, "n_bins", "End")
+    poll(lambda: len(curve(page, "position")[0]) == 64, message="64 position bins")
+    press_slider(page, 0, "n_bins", "ArrowLeft")
+    x, y = poll(lambda: (c := curve(page, "position")) and len(c[0]) == 63 and c,
+                message="63 position bins")
+    assert finite(y) and x == sorted(x)
+    # the other variables keep their binning
+    assert len(curve(page, "speed")[0]) == 20
+    assert len(curve(page, "head direction")[0]) == 16
+
+
+def test_strength_slider_changes_and_flattens_the_curve(page):
+    before = curve(page, "position")[1]
+    assert flatness(before) > 3, before  # a place field: strongly tuned at the default strength
+    handle = slider_handle(page, 0, "log_strength")
+    press_slider(page, 0, "log_strength", "End")  # log10 strength 0: strength 1
+    pw.expect(handle).to_have_attribute("aria-valuenow", "0.0")
+    after = poll(lambda: (y := curve(page, "position")[1]) != before and y,
+                 message="position curve to change")
+    assert len(after) == len(before) and finite(after)
+    assert flatness(after) < 1.3, after
+    press_slider(page, 0, "log_strength", "Home")  # weakest: tuning comes back
+    back = poll(lambda: (y := curve(page, "position")[1]) != after and y,
+                message="position curve to change back")
+    assert flatness(back) > 3, back
+
+
+def test_include_checkbox_hides_plot_and_refits_others(page):
+    before = {n: curve(page, n)[1] for n in ("speed", "head direction")}
+    checkbox = variable_row(page, 0).locator("input[type=checkbox]")
+    pw.expect(checkbox).to_be_checked()
+    checkbox.uncheck()
+    poll(lambda: not figures(page)["position"]["shown"], message="position plot hidden")
+    excluded = poll(
+        lambda: all(curve(page, n)[1] != before[n] for n in before)
+        and {n: curve(page, n)[1] for n in before},
+        message="speed and head-direction curves refitted without position")
+    assert all(finite(y) for y in excluded.values())
+    assert figures(page)["speed"]["shown"] and figures(page)["head direction"]["shown"]
+
+    checkbox.check()
+    poll(lambda: figures(page)["position"]["shown"], message="position plot shown again")
+    poll(lambda: finite(curve(page, "position")[1]), message="finite position curve again")
+    restored = poll(
+        lambda: all(curve(page, n)[1] != excluded[n] for n in excluded)
+        and {n: curve(page, n)[1] for n in excluded},
+        message="speed and head-direction curves refitted with position")
+    for name, y in restored.items():  # same model as at the start again
+        assert all(math.isclose(a, b, rel_tol=1e-2) for a, b in zip(y, before[name])), name
+
+
+def test_linear_track_recording_and_unit_choice(page):
+    select_with_option(page, RECORDING).select_option(RECORDING)
+    wait_for_app(page, ("linear position",))
+    figs = poll(lambda: (f := figures(page)) and not set(SIM_VARS) - {"speed"} & set(f) and f,
+                message="the simulation's plots replaced by the recording's")
+    assert {"linear position", "speed"} <= set(figs), figs
+    assert figs["linear position"]["shown"]
+    speed_row = next(i for i, name in enumerate(figs) if name == "speed")
+    speed_included = variable_row(page, speed_row).locator("input[type=checkbox]").is_checked()
+    assert figs["speed"]["shown"] == speed_included  # the plot follows the Include box
+    units = select_with_option(page, "t10c18")
+    pw.expect(units).to_have_count(1)
+    options = units.evaluate("e => [...e.options].map(o => o.value)")
+    assert len(options) > 10 and all(o[0] == "t" and "c" in o for o in options), options
+    pw.expect(units).to_have_value("t10c18")
+    row = page.locator("tr").filter(has_text="converged")
+    pw.expect(row).to_contain_text("True")
+    before = curve(page, "linear position")[1]
+    other = next(o for o in options if o != "t10c18")
+    units.select_option(other)
+    after = poll(lambda: (y := curve(page, "linear position")[1]) != before and y,
+                 message=f"curves of unit {other}")
+    assert finite(after)
+    assert finite(curve(page, "running direction")[1])
+
+
+def test_upload_valid_then_corrupt_file(page, tmp_path):
+    good = write_npz(tmp_path / "session.npz")
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"PK\x03\x04 this is not really a zip archive")
+
+    select_with_option(page, UPLOAD).select_option(UPLOAD)
+    chooser = page.locator("input[type=file]")
+    pw.expect(chooser).to_have_count(1)
+    chooser.set_input_files(good)
+    wait_for_app(page, ("track", "heading"))
+    poll(lambda: set(figures(page)) == {"track", "heading"}, message="only the upload's plots")
+    pw.expect(select_with_option(page, "cell 1")).to_have_count(1)
+    assert len(curve(page, "heading")[0]) == 16  # circular variable: 16 bins by default
+    pw.expect(alert(page)).to_be_hidden()
+
+    chooser.set_input_files(bad)
+    pw.expect(alert(page)).to_be_visible()
+    poll(lambda: "not a readable .npz file" in deep_text(alert(page)),
+         message="a clear error message")
+    assert "alert-danger" in alert(page).get_attribute("class")
+    # the app still works: the previous data stay and a slider still refits
+    press_slider(page, 0, "n_bins", "Home")
+    poll(lambda: len(curve(page, "track")[0]) == 2, message="track curve with 2 bins")
+    pw.expect(alert(page)).to_be_hidden()
+
+
+def test_ten_concurrent_sessions_do_not_cross_talk(browser, server):
+    url = server[0]
+    n = 10
+    pages = []
+    try:
+        for _ in range(n):  # start all ten loading before waiting for any
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(90_000)
+            page.goto(url, wait_until="commit")
+            pages.append(page)
+        for page in pages:
+            wait_for_app(page, timeout=120)
+        # page i: position bins 64 - i; strength weakest (even i) or strongest (odd i). Keys are
+        # pressed round-robin so that the sessions refit at the same time.
+        for page in pages:
+            slider_handle(page, 0, "n_bins").focus()
+            page.keyboard.press("End")
+        for step in range(n):
+            for i, page in enumerate(pages):
+                if step < i:
+                    slider_handle(page, 0, "n_bins").focus()
+                    page.keyboard.press("ArrowLeft")
+        for i, page in enumerate(pages):
+            press_slider(page, 0, "log_strength", "End" if i % 2 else "Home")
+        for i, page in enumerate(pages):
+            poll(lambda page=page, i=i: len(curve(page, "position")[0]) == 64 - i,
+                 timeout=60, message=f"page {i}: {64 - i} position bins")
+        for i, page in enumerate(pages):
+            def settled(page=page, i=i):
+                y = curve(page, "position")[1]
+                return finite(y) and ((flatness(y) < 1.3) if i % 2 else (flatness(y) > 3))
+            poll(settled, timeout=60, message=f"page {i}: strength effect")
+        # a second pass, after every session has finished: nothing changed behind our back
+        for i, page in enumerate(pages):
+            x, y = curve(page, "position")
+            assert len(x) == 64 - i, (i, len(x))
+            assert (flatness(y) < 1.3) if i % 2 else (flatness(y) > 3), (i, flatness(y))
+            assert len(curve(page, "speed")[0]) == 20 and len(curve(page, "head direction")[0]) == 16
+            assert slider_handle(page, 0, "n_bins").get_attribute("aria-valuenow") == f"{64 - i}.0"
+    finally:
+        for page in pages:
+            page.context.close()
