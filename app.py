@@ -3,6 +3,9 @@
 Composition only: each browser session gets its own ExplorerState and views.
 """
 
+from pathlib import Path
+
+import jax
 import panel as pn
 
 from widgets.controls import data_controls, error_view, stats_view, variable_controls
@@ -10,6 +13,9 @@ from widgets.plots import TuningCurvesView, traces_view
 from widgets.state import ExplorerState
 
 pn.extension("filedropper", sizing_mode="stretch_width", notifications=False)
+# Keep compiled solvers on disk, so a restarted server opens without recompiling.
+jax.config.update("jax_compilation_cache_dir",
+                  str(Path.home() / ".cache" / "pytree-glm-explorer" / "jax"))
 
 state = ExplorerState()
 curves = TuningCurvesView(state)

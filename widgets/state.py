@@ -138,6 +138,8 @@ class ExplorerState(param.Parameterized):
         self._fit = fit
         session = self.session
         self.stats = {
+            "data": session.source,
+            "unit": self.unit,
             "log-likelihood": fit.log_likelihood,
             "pseudo-R2 (McFadden)": fit.pseudo_r2,
             "iterations": fit.n_iter,
