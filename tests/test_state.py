@@ -123,3 +123,12 @@ def test_upload_without_a_bin_width_uses_the_sidebar_value(state):
                                               "var:x": rng.uniform(0, 1, 300)}))
     assert state.error == ""
     assert state.session.bin_width == pytest.approx(0.05)
+
+
+def test_upload_binned_finer_than_the_slider_range_loads(state):
+    rng = np.random.default_rng(3)
+    state.source = UPLOAD
+    state.upload = ("fine.npz", npz_bytes(bin_width=0.001, **{"count:a": rng.poisson(0.05, 5000),
+                                                              "var:x": rng.uniform(0, 1, 5000)}))
+    assert state.error == ""
+    assert state.bin_width == pytest.approx(0.001)

@@ -76,8 +76,7 @@ class TuningCurvesView(pn.viewable.Viewer):
         self._grid.objects = panes
 
     def _send(self, event):
-        new_rows = self._rows is not self._state.variables
-        if new_rows or list(self._pipes) != [c.name for c in event.new]:
+        if self._rows is not self._state.variables:  # a data set was loaded
             self._build(event.new)
             return
         for curve in event.new:

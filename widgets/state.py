@@ -47,7 +47,8 @@ class ExplorerState(param.Parameterized):
     source = param.Selector(default=SIMULATION, objects=[SIMULATION, RECORDING, UPLOAD])
     n_samples = param.Integer(default=20_000, bounds=(100, 2_000_000), label="samples (T)")
     seed = param.Integer(default=0, bounds=(0, None))
-    bin_width = param.Number(default=0.025, bounds=(0.005, 1.0), step=0.005, label="bin width (s)",
+    bin_width = param.Number(default=0.025, bounds=(0.0, None), inclusive_bounds=(False, True),
+                             softbounds=(0.005, 1.0), step=0.005, label="bin width (s)",
                              doc="Time bin for recordings and uploads, in seconds.")
     upload = param.Parameter(default=None, doc="(filename, bytes) of an uploaded file.")
     unit = param.Selector(default=None, objects=[])
