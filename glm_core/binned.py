@@ -40,25 +40,22 @@ def max_bins_for(n_variables: int) -> int:
 
 @dataclass(frozen=True)
 class BinGrid:
-    """Samples and spikes per joint cell, shape ``(max_bins,) * n_variables``; ``sample_cell``
-    maps each sample to its cell in the flattened grid, so another unit's spikes are re-totalled
-    with one bincount."""
+    """Samples and spikes per joint cell, shape ``(max_bins,) * n_variables``, kept on the JAX
+    device so that refits copy nothing; ``sample_cell`` maps each sample to its cell in the
+    flattened grid, so another unit's spikes are re-totalled with one bincount."""
 
-    occupancy: np.ndarray
-    spikes: np.ndarray
+    occupancy: jax.Array
+    spikes: jax.Array
+    n_spikes: float
     log_factorial: float  # sum over samples of log(y!), for the log-likelihood
     sample_cell: np.ndarray
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.occupancy.sum())
 
     def with_counts(self, counts: np.ndarray) -> BinGrid:
         """The same grid with other spike counts (another unit)."""
         counts = np.asarray(counts, float)
         spikes = np.bincount(self.sample_cell, weights=counts, minlength=self.occupancy.size)
-        return replace(self, spikes=spikes.reshape(self.occupancy.shape).astype(np.float32),
-                       log_factorial=_log_factorial_sum(counts))
+        return replace(self, spikes=jnp.asarray(spikes.reshape(self.occupancy.shape), jnp.float32),
+                       n_spikes=float(counts.sum()), log_factorial=_log_factorial_sum(counts))
 
 
 def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int) -> BinGrid:
@@ -72,8 +69,8 @@ def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int) -> BinGrid:
     shape = (max_bins,) * indices.shape[1]
     flat = np.ravel_multi_index(tuple(indices.T), shape)
     occupancy = np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
-    grid = BinGrid(occupancy.astype(np.float32), occupancy, 0.0, flat)
-    return grid.with_counts(counts)
+    occupancy = jnp.asarray(occupancy, jnp.float32)
+    return BinGrid(occupancy, occupancy, 0.0, 0.0, flat).with_counts(counts)
 
 
 def _log_factorial_sum(counts: np.ndarray) -> float:
@@ -125,34 +122,25 @@ def fit_bin_grid(
     n_bins = np.asarray(n_bins, np.int32)
     if n_bins.shape != (n_vars,) or np.any(n_bins < 1) or np.any(n_bins > max_bins):
         raise InputError(f"each variable needs between 1 and {max_bins} bins")
-    if grid.spikes.sum() <= 0:
+    if grid.n_spikes <= 0:
         raise InputError("this unit has no spikes in the selected samples: nothing to fit")
     theta0 = jnp.zeros(n_vars * max_bins + 1, jnp.float32) if init is None else init
-    res, active, others_gain, ll, ll_null = _solve_grid(
-        jnp.asarray(grid.occupancy),
-        jnp.asarray(grid.spikes),
-        jnp.float32(grid.log_factorial),
-        jnp.asarray(n_bins),
-        jnp.asarray(include, bool),
-        jnp.asarray(strengths, jnp.float32),
-        theta0,
-        reg,
-        tol,
-        maxiter,
-    )
-    theta = np.asarray(res.theta)
+    out = _solve_grid(grid.occupancy, grid.spikes, jnp.float32(grid.log_factorial),
+                      jnp.asarray(n_bins), jnp.asarray(include, bool),
+                      jnp.asarray(strengths, jnp.float32), theta0, reg, tol, maxiter)
+    res, active, others_gain, ll, ll_null = jax.device_get(out)  # one transfer
     return BinnedFit(
-        weights=theta[:-1].reshape(n_vars, max_bins),
-        active=np.asarray(active),
-        intercept=float(theta[-1]),
-        others_gain=np.asarray(others_gain),
+        weights=res.theta[:-1].reshape(n_vars, max_bins),
+        active=active,
+        intercept=float(res.theta[-1]),
+        others_gain=others_gain,
         log_likelihood=float(ll),
         pseudo_r2=float(pseudo_r2_mcfadden(ll, ll_null)),
         n_iter=int(res.n_iter),
         converged=bool(res.converged),
         residual=float(res.residual),
         objective=float(res.objective),
-        theta=res.theta,
+        theta=out[0].theta,
     )
 
 
@@ -180,21 +168,31 @@ def _solve_grid(occupancy, spikes, log_factorial, n_bins, include, strengths, th
     def expected(theta):
         return jnp.where(occupancy > 0, occupancy * jnp.exp(eta(theta)), 0.0)
 
+    # X'y of the one-hot design: spikes per bin, then in total. Constant, so the linear term of
+    # the objective and of its gradient costs no pass over the grid.
+    spike_totals = jnp.concatenate(
+        [marginal(spikes, (v,)) for v in range(n_vars)] + [jnp.sum(spikes)[None]])
+
     def value(theta):
-        return (jnp.sum(expected(theta)) - jnp.sum(spikes * eta(theta))) / n
+        return (jnp.sum(expected(theta)) - spike_totals @ theta) / n
 
     def grad_hess(theta):
+        """One pass over the grid per pair of variables: the 2-D marginals of the expected counts
+        are the off-diagonal blocks, and their sums the diagonal and the gradient."""
         mu = expected(theta)
-        resid = mu - spikes
-        grads = [marginal(resid, (v,)) for v in range(n_vars)] + [jnp.sum(resid)[None]]
-        diag = [marginal(mu, (v,)) for v in range(n_vars)]
-        rows = []
-        for v in range(n_vars):
-            row = [jnp.diag(diag[v]) if u == v else marginal(mu, (v, u)) if v < u
-                   else marginal(mu, (u, v)).T for u in range(n_vars)]
-            rows.append(row + [diag[v][:, None]])
-        rows.append([d[None, :] for d in diag] + [jnp.sum(mu)[None, None]])
-        g = jnp.concatenate(grads) / n * keep
+        pairs = {(v, u): marginal(mu, (v, u)) for v in range(n_vars) for u in range(v + 1, n_vars)}
+        if n_vars == 1:
+            diag = [mu]
+        else:
+            diag = [pairs[(0, 1)].sum(1)] + [pairs[(0, v)].sum(0) for v in range(1, n_vars)]
+        total = jnp.sum(diag[0])
+        rows = [
+            [jnp.diag(diag[v]) if u == v else pairs[(v, u)] if v < u else pairs[(u, v)].T
+             for u in range(n_vars)] + [diag[v][:, None]]
+            for v in range(n_vars)
+        ]
+        rows.append([d[None, :] for d in diag] + [total[None, None]])
+        g = (jnp.concatenate(diag + [total[None]]) - spike_totals) / n * keep
         h = jnp.block(rows) / n
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
         return g, h

@@ -114,8 +114,8 @@ def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
     curves = []
     for v, (var, binning) in enumerate(zip(session.variables, enc.binnings)):
         n = binning.n_bins
-        occ = marginal(enc.grid.occupancy, (v,))[:n]
-        spk = marginal(enc.grid.spikes, (v,))[:n]
+        occ = np.asarray(marginal(enc.grid.occupancy, (v,)))[:n]
+        spk = np.asarray(marginal(enc.grid.spikes, (v,)))[:n]
         gain = np.exp(result.intercept + result.weights[v, :n]) * result.others_gain[v]
         model = np.where(result.active[v, :n], gain / dt, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
