@@ -134,6 +134,25 @@ def test_page_loads_offline_with_three_finite_curves_and_converged_fit(browser, 
         context.close()
 
 
+def test_curves_follow_a_dragged_slider_before_it_is_released(page):
+    """Dragging position's strength to the right flattens its curve while the mouse is still down
+    (live refits, throttled in time), and the release lands on the final value."""
+    start = curve(page, "position")[1]
+    box = slider_handle(page, 0, "log_strength").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    try:
+        page.mouse.move(x + 60, y, steps=6)
+        during = poll(lambda: (c := curve(page, "position")[1]) != start and c,
+                      message="the curve to change during the drag")
+        assert flatness(during) < flatness(start)
+        page.mouse.move(x + 400, y, steps=10)  # past the end of the track: strongest
+    finally:
+        page.mouse.up()
+    poll(lambda: flatness(curve(page, "position")[1]) < 1.3, message="a flat curve after release")
+
+
 def test_bin_count_slider_changes_number_of_points(page):
     assert len(curve(page, "position")[0]) == 20
     handle = slider_handle(page, 0, "n_bins")

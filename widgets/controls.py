@@ -8,6 +8,8 @@ from glm_core.loaders import MAX_UPLOAD_BYTES
 
 from .state import SIMULATION, UPLOAD
 
+LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
+
 def data_controls(state) -> pn.Column:
     """Data source, simulation settings, bin width, upload, unit and regularizer type."""
     # No accepted_filetypes: browsers report .npz and .nwb under varying MIME types, so the type
@@ -45,26 +47,67 @@ def _send_upload(state, files: dict):
 
 
 def variable_controls(state) -> pn.Column:
-    """One card per variable: include, bin count, log10 strength (sliders act on release)."""
+    """One card per variable: include, bin count, log10 strength."""
     column = pn.Column(sizing_mode="stretch_width")
 
     def build(rows):
-        column.objects = [
-            pn.Param(
-                row,
-                parameters=["include", "n_bins", "log_strength"],
-                widgets={"n_bins": {"type": pn.widgets.IntSlider, "throttled": True},
-                         "log_strength": {"type": pn.widgets.FloatSlider, "throttled": True}},
-                name=f"{row.name} ({row.unit})" if row.unit else row.name,
-                sizing_mode="stretch_width",
-                css_classes=["variable-row"],
-            )
-            for row in rows
-        ]
+        column.objects = [_variable_card(row) for row in rows]
 
     build(state.variables)
     state.param.watch(lambda e: build(e.new), "variables")
     return column
+
+
+def _variable_card(row) -> pn.Column:
+    title = f"{row.name} ({row.unit})" if row.unit else row.name
+    return pn.Column(
+        f"**{title}**",
+        pn.widgets.Checkbox.from_param(row.param.include),
+        _live_slider(pn.widgets.IntSlider, row, "n_bins"),
+        _live_slider(pn.widgets.FloatSlider, row, "log_strength"),
+        css_classes=["variable-row"],
+        sizing_mode="stretch_width",
+    )
+
+
+def _live_slider(widget_type, obj, name: str):
+    """A slider whose curves follow while it is dragged, at most every ``LIVE_INTERVAL_MS``,
+    and land exactly on the value it is released at."""
+    p = obj.param[name]
+    widget = widget_type(name=p.label, start=p.bounds[0], end=p.bounds[1], step=p.step or 1,
+                         value=getattr(obj, name), sizing_mode="stretch_width")
+    throttle = Throttle(lambda value: setattr(obj, name, value), LIVE_INTERVAL_MS)
+    widget.param.watch(lambda e: throttle(e.new), "value")
+    widget.param.watch(lambda e: throttle.apply_now(e.new), "value_throttled")
+    return widget
+
+
+class Throttle:
+    """Passes on the latest of a burst of values at most once per ``interval_ms`` (immediately
+    outside a server, where there is no event loop to wait on)."""
+
+    def __init__(self, apply, interval_ms: int):
+        self._apply = apply
+        self._interval_ms = interval_ms
+        self._pending = []
+        self._scheduled = False
+
+    def __call__(self, value):
+        self._pending = [value]
+        if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
+            self._fire()
+        elif not self._scheduled:
+            self._scheduled = True
+            pn.state.add_periodic_callback(self._fire, period=self._interval_ms, count=1)
+
+    def apply_now(self, value):
+        self._pending = []
+        self._apply(value)
+
+    def _fire(self):
+        self._scheduled = False
+        if self._pending:
+            self.apply_now(self._pending.pop())
 
 
 def stats_view(state) -> pn.pane.Markdown:
