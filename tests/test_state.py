@@ -132,3 +132,14 @@ def test_upload_binned_finer_than_the_slider_range_loads(state):
                                                               "var:x": rng.uniform(0, 1, 5000)}))
     assert state.error == ""
     assert state.bin_width == pytest.approx(0.001)
+
+
+def test_unregularized_fit_of_a_sparse_unit_explains_itself():
+    state = ExplorerState(source=RECORDING)
+    state.start()
+    state.unit = "t1c2"  # a unit that is silent in many position bins
+    state.regularizer = "UnRegularized"
+    assert state.stats["converged"] is False
+    assert "no finite estimate" in state.error
+    state.regularizer = "Ridge"
+    assert state.error == "" and state.stats["converged"] is True

@@ -152,4 +152,7 @@ class ExplorerState(param.Parameterized):
         self.curves = explorer.tuning_curves(session, self._encoding, fit)
         self.error = "" if fit.converged else (
             f"The solver stopped after {fit.n_iter} iterations without converging "
-            f"(residual {fit.residual:.2g}); try a larger regularization strength.")
+            f"(residual {fit.residual:.2g}). "
+            + ("Without a penalty a bin with no spikes has no finite estimate: choose Ridge, "
+               "Lasso or GroupLasso." if self.regularizer == "UnRegularized"
+               else "Try a larger regularization strength."))
