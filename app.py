@@ -25,16 +25,9 @@ main = pn.Column(
                                                               width=320, sizing_mode="fixed")),
     "## Behaviour",
     traces_view(state),
-    loading=True,
+    loading=state.param.busy,
 )
-
-
-def start():
-    state.start()
-    main.loading = False
-
-
-pn.state.onload(start)
+pn.state.onload(state.start)
 
 pn.template.BootstrapTemplate(
     title="Pytree GLM explorer",

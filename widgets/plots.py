@@ -12,6 +12,7 @@ import numpy as np
 import panel as pn
 
 hv.extension("bokeh", logo=False)
+hv.renderer("bokeh").webgl = False  # a few hundred points: canvas draws them sooner
 
 PLOT_OPTS = dict(responsive=True, height=360, framewise=True, show_grid=True,
                  tools=["hover"], legend_position="top", legend_cols=3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import panel as pn
 import param
 
 from glm_core import explorer
@@ -23,6 +24,10 @@ SIMULATION = "simulation"
 RECORDING = "linear track recording"
 UPLOAD = "uploaded file"
 DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
+
+
+def _in_server() -> bool:
+    return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
 
 
 class VariableSettings(param.Parameterized):
@@ -59,6 +64,7 @@ class ExplorerState(param.Parameterized):
     curves = param.List(default=[], doc="TuningCurve per variable, from the last fit.")
     stats = param.Dict(default={}, doc="Fit statistics of the last fit.")
     error = param.String(default="", doc="Message for the user; empty when all is well.")
+    busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -71,14 +77,24 @@ class ExplorerState(param.Parameterized):
     def start(self):
         """Load the first data set and fit it, then compile every regularizer's solver for this
         data shape, so that later choices respond at once."""
-        self._refresh()
+        self._update(set(DATA_KEYS), ())
         if self._encoding is not None:
             explorer.warm_up(self._encoding)
 
     def _refresh(self, *events):
         if self._loading:
             return
-        changed = {e.name for e in events} if events else set(DATA_KEYS)
+        changed = {e.name for e in events}
+        if changed & {*DATA_KEYS, "regularizer"} and _in_server():
+            # Slow work (loading, maybe compiling): show the busy overlay first, work on the
+            # next tick.
+            self.busy = True
+            pn.state.add_periodic_callback(lambda: self._update(changed, events), period=20,
+                                           count=1)
+            return
+        self._update(changed, events)
+
+    def _update(self, changed, events):
         try:
             if changed & set(DATA_KEYS):
                 self._load(keep_file_bins="upload" in changed or "source" in changed)
@@ -94,6 +110,8 @@ class ExplorerState(param.Parameterized):
             self._refit()
         except InputError as err:
             self.error = str(err)
+        finally:
+            self.busy = False
 
     def _load(self, keep_file_bins=False):
         session = self._read_session(keep_file_bins)
