@@ -247,9 +247,15 @@ def test_upload_valid_then_corrupt_file(page, tmp_path):
     chooser.set_input_files(good)
     wait_for_app(page, ("track", "heading"))
     poll(lambda: set(figures(page)) == {"track", "heading"}, message="only the upload's plots")
-    pw.expect(select_with_option(page, "cell 1")).to_have_count(1)
+    units = select_with_option(page, "cell 1")
+    pw.expect(units).to_have_count(1)
     assert len(curve(page, "heading")[0]) == 16  # circular variable: 16 bins by default
     pw.expect(alert(page)).to_be_hidden()
+    tuned = curve(page, "track")[1]
+    units.select_option("cell 2")  # an untuned unit: its curves change and flatten
+    untuned = poll(lambda: (y := curve(page, "track")[1]) != tuned and y,
+                   message="the curves of cell 2")
+    assert flatness(untuned) < flatness(tuned)
 
     chooser.set_input_files(bad)
     pw.expect(alert(page)).to_be_visible()

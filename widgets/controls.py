@@ -59,7 +59,8 @@ def variable_controls(state) -> pn.Column:
 
 
 def _variable_card(row) -> pn.Column:
-    title = f"{row.name} ({row.unit})" if row.unit else row.name
+    details = ", ".join(x for x in (row.unit, "circular" if row.circular else "") if x)
+    title = f"{row.name} ({details})" if details else row.name
     return pn.Column(
         f"**{title}**",
         pn.widgets.Checkbox.from_param(row.param.include),

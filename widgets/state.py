@@ -44,6 +44,7 @@ class VariableSettings(param.Parameterized):
                          include=variable.default_include, **params)
         self.param.n_bins.bounds = (2, max_bins)
         self.unit = variable.unit
+        self.circular = variable.circular
 
 
 class ExplorerState(param.Parameterized):
