@@ -7,6 +7,8 @@ import numpy as np
 
 from .errors import InputError
 
+POSITION_SMOOTHING = 0.1  # s; Gaussian s.d. applied to tracked position before differentiating
+
 
 def velocity(position, bin_width: float, smooth: float = 0.0) -> np.ndarray:
     """Velocity ``(T, D)`` (units per second) of a 1-D ``(T,)`` or 2-D ``(T, D)`` position sampled

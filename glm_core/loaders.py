@@ -44,37 +44,17 @@ import re
 import zipfile
 import zlib
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from . import derived
+from .binning import DEFAULT_BIN_WIDTH, Samples, bin_events, positive_seconds
 from .errors import InputError
 from .session import Session, Variable, make_session
 
 MAX_UPLOAD_BYTES = 50 * 2**20
-DEFAULT_BIN_WIDTH = 0.025
 _MAX_UNPACKED_BYTES = 10 * MAX_UPLOAD_BYTES
-_MAX_CELLS = 20_000_000  # bins x units; keeps a tiny bin width from exhausting memory
-_DATA = Path(__file__).parent / "data"
 _VAR_KEY = re.compile(r"^var:(?P<name>.*?)\s*(?:\[(?P<meta>[^\[\]]*)\])?$")
-
-# The built-in recording (see data/LICENSE-linear-track.txt).
-_RUN_END = 5382.25  # s; afterwards the position is frozen (rest period / lost tracking)
-_TRACK_BOX = (120.0, 490.0, 110.0, 425.0)  # x_min, x_max, y_min, y_max in px: on the track
-_MAX_GAP = 0.1  # s; bins farther than this from a tracked frame are invalid
-_SPEED_SMOOTH = 0.1  # s; Gaussian s.d. applied to position before differentiating
-DEFAULT_UNIT = "t10c18"
-
-
-class _Samples(NamedTuple):
-    """One behavioural variable sampled at its own times."""
-
-    name: str
-    unit: str
-    circular: bool
-    t: np.ndarray
-    values: np.ndarray
 
 
 def load_upload(filename: str, data: bytes, bin_width=None, default_bin_width=DEFAULT_BIN_WIDTH
@@ -168,11 +148,11 @@ def load_nwb(path_or_bytes, bin_width=DEFAULT_BIN_WIDTH) -> Session:
     except Exception as err:  # h5py / hdmf / pynwb raise many types for a bad file
         message = f"{label} is not a readable NWB file ({type(err).__name__}: {err})"
         raise InputError(message) from None
-    centres, counts, names, variables = _bin_events(trains, samples, bin_width)
+    centres, counts, names, variables = bin_events(trains, samples, bin_width)
     position = [v for v in variables if v.name in ("x", "y", "z", "position")]
     if position and len(centres) > 1:
         xyz = np.column_stack([v.values for v in position])
-        speed = derived.speed(xyz, float(bin_width), smooth=_SPEED_SMOOTH)
+        speed = derived.speed(xyz, float(bin_width), smooth=derived.POSITION_SMOOTHING)
         variables.append(Variable("speed", speed, f"{position[0].unit}/s"))
     return make_session(bin_width, variables, counts, names, source=f"NWB {label}")
 
@@ -196,53 +176,16 @@ def from_pynapple(tsgroup, variables: dict, bin_width=DEFAULT_BIN_WIDTH, circula
         if isinstance(obj, nap.TsdFrame):
             for column in obj.columns:
                 values = np.asarray(obj[column].values, float)
-                samples.append(_Samples(f"{name} {column}", "", name in circular, obj.t, values))
+                samples.append(Samples(f"{name} {column}", "", name in circular, obj.t, values))
         elif isinstance(obj, nap.Tsd):
-            samples.append(_Samples(str(name), "", name in circular, obj.t, np.asarray(obj.d)))
+            samples.append(Samples(str(name), "", name in circular, obj.t, np.asarray(obj.d)))
         else:
             raise InputError(f"variable {name!r} must be a Tsd or TsdFrame")
     trains = {str(k): np.asarray(tsgroup[k].t, float) for k in tsgroup.keys()}
     samples = [s._replace(t=_finite_1d(f"{s.name} times", s.t),
                           values=_numeric(s.name, s.values)) for s in samples]
-    _, counts, names, variables_ = _bin_events(trains, samples, bin_width)
+    _, counts, names, variables_ = bin_events(trains, samples, bin_width)
     return make_session(bin_width, variables_, counts, names, source="pynapple")
-
-
-def load_linear_track(bin_width=DEFAULT_BIN_WIDTH, speed_threshold=10.0) -> Session:
-    """The built-in recording (nelpy example data, MIT): 31 rat hippocampal units on a linear track.
-
-    Run period only. Variables: ``linear position`` (px along the track's principal axis),
-    ``running direction`` (sign of the velocity along the track: place fields on a linear track
-    are directional) and ``speed`` (px/s along the track; suggested off in the starting model).
-    Valid bins: tracked, and speed above ``speed_threshold``.
-    """
-    with np.load(_DATA / "linear_track.npz") as d:
-        t, x, y = d["pos_t"], d["pos_x"], d["pos_y"]
-        spike_times, spike_unit = d["spike_times"], d["spike_unit"]
-        names = [f"t{a}c{b}" for a, b in zip(d["unit_tetrode"], d["unit_cluster"])]
-    x_min, x_max, y_min, y_max = _TRACK_BOX
-    tracked = (t < _RUN_END) & (x >= x_min) & (x <= x_max) & (y >= y_min) & (y <= y_max)
-    t = t[tracked]
-    linear = derived.linearize(x[tracked], y[tracked])
-    trains = {name: spike_times[spike_unit == i] for i, name in enumerate(names)}
-    samples = [_Samples("linear position", "px", False, t, linear)]
-    centres, counts, names, variables = _bin_events(trains, samples, bin_width)
-    velocity = derived.velocity(variables[0].values, float(bin_width), smooth=_SPEED_SMOOTH)[:, 0]
-    speed = np.abs(velocity)
-    after = np.clip(np.searchsorted(t, centres), 1, len(t) - 1)
-    gap = np.minimum(centres - t[after - 1], np.abs(t[after] - centres))
-    valid = (gap <= _MAX_GAP) & derived.running_mask(speed, speed_threshold)
-    variables += [
-        Variable("running direction", np.sign(velocity), "+1 = away from start",
-                 default_bins=2),
-        # Off at first: on this track the rat runs fast through the fields and lingers slowly at
-        # the reward ends, so speed is better explored as a confound than assumed.
-        Variable("speed", speed, "px/s", default_include=False),
-    ]
-    return make_session(
-        bin_width, variables, counts, names, valid=valid,
-        source="nelpy linear track (run period)",
-    )
 
 
 # --- shared assembly -----------------------------------------------------------------------------
@@ -290,20 +233,20 @@ def _from_arrays(arrays: dict, bin_width, label: str, default_bin_width=None) ->
         values = _numeric(key, arrays[key])
         if values.shape != t.shape:
             raise InputError(f"{key!r} has {values.size} values but var_t has {t.size} times")
-        samples.append(_Samples(name, unit, circular, t, values))
+        samples.append(Samples(name, unit, circular, t, values))
     bin_width = bin_width or default_bin_width or DEFAULT_BIN_WIDTH
-    _, counts_, names, variables = _bin_events(trains, samples, bin_width)
+    _, counts_, names, variables = bin_events(trains, samples, bin_width)
     return make_session(bin_width, variables, counts_, names, source=label)
 
 
 def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bin_width
                     ) -> Session:
-    file_width = None if "bin_width" not in arrays else _positive("bin_width", arrays["bin_width"])
+    file_width = None if "bin_width" not in arrays else positive_seconds("bin_width", arrays["bin_width"])
     if file_width is None and bin_width is None:
         bin_width = default_bin_width
     if file_width is None and bin_width is None:
         raise InputError(f"{label} has no bin_width; give the bin width in seconds")
-    requested = None if bin_width is None else _positive("bin width", bin_width)
+    requested = None if bin_width is None else positive_seconds("bin width", bin_width)
     base = file_width if file_width is not None else requested
     factor = 1 if file_width is None or requested is None else requested / file_width
     merge = int(round(factor))
@@ -329,52 +272,6 @@ def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bi
     table = table[: n // merge * merge].reshape(n // merge, merge, -1).sum(axis=1)
     valid = valid[: n // merge * merge].reshape(n // merge, merge).all(axis=1)
     return make_session(base * merge, variables, table, list(counts), valid=valid, source=label)
-
-
-def _bin_events(trains: dict, samples: list[_Samples], bin_width):
-    """Histogram spike trains and interpolate samples on bins spanning all the samples' times.
-
-    Returns bin centres, counts (bins, units), unit names and a list of Variables.
-    """
-    bin_width = _positive("bin width", bin_width)
-    if not trains:
-        raise InputError("there are no units")
-    if not samples or any(s.t.size == 0 for s in samples):
-        raise InputError("there are no behavioural samples")
-    start = max(s.t.min() for s in samples)
-    stop = min(s.t.max() for s in samples)
-    n_bins = int(np.floor((stop - start) / bin_width + 1e-9))
-    if n_bins < 1:
-        raise InputError(
-            f"the behaviour samples span {max(stop - start, 0):.3g} s, less than one bin of "
-            f"{bin_width:g} s"
-        )
-    if n_bins * len(trains) > _MAX_CELLS:
-        raise InputError(
-            f"{n_bins} bins x {len(trains)} units is too large; choose a larger bin width"
-        )
-    edges = start + bin_width * np.arange(n_bins + 1)
-    counts = np.column_stack([np.histogram(s, edges)[0] for s in trains.values()])
-    if counts.sum() == 0:
-        raise InputError(
-            f"no spike falls within the behaviour samples' time span ({start:g} s to {stop:g} s)"
-        )
-    centres = edges[:-1] + bin_width / 2
-    variables = [
-        Variable(s.name, _interp(centres, s.t, s.values, s.circular), s.unit, s.circular)
-        for s in samples
-    ]
-    return centres, counts, list(trains), variables
-
-
-def _interp(centres, t, values, circular: bool) -> np.ndarray:
-    order = np.argsort(t, kind="stable")
-    t, values = t[order], values[order]
-    if not circular:
-        return np.interp(centres, t, values)
-    with np.errstate(invalid="ignore"):
-        sin, cos = np.sin(values), np.cos(values)
-        return np.arctan2(np.interp(centres, t, sin), np.interp(centres, t, cos))
 
 
 def _merge(values, merge: int, circular: bool) -> np.ndarray:
@@ -428,11 +325,11 @@ def _nwb_contents(nwb, pynwb):
     return trains, samples
 
 
-def _nwb_samples(series, name, values, circular) -> _Samples:
+def _nwb_samples(series, name, values, circular) -> Samples:
     t = _finite_1d(f"{series.name} timestamps", series.get_timestamps())
     if t.shape != values.shape:
         raise InputError(f"{series.name} has {values.size} values but {t.size} timestamps")
-    return _Samples(name, "rad" if circular else str(series.unit), circular, t, values)
+    return Samples(name, "rad" if circular else str(series.unit), circular, t, values)
 
 
 # --- small parsers -----------------------------------------------------------------------------
@@ -511,16 +408,6 @@ def _finite_1d(label: str, value) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise InputError(f"{label!r} contains NaN or inf")
     return array
-
-
-def _positive(label: str, value) -> float:
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf" or array.size != 1:
-        raise InputError(f"{label} must be one number (seconds), got {value!r:.40}")
-    number = float(array.reshape(()))
-    if not np.isfinite(number) or number <= 0:
-        raise InputError(f"{label} must be a positive number of seconds, got {number}")
-    return number
 
 
 def _same_length(columns: dict, label: str):

@@ -9,12 +9,11 @@ import pytest
 
 from glm_core import derived
 from glm_core.errors import InputError
+from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
 from glm_core.loaders import (
-    DEFAULT_UNIT,
     MAX_UPLOAD_BYTES,
     from_pynapple,
     load_csv,
-    load_linear_track,
     load_npz,
     load_nwb,
     load_upload,

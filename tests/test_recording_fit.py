@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from glm_core import explorer
-from glm_core.loaders import DEFAULT_UNIT, load_linear_track
+from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
 from widgets.state import RECORDING, ExplorerState
 
 PLACE_UNITS = [27, 13, 20]  # by index, as named in the data README

@@ -16,7 +16,8 @@ import param
 from glm_core import explorer
 from glm_core.binned import max_bins_for
 from glm_core.errors import InputError
-from glm_core.loaders import DEFAULT_UNIT, load_linear_track, load_upload
+from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
+from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
 from glm_core.simulation import simulate_session
 
