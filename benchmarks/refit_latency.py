@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from glm_core import binned, explorer
-from glm_core.encoding import bin_index, make_binning, one_hot
 from glm_core.binned import bin_grid
+from glm_core.encoding import bin_index, make_binning, one_hot
 from glm_core.glm import GLM
 from glm_core.session import make_session
 from glm_core.simulation import simulate_session
@@ -393,7 +393,8 @@ def ratio(a, b):
 def report(T, rows, thetas, obj, skl_s, steps, args):
     print(f"\n=== T = {T:,} samples (3 variables, bins {N_BINS}, Ridge) ===")
     header = (f"{'scenario':34s} {'ours ms':>9s} {'dense ms':>9s} {'NeMoS ms':>10s} "
-              f"{'NeMoS/ours':>10s} {'dense/ours':>10s}  {'compile ms/#  ours | dense | NeMoS':>34s}"
+              f"{'NeMoS/ours':>10s} {'dense/ours':>10s}  "
+              f"{'compile ms/#  ours | dense | NeMoS':>34s}"
               f"  {'n ours/dense/NeMoS':>18s}")
     print(header)
     print("-" * len(header))

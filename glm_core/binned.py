@@ -15,8 +15,8 @@ variables included or the unit therefore reuses one compiled solver.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 import math
+from dataclasses import dataclass, replace
 from functools import partial
 
 import jax
@@ -85,7 +85,8 @@ class BinnedFit:
 
     ``weights[v, k]`` is the coefficient of bin k of variable v (zero where ``active`` is False);
     ``others_gain[v]`` is the mean over samples of exp(sum of the other variables' coefficients),
-    the factor by which the other variables scale the rate on average. ``theta`` is the flat solver vector, for warm starts.
+    the factor by which the other variables scale the rate on average. ``theta`` is the flat
+    solver vector, for warm starts.
     """
 
     weights: np.ndarray

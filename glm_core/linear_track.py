@@ -37,7 +37,8 @@ def load_linear_track(bin_width=DEFAULT_BIN_WIDTH, speed_threshold=10.0) -> Sess
     trains = {name: spike_times[spike_unit == i] for i, name in enumerate(names)}
     samples = [Samples("linear position", "px", False, t, linear)]
     centres, counts, names, variables = bin_events(trains, samples, bin_width)
-    velocity = derived.velocity(variables[0].values, float(bin_width), smooth=derived.POSITION_SMOOTHING)[:, 0]
+    velocity = derived.velocity(variables[0].values, float(bin_width),
+                                smooth=derived.POSITION_SMOOTHING)[:, 0]
     speed = np.abs(velocity)
     after = np.clip(np.searchsorted(t, centres), 1, len(t) - 1)
     gap = np.minimum(centres - t[after - 1], np.abs(t[after] - centres))

@@ -241,7 +241,8 @@ def _from_arrays(arrays: dict, bin_width, label: str, default_bin_width=None) ->
 
 def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bin_width
                     ) -> Session:
-    file_width = None if "bin_width" not in arrays else positive_seconds("bin_width", arrays["bin_width"])
+    file_width = (positive_seconds("bin_width", arrays["bin_width"]) if "bin_width" in arrays
+                  else None)
     if file_width is None and bin_width is None:
         bin_width = default_bin_width
     if file_width is None and bin_width is None:

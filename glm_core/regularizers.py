@@ -1,10 +1,11 @@
 """Penalties on a flat parameter vector ``theta = [coefficients..., intercept]``.
 
 Each regularizer knows its penalty value, its minimum-norm subgradient (the optimality residual,
-computed without the round-off of ``theta - prox(theta - grad)``) and, for non-smooth penalties, how to minimise a quadratic model plus the penalty (the inner problem
-of proximal Newton). ``weights`` are per coordinate (Ridge, Lasso; zero on the intercept) or per
-group (GroupLasso, already multiplied by sqrt(group size)); ``groups`` is a static tuple of
-(start, stop) slices, one per coefficient leaf.
+computed without the round-off of ``theta - prox(theta - grad)``) and, for non-smooth penalties,
+how to minimise a quadratic model plus the penalty (the inner problem of proximal Newton).
+``weights`` are per coordinate (Ridge, Lasso; zero on the intercept) or per group (GroupLasso,
+already multiplied by sqrt(group size)); ``groups`` is a static tuple of (start, stop) slices,
+one per coefficient leaf.
 """
 
 from __future__ import annotations

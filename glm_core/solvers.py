@@ -1,21 +1,22 @@
 """Second-order solvers on a flat parameter vector, written to run inside ``jax.jit``.
 
 The smooth part of the objective comes as two functions: ``value(theta)`` and
-``grad_hess(theta) -> (g, H)``. Smooth problems (no penalty, Ridge) use Newton with an Armijo
+``grad_hess(theta) -> (g, H)``. Every iteration takes a second-order step with an Armijo
 backtracking line search and Levenberg-Marquardt damping (a multiple of the mean curvature added
 to H: tiny after a good step, raised a hundredfold after a failed one, so flat directions such as
-one-hot leaves plus an intercept cannot derail it); Lasso and GroupLasso use proximal Newton, whose inner problem the
-regularizer solves (coordinate or block-coordinate descent on the quadratic model).
+one-hot leaves plus an intercept cannot derail it). Smooth problems (no penalty, Ridge) take
+Newton steps; Lasso and GroupLasso take proximal Newton steps, whose inner problem the regularizer
+solves.
 
-Convergence is measured by the optimality residual, the largest entry of the minimum-norm
-subgradient of objective + penalty (the gradient when the penalty is smooth), against
-``tol * scale``, where ``scale`` is the size of
-the gradient at zero parameters for a unit-rate model, the mean spike count.
+Convergence: the largest entry of the minimum-norm subgradient of objective + penalty (the
+gradient when the penalty is smooth) falls below ``tol * scale``, where ``scale`` is the mean
+spike count, the natural size of the gradient.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -238,6 +238,7 @@ def write_npz(path: Path, n: int = 6000, seed: int = 0) -> Path:
     track = np.cumsum(rng.normal(0.0, 1.0, n))
     heading = np.mod(np.cumsum(rng.normal(0.0, 0.2, n)) + np.pi, 2 * np.pi) - np.pi
     rate = np.exp(-((track - track.mean()) ** 2) / (2 * track.std() ** 2) + np.cos(heading) - 1)
-    np.savez(path, bin_width=0.02, **{"count:cell 1": rng.poisson(rate), "count:cell 2": rng.poisson(0.5, n),
-                      "var:track[cm]": track, "var:heading[rad,circular]": heading})
+    np.savez(path, bin_width=0.02, **{
+        "count:cell 1": rng.poisson(rate), "count:cell 2": rng.poisson(0.5, n),
+        "var:track[cm]": track, "var:heading[rad,circular]": heading})
     return path

@@ -1,4 +1,5 @@
-"""The bin-grid fit against the dense pytree GLM, the simulation's ground truth, and compile counts."""
+"""The bin-grid fit against the dense pytree GLM and the simulation's ground truth; compile
+counts."""
 
 import jax
 import numpy as np

@@ -306,7 +306,8 @@ def test_ten_concurrent_sessions_do_not_cross_talk(browser, server):
             x, y = curve(page, "position")
             assert len(x) == 64 - i, (i, len(x))
             assert (flatness(y) < 1.3) if i % 2 else (flatness(y) > 3), (i, flatness(y))
-            assert len(curve(page, "speed")[0]) == 20 and len(curve(page, "head direction")[0]) == 16
+            assert len(curve(page, "speed")[0]) == 20
+            assert len(curve(page, "head direction")[0]) == 16
             assert slider_handle(page, 0, "n_bins").get_attribute("aria-valuenow") == f"{64 - i}.0"
     finally:
         for page in pages:

@@ -207,7 +207,7 @@ def write_nwb(path, spikes_by_unit, t, xy, hd_degrees):
     pynwb = pytest.importorskip("pynwb")
     from pynwb.behavior import CompassDirection, Position, SpatialSeries
 
-    nwb = pynwb.NWBFile("test", "id", datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
+    nwb = pynwb.NWBFile("test", "id", datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
     for spikes in spikes_by_unit:
         nwb.add_unit(spike_times=spikes)
     module = nwb.create_processing_module("behavior", "behaviour")

@@ -56,7 +56,7 @@ def valid_nwb(path) -> bytes:
     pynwb = pytest.importorskip("pynwb")
     from pynwb.behavior import Position, SpatialSeries
 
-    nwb = pynwb.NWBFile("t", "id", datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
+    nwb = pynwb.NWBFile("t", "id", datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
     nwb.add_unit(spike_times=np.linspace(0.1, 1.9, 20))
     position = Position()
     t = np.arange(0, 2, 0.02)

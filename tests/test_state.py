@@ -5,8 +5,8 @@ import io
 import numpy as np
 import pytest
 
-from widgets.state import RECORDING, UPLOAD, ExplorerState
 from tests.test_binned_fit import CompileCounter
+from widgets.state import RECORDING, UPLOAD, ExplorerState
 
 
 def curve(state, name):

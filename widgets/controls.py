@@ -10,6 +10,7 @@ from .state import SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 
+
 def data_controls(state) -> pn.Column:
     """Data source, simulation settings, bin width, upload, unit and regularizer type."""
     # No accepted_filetypes: browsers report .npz and .nwb under varying MIME types, so the type
