@@ -35,7 +35,12 @@ MAX_GRID_CELLS = 2**18
 
 def max_bins_for(n_variables: int) -> int:
     """Bin slots per variable so that the joint grid stays within ``MAX_GRID_CELLS``."""
-    return int(min(MAX_BINS, np.floor(MAX_GRID_CELLS ** (1.0 / max(n_variables, 1)) + 1e-9)))
+    slots = int(min(MAX_BINS, np.floor(MAX_GRID_CELLS ** (1.0 / max(n_variables, 1)) + 1e-9)))
+    if slots < 2:
+        raise InputError(
+            f"{n_variables} variables are too many to bin jointly; keep at most "
+            f"{int(np.log2(MAX_GRID_CELLS))}")
+    return slots
 
 
 @dataclass(frozen=True)

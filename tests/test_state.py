@@ -143,3 +143,13 @@ def test_unregularized_fit_of_a_sparse_unit_explains_itself():
     assert "no finite estimate" in state.error
     state.regularizer = "Ridge"
     assert state.error == "" and state.stats["converged"] is True
+
+
+def test_too_many_variables_are_refused_with_a_message(state):
+    rng = np.random.default_rng(4)
+    arrays = {f"var:v{i}": rng.uniform(0, 1, 200) for i in range(19)}
+    state.source = UPLOAD
+    state.upload = ("wide.npz", npz_bytes(bin_width=0.02, **{"count:a": rng.poisson(1, 200)},
+                                          **arrays))
+    assert "too many" in state.error
+    assert [c.name for c in state.curves] == ["position", "speed", "head direction"]
