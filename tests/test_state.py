@@ -4,6 +4,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from tests.test_binned_fit import CompileCounter
 from widgets.state import RECORDING, UPLOAD, ExplorerState
@@ -153,3 +155,36 @@ def test_too_many_variables_are_refused_with_a_message(state):
                                           **arrays))
     assert "too many" in state.error
     assert [c.name for c in state.curves] == ["position", "speed", "head direction"]
+
+
+_SHARED = {}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 300), n_vars=st.integers(1, 4), kind=st.sampled_from(
+    ["random", "constant", "nan", "inf", "silent", "negative"]), seed=st.integers(0, 99))
+def test_any_binned_upload_leaves_the_page_working(n, n_vars, kind, seed):
+    """Whatever a binned file holds, the state ends with either curves for it or a message,
+    never an exception, and the app still refits afterwards."""
+    state = _SHARED.setdefault("state", ExplorerState(n_samples=2_000))
+    if state.session is None:
+        state.start()
+    rng = np.random.default_rng(seed)
+    variables = {f"var:v{i}": rng.normal(size=n) for i in range(n_vars)}
+    counts = rng.poisson(1.0, n).astype(float)
+    if kind == "constant":
+        variables["var:v0"] = np.full(n, 2.0)
+    elif kind in ("nan", "inf"):
+        variables["var:v0"][::2] = np.nan if kind == "nan" else np.inf
+    elif kind == "silent":
+        counts[:] = 0
+    elif kind == "negative":
+        counts[0] = -1
+    state.source = UPLOAD
+    state.upload = (f"case{seed}.npz", npz_bytes(bin_width=0.02, **{"count:a": counts},
+                                                 **variables))
+    event("message" if state.error else "fitted")
+    assert state.error or [c.name for c in state.curves] == [f"v{i}" for i in range(n_vars)]
+    state.regularizer = "Lasso" if state.regularizer == "Ridge" else "Ridge"
+    state.source = "simulation"
+    assert state.error == "" and len(state.curves) == 3
