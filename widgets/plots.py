@@ -49,42 +49,60 @@ def _rate(name):
 
 
 class TuningCurvesView(pn.viewable.Viewer):
-    """A grid of tuning-curve plots, one per variable of the loaded session."""
+    """A grid of tuning-curve plots, one per variable of the loaded session.
+
+    Plots are built when a data set brings variables the grid does not show yet; a data set with
+    the same variables (another seed, length or unit) reuses them and only streams new data.
+    """
 
     def __init__(self, state, **params):
         super().__init__(**params)
         self._state = state
         self._pipes = {}
+        self._panes = {}
+        self._layout = None
         self._rows = None
         self._grid = pn.GridBox(ncols=2, sizing_mode="stretch_width")
         state.param.watch(self._send, "curves")
 
     def _build(self, curves):
-        self._rows = self._state.variables
-        rows = {row.name: row for row in self._rows}
+        self._layout = _layout(curves)
         self._pipes = {c.name: hv.streams.Pipe(data=c) for c in curves}
-        panes = []
-        for curve in curves:
-            row = rows[curve.name]
-            plot = pn.pane.HoloViews(
-                hv.DynamicMap(render_curve, streams=[self._pipes[curve.name]]),
-                sizing_mode="stretch_width", name=curve.name)
-            # Toggle a wrapper: setting ``visible`` on the HoloViews pane itself is forwarded to
-            # the Bokeh figure, which rejects it (panel 1.9 / bokeh 3.9).
-            pane = pn.Column(plot, visible=row.include, sizing_mode="stretch_width")
+        # Toggle a wrapper: setting ``visible`` on the HoloViews pane itself is forwarded to the
+        # Bokeh figure, which rejects it (panel 1.9 / bokeh 3.9).
+        self._panes = {
+            c.name: pn.Column(
+                pn.pane.HoloViews(hv.DynamicMap(render_curve, streams=[self._pipes[c.name]]),
+                                  sizing_mode="stretch_width", name=c.name),
+                sizing_mode="stretch_width")
+            for c in curves
+        }
+        self._grid.objects = list(self._panes.values())
+
+    def _follow(self, rows):
+        """Show each plot exactly when its variable is included."""
+        self._rows = rows
+        for row in rows:
+            pane = self._panes[row.name]
+            pane.visible = row.include
             row.param.watch(lambda e, pane=pane: setattr(pane, "visible", e.new), "include")
-            panes.append(pane)
-        self._grid.objects = panes
 
     def _send(self, event):
-        if self._rows is not self._state.variables:  # a data set was loaded
+        if _layout(event.new) != self._layout:
             self._build(event.new)
-            return
-        for curve in event.new:
-            self._pipes[curve.name].send(curve)
+        else:
+            for curve in event.new:
+                self._pipes[curve.name].send(curve)
+        if self._rows is not self._state.variables:
+            self._follow(self._state.variables)
 
     def __panel__(self):
         return self._grid
+
+
+def _layout(curves):
+    """What decides the plots' structure: the variables and whether a ground truth is drawn."""
+    return [(c.name, c.truth is None) for c in curves]
 
 
 def traces_view(state) -> pn.pane.HoloViews:

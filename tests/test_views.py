@@ -1,0 +1,22 @@
+"""The tuning-curve view without a browser: plots are reused for a data set with the same
+variables, rebuilt for new ones, and follow the Include boxes of the current rows."""
+
+from widgets.plots import TuningCurvesView
+from widgets.state import RECORDING, ExplorerState
+
+
+def test_plots_are_reused_across_seeds_and_follow_the_new_rows():
+    state = ExplorerState(n_samples=3_000)
+    view = TuningCurvesView(state)
+    state.start()
+    panes = list(view.__panel__().objects)
+    assert len(panes) == 3 and all(p.visible for p in panes)
+
+    state.seed = 7  # same variables: same plots, new rows
+    assert list(view.__panel__().objects) == panes
+    state.variables[1].include = False
+    assert [p.visible for p in panes] == [True, False, True]
+
+    state.source = RECORDING  # other variables: new plots
+    assert all(p not in panes for p in view.__panel__().objects)
+    assert [p.visible for p in view.__panel__().objects] == [True, True, False]  # speed off
