@@ -158,6 +158,8 @@ def _as_variable(var, n: int) -> Variable:
             f"variable {var.name!r} has {values.size} samples, the spike counts have {n}"
         )
     if var.circular:
-        values = np.where(np.isfinite(values), np.mod(values + np.pi, 2 * np.pi) - np.pi, values)
+        with np.errstate(invalid="ignore"):  # NaN/inf stay as they are, to be dropped
+            values = np.where(np.isfinite(values), np.mod(values + np.pi, 2 * np.pi) - np.pi,
+                              values)
     return replace(var, name=str(var.name), values=values, unit=str(var.unit),
                    circular=bool(var.circular))
