@@ -27,6 +27,7 @@ class Encoding:
     indices: np.ndarray  # (n_valid, n_variables) bin per sample
     counts: np.ndarray  # (n_valid,) spike counts of the unit
     grid: BinGrid
+    truth_others: dict  # simulations: per variable, mean of exp(the other true effects)
 
     @property
     def n_bins(self) -> tuple[int, ...]:
@@ -63,7 +64,8 @@ def encode(session: Session, unit, n_bins) -> Encoding:
         [bin_index(v.values[session.valid], b) for v, b in zip(session.variables, binnings)], 1
     )
     counts = session.unit_counts(unit)[session.valid]
-    return Encoding(binnings, indices, counts, bin_grid(indices, counts, max_bins))
+    return Encoding(binnings, indices, counts, bin_grid(indices, counts, max_bins),
+                    _truth_others(session))
 
 
 def with_bins(enc: Encoding, session: Session, variable: int, n: int) -> Encoding:
@@ -109,8 +111,6 @@ def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
     the empirical rate and free of the intercept's trade-off with the coefficients.
     """
     dt = session.bin_width
-    valid_values = {v.name: v.values[session.valid] for v in session.variables}
-    truth_effects = {name: f(valid_values[name]) for name, f in session.truth.items()}
     curves = []
     for v, (var, binning) in enumerate(zip(session.variables, enc.binnings)):
         n = binning.n_bins
@@ -122,13 +122,21 @@ def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
             empirical = np.where(occ > 0, spk / (occ * dt), np.nan)
         truth = None
         if var.name in session.truth:
-            rest = sum(e for name, e in truth_effects.items() if name != var.name)
-            others = np.mean(np.exp(rest))
             effect = session.truth[var.name](binning.centres)
-            truth = np.exp(session.truth_intercept + effect) * others / dt
+            truth = np.exp(session.truth_intercept + effect) * enc.truth_others[var.name] / dt
         curves.append(TuningCurve(var.name, var.unit, var.circular, binning.centres, model,
                                   empirical, truth))
     return curves
+
+
+def _truth_others(session: Session) -> dict:
+    """For each variable with a ground truth, the mean over valid samples of exp(sum of the other
+    variables' true effects): the factor its true curve takes from the others. Depends on the
+    session alone, so it is computed once per encoding, not per refit."""
+    effects = {name: f(session.variable(name).values[session.valid])
+               for name, f in session.truth.items()}
+    return {name: float(np.mean(np.exp(sum(e for other, e in effects.items() if other != name))))
+            for name in effects}
 
 
 def _check_bins(n_bins, max_bins, session):

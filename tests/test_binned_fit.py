@@ -1,6 +1,8 @@
 """The bin-grid fit against the dense pytree GLM and the simulation's ground truth; compile
 counts."""
 
+from dataclasses import replace
+
 import jax
 import numpy as np
 import pytest
@@ -105,8 +107,7 @@ def test_group_lasso_at_moderate_strength_zeroes_speed(session):
 
 def test_no_spikes_and_bad_settings_raise_input_error(session):
     enc = explorer.encode(session, 0, [20, 10, 16])
-    silent = explorer.Encoding(enc.binnings, enc.indices, enc.counts * 0,
-                               enc.grid.with_counts(enc.counts * 0))
+    silent = replace(enc, counts=enc.counts * 0, grid=enc.grid.with_counts(enc.counts * 0))
     with pytest.raises(InputError, match="no spikes"):
         explorer.fit(silent, [True] * 3, [1e-3] * 3, "Ridge")
     with pytest.raises(InputError):
