@@ -6,7 +6,7 @@ import panel as pn
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
 
-from .state import SIMULATION, UPLOAD
+from .state import SIMULATION, UPLOAD, in_server
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 
@@ -96,7 +96,7 @@ class Throttle:
 
     def __call__(self, value):
         self._pending = [value]
-        if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
+        if not in_server():
             self._fire()
         elif not self._scheduled:
             self._scheduled = True

@@ -27,7 +27,8 @@ UPLOAD = "uploaded file"
 DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
 
 
-def _in_server() -> bool:
+def in_server() -> bool:
+    """Whether this runs in a served session (with an event loop to schedule work on)."""
     return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
 
 
@@ -87,7 +88,7 @@ class ExplorerState(param.Parameterized):
         if self._loading:
             return
         changed = {e.name for e in events}
-        if changed & {*DATA_KEYS, "regularizer"} and _in_server():
+        if changed & {*DATA_KEYS, "regularizer"} and in_server():
             # Slow work (loading, maybe compiling): show the busy overlay first, work on the
             # next tick.
             self.busy = True
