@@ -171,6 +171,16 @@ class GroupLasso(Regularizer):
         return support, grad, hess
 
 
+@dataclass(frozen=True)
+class Smooth(Regularizer):
+    """0.5 * theta' W theta, with ``weights`` the matrix W (per leaf s * (D'D + 1e-3 I))."""
+
+    name: ClassVar[str] = "Smooth"
+
+    def penalty(self, theta, weights, groups):
+        return 0.5 * theta @ (weights @ theta)
+
+
 def _polish(reg, hess, linear, z, weights, groups, steps=4):
     """Newton steps on the quadratic model restricted to the support of ``z``, where the penalty
     is smooth; kept only if they lower the model. Block coordinate descent crawls along directions
@@ -255,7 +265,7 @@ def _iterate_sweeps(sweep, z0, tol, max_sweeps):
     return z
 
 
-REGULARIZERS = {cls.name: cls for cls in (UnRegularized, Ridge, Lasso, GroupLasso)}
+REGULARIZERS = {cls.name: cls for cls in (UnRegularized, Ridge, Smooth, Lasso, GroupLasso)}
 
 
 def get_regularizer(regularizer: str | Regularizer) -> Regularizer:
