@@ -286,7 +286,7 @@ def cross_validate_grid(
     reg, settings = _settings(grid, n_bins, include, strengths, regularizer)
     size = grid.n_variables * grid.max_bins + 1
     theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
-        init, (FOLD_SLOTS, size))
+        jnp.asarray(init), (FOLD_SLOTS, size))
     out = _cross_validate(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
                           jnp.int32(grid.n_folds), *settings,
                           _circular(circular, grid.n_variables), theta0, reg, tol, maxiter)
@@ -311,19 +311,19 @@ def regularization_path(
     reg, (n_bins_, include_, strengths_) = _settings(grid, n_bins, include, strengths, regularizer)
     size = grid.n_variables * grid.max_bins + 1
     theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
-        init, (FOLD_SLOTS, size))
+        jnp.asarray(init), (FOLD_SLOTS, size))
     path = jnp.tile(strengths_, (len(log_strengths), 1)).at[:, variable].set(
         10.0 ** jnp.asarray(log_strengths, jnp.float32))
     out = _path(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid), jnp.int32(grid.n_folds),
                 n_bins_, include_, path,
                 _circular(circular, grid.n_variables), theta0, reg, tol, maxiter)
     out = jax.device_get(out)
-    return [_cv_scores(grid, jax.tree_util.tree_map(lambda a, i=i: a[i], out))
-            for i in range(len(log_strengths))]
+    return [_cv_scores(grid, tuple(a[i] for a in out)) for i in range(len(log_strengths))]
 
 
 def _cv_scores(grid, out):
-    theta, converged, ll_test, ll_test_mean, ll_train, ll_train_mean = jax.device_get(out)
+    theta = out[0]  # left on the device, for warm starts
+    _, converged, ll_test, ll_test_mean, ll_train, ll_train_mean = jax.device_get(out)
     k = grid.n_folds
     train_spikes = grid.n_spikes - grid.fold_spikes
     with np.errstate(invalid="ignore", divide="ignore"):

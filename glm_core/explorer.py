@@ -22,6 +22,7 @@ from .binned import (
     max_bins_for,
     regularization_path,
 )
+from .crossval import SelectionResult, select_forward
 from .encoding import Binning, bin_index, make_binning
 from .errors import InputError
 from .regularizers import REGULARIZERS
@@ -146,6 +147,18 @@ def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_poin
             if np.isfinite(means).any():
                 logs[v] = float(grid_points[int(np.nanargmax(means))])
     return logs
+
+
+def forward_selection(enc: Encoding, strengths, regularizer, alpha: float = 0.05,
+                      init=None) -> SelectionResult:
+    """Forward selection of variables (by index) by held-out score, one-sided Wilcoxon test across
+    folds at ``alpha`` (see ``crossval.select_forward``)."""
+
+    def score(subset):
+        include = [v in subset for v in range(len(enc.binnings))]
+        return cross_validate(enc, include, strengths, regularizer, init).test_bits_per_spike
+
+    return select_forward(score, range(len(enc.binnings)), alpha)
 
 
 def warm_up(enc: Encoding) -> None:
