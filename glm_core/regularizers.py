@@ -23,6 +23,7 @@ class Regularizer:
 
     name: ClassVar[str] = ""
     smooth: ClassVar[bool] = True
+    keeps_blocks_diagonal: ClassVar[bool] = True  # its Hessian adds nothing off the diagonal
 
     def penalty(self, theta, weights, groups):
         return jnp.zeros((), theta.dtype)
@@ -176,6 +177,7 @@ class Smooth(Regularizer):
     """0.5 * theta' W theta, with ``weights`` the matrix W (per leaf s * (D'D + 1e-3 I))."""
 
     name: ClassVar[str] = "Smooth"
+    keeps_blocks_diagonal: ClassVar[bool] = False
 
     def penalty(self, theta, weights, groups):
         return 0.5 * theta @ (weights @ theta)
