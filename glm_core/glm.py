@@ -55,18 +55,44 @@ class GLMFit:
     intercept_se: np.ndarray
 
 
+@dataclass(frozen=True)
+class DenseProblem:
+    """A checked pytree design flattened to ``design = [leaves..., 1]`` (T, p + 1), the counts,
+    and the regularizer's weights for given strengths."""
+
+    design: jax.Array
+    y: jax.Array
+    treedef: Any
+    sizes: tuple[int, ...]
+    weights: jax.Array
+
+    @property
+    def groups(self) -> tuple:
+        return _groups(self.sizes)
+
+
+def dense_problem(X, y, regularizer: Regularizer, strength) -> DenseProblem:
+    """Check and flatten ``X`` and ``y``; InputError on bad input."""
+    leaves, treedef = _design_leaves(X)
+    sizes = tuple(leaf.shape[1] for leaf in leaves)
+    return DenseProblem(
+        design=_with_intercept(leaves, jnp),
+        y=_counts(y, leaves[0].shape[0]),
+        treedef=treedef,
+        sizes=sizes,
+        weights=_flat_weights(regularizer, strength, treedef, sizes),
+    )
+
+
 def fit_glm(X, y, regularizer="UnRegularized", strength=None, init=None, tol=1e-6, maxiter=100):
     """Fit the pytree GLM; pure apart from the jit cache."""
     reg = get_regularizer(regularizer)
-    leaves, treedef = _design_leaves(X)
-    y = _counts(y, leaves[0].shape[0])
-    sizes = tuple(leaf.shape[1] for leaf in leaves)
-    design = _with_intercept(leaves, jnp)
-    weights = _flat_weights(reg, strength, treedef, sizes)
-    theta0 = _flat_init(init, treedef, sizes, design.dtype)
-    res, free, penalty_hess = jax.device_get(
-        _solve_dense(design, y, theta0, weights, reg, _groups(sizes), tol, maxiter))
-    covariance = laplace_covariance(np.asarray(design), res.theta, free, penalty_hess)
+    problem = dense_problem(X, y, reg, strength)
+    treedef, sizes = problem.treedef, problem.sizes
+    theta0 = _flat_init(init, treedef, sizes, problem.design.dtype)
+    res, free, penalty_hess = jax.device_get(_solve_dense(
+        problem.design, problem.y, theta0, problem.weights, reg, problem.groups, tol, maxiter))
+    covariance = laplace_covariance(np.asarray(problem.design), res.theta, free, penalty_hess)
     se = np.sqrt(np.diagonal(covariance))
     return GLMFit(
         coef=jax.tree_util.tree_unflatten(treedef, _split(jnp.asarray(res.theta[:-1]), sizes)),
@@ -84,14 +110,16 @@ def fit_glm(X, y, regularizer="UnRegularized", strength=None, init=None, tol=1e-
 def laplace_covariance(design, theta, free, penalty_hess) -> np.ndarray:
     """Inverse (pseudo-inverse if singular) of the summed penalised negative log-likelihood's
     Hessian, sum_t x_t x_t' exp(x_t' theta) + n * penalty_hess, on the ``free`` coordinates; NaN
-    rows and columns elsewhere. Float64 throughout."""
+    rows and columns elsewhere (everywhere if the Hessian is not finite). Float64 throughout."""
     theta = np.asarray(theta, np.float64)
     hess = design.shape[0] * np.asarray(penalty_hess, np.float64)
-    for rows in _float64_chunks(design):
+    for rows in float64_chunks(design):
         hess += (rows * np.exp(rows @ theta)[:, None]).T @ rows
     free = np.asarray(free, bool)
     covariance = np.full_like(hess, np.nan)
-    covariance[np.ix_(free, free)] = pinvh(hess[np.ix_(free, free)], atol=0.0, rtol=PINV_RTOL)
+    block = hess[np.ix_(free, free)]
+    if np.all(np.isfinite(block)):  # else the fit diverged: no covariance
+        covariance[np.ix_(free, free)] = pinvh(block, atol=0.0, rtol=PINV_RTOL)
     return covariance
 
 
@@ -127,7 +155,7 @@ class GLM:
         leaves, _ = self._leaves_and_coefs(X)
         covariance = np.nan_to_num(self.fit_.covariance)
         variance = np.concatenate([np.sum((rows @ covariance) * rows, axis=1)
-                                   for rows in _float64_chunks(_with_intercept(leaves, np))])
+                                   for rows in float64_chunks(_with_intercept(leaves, np))])
         return np.sqrt(np.maximum(variance, 0.0))
 
     def _leaves_and_coefs(self, X):
@@ -197,7 +225,8 @@ def _with_intercept(leaves, xp):
     return xp.concatenate([*leaves, xp.ones((leaves[0].shape[0], 1), leaves[0].dtype)], axis=1)
 
 
-def _float64_chunks(design):
+def float64_chunks(design):
+    """Consecutive blocks of ``ROW_CHUNK`` rows of a numpy ``design``, as float64."""
     for start in range(0, design.shape[0], ROW_CHUNK):
         yield np.asarray(design[start:start + ROW_CHUNK], np.float64)
 
@@ -254,7 +283,7 @@ def _flat_weights(reg: Regularizer, strength, treedef, sizes):
     return jnp.concatenate([*coords, jnp.zeros(1)])
 
 
-def _leaf_names(treedef) -> list:
+def leaf_names(treedef) -> list:
     """Each leaf's key in a flat dict design, else ``jax.tree_util.keystr`` of its path."""
     template = jax.tree_util.tree_unflatten(treedef, [0] * treedef.num_leaves)
     paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(template)[0]]
@@ -263,7 +292,7 @@ def _leaf_names(treedef) -> list:
 
 
 def _circular_leaves(reg: Smooth, treedef) -> list[bool]:
-    names = _leaf_names(treedef)
+    names = leaf_names(treedef)
     unknown = reg.circular - set(names)
     if unknown:
         raise InputError(f"Smooth(circular=...) names {sorted(map(str, unknown))}, which are not "
