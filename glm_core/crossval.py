@@ -93,6 +93,8 @@ def cross_validate(model: GLM, X, y, n_folds: int = 10) -> CVResult:
     test_spikes = np.bincount(fold, weights=counts, minlength=n_folds)
     test_samples = np.bincount(fold, minlength=n_folds)
     train_spikes, train_samples = counts.sum() - test_spikes, counts.size - test_samples
+    if counts.sum() <= 0:
+        raise InputError("there are no spikes: nothing to cross-validate")
     if np.any(train_spikes <= 0):
         raise InputError("the spikes all fall in one fold, so a training set has none: "
                          "use more data or fewer folds")
