@@ -33,7 +33,7 @@ from scipy.special import gammaln
 from .crossval import fold_index
 from .errors import InputError
 from .poisson import pseudo_r2_mcfadden
-from .regularizers import GroupLasso, Regularizer, Ridge, Smooth, get_regularizer
+from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Ridge, Smooth, get_regularizer
 from .solvers import solve
 
 MAX_BINS = 64
@@ -41,7 +41,6 @@ MAX_VARIABLES = 8
 FOLD_SLOTS = 20  # the most cross-validation folds; fewer leave rows empty
 CHUNK = 4096  # cells per step of the walk over the cell table
 CAPACITIES = (2**16, 2**18, 2**20)  # cell-table sizes; the smallest that fits is used
-SMOOTH_RIDGE = 1e-3  # Smooth adds this times its strength as a ridge, so its optimum is unique
 
 
 def max_bins_for(n_variables: int) -> int:
@@ -424,12 +423,12 @@ def _hessian(total, per_bin, per_pair, n_vars, max_bins):
 
 
 def _roughness(n, circular, max_bins):
-    """D'D of first differences over the first ``n`` slots (and the wrap-around link when
-    ``circular`` and n > 2), as a (max_bins, max_bins) matrix."""
+    """``regularizers.roughness(n, circular)`` in the first ``n`` of ``max_bins`` slots, for a
+    run-time ``n``: D'D of first differences, with the wrap-around difference when circular."""
     k = jnp.arange(max_bins - 1)
     links = (k + 1 < n).astype(jnp.float32)
     adjacency = jnp.diag(links, 1)
-    wrap = (circular & (n > 2)).astype(jnp.float32)
+    wrap = circular.astype(jnp.float32)
     adjacency = adjacency.at[0, n - 1].add(wrap)
     adjacency = adjacency + adjacency.T
     return jnp.diag(adjacency.sum(1)) - adjacency

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import panel as pn
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
@@ -59,8 +60,8 @@ def model_actions(state) -> pn.Column:
         names = [v.name for v in state.session.variables]
         lines = ["| step | added | mean gain (bits/spike) | p (Wilcoxon) |", "|---|---|---|---|"]
         for i, step in enumerate(selection.steps, 1):
-            verdict = names[step.chosen] + ("" if step.accepted else " (rejected)")
-            lines.append(f"| {i} | {verdict} | {step.gain:+.4f} | {step.p_value:.3g} |")
+            verdict = names[step.chosen] + ("" if step.added else " (not added)")
+            lines.append(f"| {i} | {verdict} | {np.mean(step.gain):+.4f} | {step.p_value:.3g} |")
         chosen = ", ".join(names[v] for v in selection.selected) or "none"
         return "\n".join(lines + ["", f"**Selected:** {chosen}"])
 
