@@ -37,7 +37,6 @@ are binned like the events form.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import re
@@ -49,6 +48,7 @@ import numpy as np
 
 from . import derived
 from .binning import DEFAULT_BIN_WIDTH, Samples, bin_events, positive_seconds
+from .csv_columns import read_csv_columns
 from .errors import InputError
 from .session import Session, Variable, make_session
 
@@ -103,24 +103,21 @@ def load_csv(path_or_bytes, bin_width=None, default_bin_width=None) -> Session:
     """Load a CSV file (path or bytes) in the binned or long events form described above;
     ``default_bin_width`` stands in when neither the file nor ``bin_width`` gives one."""
     data, label = _read(path_or_bytes)
-    columns = _csv_columns(data, label)
+    columns = read_csv_columns(data, label, text=("spike_unit",))
     if "spike_unit" in columns:
         for name in ("time", "spike_unit"):
             if name not in columns:
                 raise InputError(f"{label}: the events form needs a {name!r} column")
-        is_spike = np.array([cell != "" for cell in columns["spike_unit"]])
-        time = _csv_floats("time", columns["time"])
+        is_spike = columns["spike_unit"] != ""
         arrays = {
-            "spike_times": time[is_spike],
-            "spike_unit": np.array([u for u in columns["spike_unit"] if u], dtype=str),
-            "var_t": time[~is_spike],
+            "spike_times": columns["time"][is_spike],
+            "spike_unit": columns["spike_unit"][is_spike],
+            "var_t": columns["time"][~is_spike],
         }
-        arrays.update(
-            {k: _csv_floats(k, v)[~is_spike] for k, v in columns.items() if k.startswith("var:")}
-        )
+        arrays.update({k: v[~is_spike] for k, v in columns.items() if k.startswith("var:")})
         arrays.update({k: v for k, v in columns.items() if k not in arrays and k != "time"})
     else:
-        arrays = {k: _csv_floats(k, v) for k, v in columns.items()}
+        arrays = dict(columns)
         if "bin_width" in arrays:
             widths = arrays["bin_width"][~np.isnan(arrays["bin_width"])]
             if widths.size == 0 or np.any(widths != widths[0]):
@@ -344,44 +341,6 @@ def _read(path_or_bytes) -> tuple[bytes, str]:
         return path.read_bytes(), path.name
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror or err}") from None
-
-
-def _csv_columns(data: bytes, label: str) -> dict[str, list[str]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{label} is not a UTF-8 text (CSV) file") from None
-    try:
-        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    except csv.Error as err:
-        raise InputError(f"{label} is not a readable CSV file ({err})") from None
-    if len(rows) < 2:
-        raise InputError(f"{label} needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header):
-        raise InputError(f"{label} has repeated column names")
-    for i, row in enumerate(rows[1:], start=1):
-        if len(row) != len(header):
-            raise InputError(
-                f"{label}: data row {i} has {len(row)} cells, the header has {len(header)}"
-            )
-    return {h: [r[j].strip() for r in rows[1:]] for j, h in enumerate(header)}
-
-
-def _csv_floats(column: str, cells: list[str]) -> np.ndarray:
-    try:
-        return np.array([c or "nan" for c in cells], dtype=float)
-    except ValueError:
-        bad = next(c for c in cells if not _is_float(c or "nan"))
-        raise InputError(f"column {column!r}: {bad[:40]!r} is not a number") from None
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _parse_var_key(key: str) -> tuple[str, str, bool]:
