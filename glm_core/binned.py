@@ -15,7 +15,6 @@ variables included or the unit therefore reuses one compiled solver.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -23,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
+from scipy.special import gammaln
 
 from .errors import InputError
 from .poisson import pseudo_r2_mcfadden
@@ -79,9 +79,10 @@ def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int) -> BinGrid:
 
 
 def _log_factorial_sum(counts: np.ndarray) -> float:
-    """sum_t log(y_t!) for whole-number counts, via a histogram of the count values."""
-    histogram = np.bincount(counts.astype(np.int64))
-    return float(sum(n * math.lgamma(k + 1.0) for k, n in enumerate(histogram) if n))
+    """sum_t log(y_t!) for whole-number counts: lgamma once per distinct count value, so the cost
+    depends on the number of samples, not on how large the counts are."""
+    values, repeats = np.unique(counts, return_counts=True)
+    return float(repeats @ gammaln(values + 1.0))
 
 
 @dataclass(frozen=True)

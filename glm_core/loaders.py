@@ -50,7 +50,7 @@ from . import derived
 from .binning import DEFAULT_BIN_WIDTH, Samples, bin_events, positive_seconds
 from .csv_columns import read_csv_columns
 from .errors import InputError
-from .session import Session, Variable, make_session
+from .session import MAX_UNITS, Session, Variable, make_session
 
 MAX_UPLOAD_BYTES = 50 * 2**20
 _MAX_UNPACKED_BYTES = 10 * MAX_UPLOAD_BYTES
@@ -221,8 +221,12 @@ def _from_arrays(arrays: dict, bin_width, label: str, default_bin_width=None) ->
         )
     if spike_times.size == 0:
         raise InputError(f"{label} has no spikes")
-    units = units.astype(str)
-    trains = {u: spike_times[units == u] for u in sorted(set(units.tolist()), key=_natural)}
+    names, unit_of_spike = np.unique(units.astype(str), return_inverse=True)
+    if names.size > MAX_UNITS:
+        raise InputError(f"{label} has {names.size} units, more than the {MAX_UNITS} supported")
+    order = np.argsort(unit_of_spike, kind="stable")
+    groups = np.split(spike_times[order], np.cumsum(np.bincount(unit_of_spike))[:-1])
+    trains = dict(sorted(zip(names.tolist(), groups), key=lambda item: _natural(item[0])))
     t = _finite_1d("var_t", arrays["var_t"])
     samples = []
     for key in var_keys:
