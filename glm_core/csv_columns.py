@@ -36,8 +36,8 @@ def read_csv_columns(data: bytes, label: str, text: Collection[str] = ()) -> dic
         raise InputError(f"{label} is not a UTF-8 text (CSV) file") from None
     data = data.removeprefix(b"\xef\xbb\xbf")
     raw = np.frombuffer(data, np.uint8)
-    starts, stops, cells = _rows(raw)
-    filled = np.flatnonzero(_has_content(raw, starts))
+    starts, stops, cells, has_content = _rows(raw)
+    filled = np.flatnonzero(has_content)
     if len(filled) < 2:
         raise InputError(f"{label} needs a header row and at least one data row")
     head = filled[0]
@@ -53,41 +53,32 @@ def read_csv_columns(data: bytes, label: str, text: Collection[str] = ()) -> dic
         raise InputError(f"{label}: data row {row} has {cells[filled[row]]} cells, the header has "
                          f"{len(header)}")
     table = _parse_body(data[stops[head]:], header, set(text) & set(header), label)
-    table = table[table.notna().any(axis=1)]
-    if table.empty:
+    cells = {name: _cells(table[name]) for name in header}
+    filled_rows = np.logical_or.reduce([_filled(c) for c in cells.values()])
+    if not filled_rows.any():
         raise InputError(f"{label} needs a header row and at least one data row")
-    return {name: _text(table[name]) if name in text else _floats(name, table[name])
-            for name in header}
+    cells = {name: c[filled_rows] for name, c in cells.items()}
+    return {name: c if name in text else _floats(name, c) for name, c in cells.items()}
 
 
 def _rows(raw: np.ndarray):
-    """Start and stop byte of every row, and its number of cells. A line break or comma between
-    quotes belongs to a cell: the quotes before it are odd in number (a quote inside a quoted
-    cell is written twice, which keeps the count even)."""
-    quotes = np.flatnonzero(raw == _QUOTE)
-
-    def unquoted(positions):
-        if quotes.size == 0:
-            return positions
-        return positions[np.searchsorted(quotes, positions) % 2 == 0]
-
-    breaks = unquoted(np.flatnonzero((raw == ord("\n")) | (raw == ord("\r"))))
-    commas = unquoted(np.flatnonzero(raw == _COMMA))
+    """Start and stop byte of every row, its number of cells, and whether it holds anything but
+    spaces, commas and quotes. Works on the positions of those characters and line breaks only.
+    A line break or comma between quotes belongs to a cell: the quotes before it are odd in
+    number (a quote inside a quoted cell is written twice, which keeps the count even)."""
+    maybe = np.flatnonzero(raw <= _COMMA)  # one cheap pass: every mark is at most ","
+    marks = maybe[_NOT_CONTENT[raw[maybe]]]
+    kind = raw[marks]
+    quote = kind == _QUOTE
+    outside = ~np.logical_xor.accumulate(quote) if quote.any() else np.ones(kind.size, bool)
+    is_break = ((kind == ord("\n")) | (kind == ord("\r"))) & outside
+    row = np.cumsum(is_break)
+    breaks = marks[is_break]
     starts = np.concatenate([[0], breaks + 1])
     stops = np.concatenate([breaks, [raw.size]])
-    cells = np.bincount(np.searchsorted(breaks, commas), minlength=starts.size) + 1
-    return starts, stops, cells
-
-
-def _has_content(raw, starts) -> np.ndarray:
-    """Whether each row holds anything but spaces, commas and quotes."""
-    content = ~_NOT_CONTENT[raw]
-    inside = starts < raw.size
-    out = np.zeros(starts.size, bool)
-    if inside.any():
-        # reduceat of an empty row reads the next row's first byte: the line break, no content
-        out[inside] = np.logical_or.reduceat(content, starts[inside])
-    return out
+    cells = np.bincount(row[(kind == _COMMA) & outside], minlength=starts.size) + 1
+    blank_bytes = np.bincount(row[~is_break], minlength=starts.size)
+    return starts, stops, cells, stops - starts > blank_bytes
 
 
 def _parse_body(body: bytes, header, text, label) -> pd.DataFrame:
@@ -100,19 +91,27 @@ def _parse_body(body: bytes, header, text, label) -> pd.DataFrame:
         raise InputError(f"{label} is not a readable CSV file ({err})") from None
 
 
-def _floats(name: str, column: pd.Series) -> np.ndarray:
+def _cells(column: pd.Series) -> np.ndarray:
+    """A numeric column as floats (blank: NaN), any other as stripped text (blank: "")."""
     if column.dtype.kind in "biuf":
         return column.to_numpy(float)
-    cells = column.to_numpy(str, na_value="nan")  # spellings pandas leaves as text: "nan", "inf"
+    return np.char.strip(column.to_numpy(str, na_value=""))
+
+
+def _filled(cells: np.ndarray) -> np.ndarray:
+    return ~np.isnan(cells) if cells.dtype.kind == "f" else cells != ""
+
+
+def _floats(name: str, cells: np.ndarray) -> np.ndarray:
+    """Text cells as numbers (pandas leaves "nan", "inf", "1e400" as text)."""
+    if cells.dtype.kind == "f":
+        return cells
+    cells = np.where(cells == "", "nan", cells)
     try:
         return cells.astype(float)
     except ValueError:
         bad = next(c for c in cells if not _is_float(c))
-        raise InputError(f"column {name!r}: {bad.strip()[:40]!r} is not a number") from None
-
-
-def _text(column: pd.Series) -> np.ndarray:
-    return np.char.strip(column.to_numpy(str, na_value=""))
+        raise InputError(f"column {name!r}: {bad[:40]!r} is not a number") from None
 
 
 def _is_float(text: str) -> bool:
