@@ -11,10 +11,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import InputError
-from .session import Variable, positive_seconds
+from .session import MAX_CELLS, Variable, positive_seconds
 
 DEFAULT_BIN_WIDTH = 0.025  # s
-MAX_CELLS = 20_000_000  # bins x units; keeps a tiny bin width from exhausting memory
 
 
 class Samples(NamedTuple):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import re
 import zipfile
 import zlib
@@ -50,10 +51,11 @@ from . import derived
 from .binning import DEFAULT_BIN_WIDTH, Samples, bin_events, positive_seconds
 from .csv_columns import read_csv_columns
 from .errors import InputError
-from .session import MAX_UNITS, Session, Variable, make_session
+from .session import MAX_CELLS, MAX_UNITS, Session, Variable, make_session
 
 MAX_UPLOAD_BYTES = 50 * 2**20
 _MAX_UNPACKED_BYTES = 10 * MAX_UPLOAD_BYTES
+MAX_NPZ_VALUES = 3 * MAX_CELLS  # e.g. 20 million bins of one unit and two variables
 _VAR_KEY = re.compile(r"^var:(?P<name>.*?)\s*(?:\[(?P<meta>[^\[\]]*)\])?$")
 
 
@@ -89,6 +91,10 @@ def load_npz(path_or_bytes, bin_width=None, default_bin_width=None) -> Session:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             if sum(info.file_size for info in archive.infolist()) > _MAX_UNPACKED_BYTES:
                 raise InputError("the .npz file unpacks to more than 500 MB")
+            n_values = sum(_npy_size(archive, info) for info in archive.infolist())
+            if n_values > MAX_NPZ_VALUES:  # before loading: 1-byte values would cost 8 as floats
+                raise InputError(f"the .npz file holds {n_values:,} values; the limit is "
+                                 f"{MAX_NPZ_VALUES:,}")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except InputError:
@@ -183,6 +189,15 @@ def from_pynapple(tsgroup, variables: dict, bin_width=DEFAULT_BIN_WIDTH, circula
                           values=_numeric(s.name, s.values)) for s in samples]
     _, counts, names, variables_ = bin_events(trains, samples, bin_width)
     return make_session(bin_width, variables_, counts, names, source="pynapple")
+
+
+def _npy_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """Number of values of one array in an NPZ archive, from its header alone."""
+    with archive.open(info) as npy:
+        version = np.lib.format.read_magic(npy)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        return math.prod(read(npy)[0])
 
 
 # --- shared assembly -----------------------------------------------------------------------------

@@ -11,10 +11,11 @@ from .errors import InputError
 
 # Plausibility limits, so that a file's values cannot make loading or fitting cost more than its
 # size: bins from 0.1 ms to an hour, at most 5,000 spikes/s in any bin (one spike per bin always
-# passes) and 2,000 units.
+# passes), 2,000 units and 20 million cells of the (bins, units) table.
 MIN_BIN_WIDTH, MAX_BIN_WIDTH = 1e-4, 3600.0  # s
 MAX_RATE_HZ = 5000.0
 MAX_UNITS = 2000
+MAX_CELLS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,9 @@ def _as_counts(counts, bin_width: float) -> np.ndarray:
         raise InputError(f"spike counts must be a (samples, units) table, got shape {counts.shape}")
     if counts.shape[1] > MAX_UNITS:
         raise InputError(f"{counts.shape[1]} units are more than the {MAX_UNITS} supported")
+    if counts.size > MAX_CELLS:
+        raise InputError(f"{counts.shape[0]:,} bins x {counts.shape[1]} units are more than "
+                         f"{MAX_CELLS:,}; use fewer, larger bins")
     if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
         raise InputError("spike counts must be non-negative whole numbers")
     limit = max(1.0, np.floor(MAX_RATE_HZ * bin_width))

@@ -249,3 +249,14 @@ def test_any_one_extreme_value_is_handled(worker, file_type, form, data, value, 
         assert outcome
     else:
         assert all(v == "fits" or NO_SPIKES in v for v in outcome.values()), outcome
+
+
+def test_npz_of_many_one_byte_values_is_refused_before_loading(worker):
+    """70 million uint8 zeros pack into a small file but would take 560 MB as floats."""
+    buffer = io.BytesIO()
+    n = 70_000_000
+    np.savez_compressed(buffer, bin_width=0.02, **{"count:a": np.zeros(n, np.uint8),
+                                                    "var:x": np.zeros(10, np.uint8)})
+    assert len(buffer.getvalue()) < 2**20
+    outcome = worker.run("many.npz", buffer.getvalue())
+    assert isinstance(outcome, str) and "70,000,011 values; the limit is 60,000,000" in outcome
