@@ -198,8 +198,10 @@ def solve_weighted(design, y, sample_weight, theta0, weights, reg: Regularizer, 
 
     def grad_hess(theta):
         mu = sample_weight * jnp.exp(design @ theta)
-        resid = mu - sample_weight * y
-        return design.T @ resid / total, (design * mu[:, None]).T @ design / total
+        # X' diag(mu) X as A'A, A = diag(sqrt(mu)) X: half the work, and a plain batched
+        # matrix product under vmap (the diag(mu) X form is ~6x slower there on CPU).
+        root = design * jnp.sqrt(mu)[:, None]
+        return (mu - sample_weight * y) @ design / total, root.T @ root / total
 
     scale = jnp.maximum(jnp.sum(sample_weight * y) / total, 1e-3)
     return solve(value, grad_hess, theta0, reg, weights, groups, scale, tol, maxiter)
