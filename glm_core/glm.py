@@ -114,7 +114,8 @@ def laplace_covariance(design, theta, free, penalty_hess) -> np.ndarray:
     theta = np.asarray(theta, np.float64)
     hess = design.shape[0] * np.asarray(penalty_hess, np.float64)
     for rows in float64_chunks(design):
-        hess += (rows * np.exp(rows @ theta)[:, None]).T @ rows
+        root = rows * np.exp(0.5 * (rows @ theta))[:, None]
+        hess += root.T @ root  # A'A: numpy takes the symmetric (syrk) path
     free = np.asarray(free, bool)
     covariance = np.full_like(hess, np.nan)
     block = hess[np.ix_(free, free)]
