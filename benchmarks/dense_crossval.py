@@ -52,14 +52,18 @@ def separate(X, y, fit):
     return lambda strength: [fit(Xk, yk, strength) for Xk, yk in subsets]
 
 
-def timed(run, repeats):
-    run(SWEEP[-1])  # warm-up: compiles
-    before, times = _COMPILES[0], []
+def timed(runs, repeats):
+    """Median ms of each run over ``repeats`` rounds, interleaved so that both see the same load,
+    and the compilations during the timed calls."""
+    for run in runs:
+        run(SWEEP[-1])  # warm-up: compiles
+    before, times = _COMPILES[0], [[] for _ in runs]
     for r in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(run(SWEEP[r % len(SWEEP)]))
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times), _COMPILES[0] - before
+        for run, out in zip(runs, times):
+            start = time.perf_counter()
+            jax.block_until_ready(run(SWEEP[r % len(SWEEP)]))
+            out.append(1e3 * (time.perf_counter() - start))
+    return [statistics.median(t) for t in times], _COMPILES[0] - before
 
 
 def main():
@@ -73,13 +77,11 @@ def main():
     print("| --- | --- | --- | --- | --- |")
     for n in args.sizes:
         X, y = design(n)
-        cv, cv_compiles = timed(lambda s: cross_validate(GLM("Ridge", s), X, y, N_FOLDS).mean,
-                                args.repeats)
-        fits, fit_compiles = timed(
+        (cv, fits), compiles = timed([
+            lambda s: cross_validate(GLM("Ridge", s), X, y, N_FOLDS).mean,
             separate(X, y, lambda Xk, yk, s: GLM("Ridge", s).fit(Xk, yk).intercept_),
-            args.repeats)
-        print(f"| {n:.0e} | {cv:.0f} | {fits:.0f} | {fits / cv:.2f} "
-              f"| {cv_compiles + fit_compiles} |")
+        ], args.repeats)
+        print(f"| {n:.0e} | {cv:.0f} | {fits:.0f} | {fits / cv:.2f} | {compiles} |")
 
 
 if __name__ == "__main__":
