@@ -114,7 +114,8 @@ def laplace_covariance(design, theta, free, penalty_hess) -> np.ndarray:
     theta = np.asarray(theta, np.float64)
     hess = design.shape[0] * np.asarray(penalty_hess, np.float64)
     for rows in float64_chunks(design):
-        hess += (rows * np.exp(rows @ theta)[:, None]).T @ rows
+        root = rows * np.exp(0.5 * (rows @ theta))[:, None]
+        hess += root.T @ root  # A'A: numpy takes the symmetric (syrk) path
     free = np.asarray(free, bool)
     covariance = np.full_like(hess, np.nan)
     block = hess[np.ix_(free, free)]
@@ -198,8 +199,10 @@ def solve_weighted(design, y, sample_weight, theta0, weights, reg: Regularizer, 
 
     def grad_hess(theta):
         mu = sample_weight * jnp.exp(design @ theta)
-        resid = mu - sample_weight * y
-        return design.T @ resid / total, (design * mu[:, None]).T @ design / total
+        # X' diag(mu) X as A'A, A = diag(sqrt(mu)) X: half the work, and a plain batched
+        # matrix product under vmap (the diag(mu) X form is ~6x slower there on CPU).
+        root = design * jnp.sqrt(mu)[:, None]
+        return (mu - sample_weight * y) @ design / total, root.T @ root / total
 
     scale = jnp.maximum(jnp.sum(sample_weight * y) / total, 1e-3)
     return solve(value, grad_hess, theta0, reg, weights, groups, scale, tol, maxiter)
