@@ -53,12 +53,12 @@ def read_csv_columns(data: bytes, label: str, text: Collection[str] = ()) -> dic
         raise InputError(f"{label}: data row {row} has {cells[filled[row]]} cells, the header has "
                          f"{len(header)}")
     table = _parse_body(data[stops[head]:], header, set(text) & set(header), label)
-    cells = {name: _cells(table[name]) for name in header}
-    filled_rows = np.logical_or.reduce([_filled(c) for c in cells.values()])
+    columns = {name: _cells(table[name]) for name in header}
+    filled_rows = np.logical_or.reduce([_filled(c) for c in columns.values()])
     if not filled_rows.any():
         raise InputError(f"{label} needs a header row and at least one data row")
-    cells = {name: c[filled_rows] for name, c in cells.items()}
-    return {name: c if name in text else _floats(name, c) for name, c in cells.items()}
+    columns = {name: c[filled_rows] for name, c in columns.items()}
+    return {name: c if name in text else _floats(name, c) for name, c in columns.items()}
 
 
 def _rows(raw: np.ndarray):

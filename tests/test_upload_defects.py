@@ -159,7 +159,8 @@ def put(values, index, value) -> np.ndarray:
 # message, or per unit "fits" / a piece of its fit's message
 CASES = {
     ("binned", "1e9 spikes in one bin"):
-        (lambda a: with_defect(a, **{"count:a": put(a["count:a"], 7, 1e9)}), None, "plausible"),
+        (lambda a: with_defect(a, **{"count:a": put(a["count:a"], 7, 1e9)}), None,
+         "a bin of 0.02 s holds 1000000000 spikes; at most 100 (5000 spikes/s) are plausible"),
     ("binned", "3e9 spikes in one bin"):
         (lambda a: with_defect(a, **{"count:a": put(a["count:a"], 7, 3e9)}), None, "plausible"),
     ("binned", "1e300 spikes in one bin"):
@@ -174,7 +175,8 @@ CASES = {
         (lambda a: with_defect(a, **{"var:x[cm]": a["var:x[cm]"] * 1e-300}), None,
          {"a": "fits", "b": "fits"}),
     ("binned", "a bin width of 1e-12 s"):
-        (lambda a: with_defect(a, bin_width=np.float64(1e-12)), None, "bin_width 1e-12 s"),
+        (lambda a: with_defect(a, bin_width=np.float64(1e-12)), None,
+         "bin_width 1e-12 s is outside the supported range, 0.1 ms to 1 h"),
     ("binned", "every bin marked invalid"):
         (lambda a: with_defect(a, valid=np.zeros(T)), None, "no valid samples"),
     ("binned", "every variable value NaN"):

@@ -38,7 +38,8 @@ def data_controls(state) -> pn.Column:
     note = pn.pane.Markdown(
         f"Upload .npz, .csv or .nwb, at most {MAX_UPLOAD_BYTES // 2**20} MB (schema in the "
         "README).", visible=upload.param.visible, margin=(0, 10))
-    return pn.Column(source, n_samples, seed, bin_width, upload, note, unit, regularizer, folds,
+    return pn.Column(source, n_samples, seed, bin_width, upload, note, progress_view(state),
+                     unit, regularizer, folds,
                      sizing_mode="stretch_width")
 
 
@@ -69,6 +70,15 @@ def model_actions(state) -> pn.Column:
                      pn.pane.Markdown(pn.bind(table, state.param.selection),
                                       name="Variable selection"),
                      sizing_mode="stretch_width")
+
+
+def progress_view(state) -> pn.Row:
+    """An indeterminate bar and "Reading <file>..." while a data set is read; hidden otherwise."""
+    return pn.Row(
+        pn.indicators.Progress(active=True, value=-1, width=60, height=12, margin=(12, 5)),
+        pn.pane.Str(state.param.progress, margin=(5, 5)),
+        visible=state.param.progress.rx.bool(), css_classes=["reading-progress"],
+        sizing_mode="stretch_width")
 
 
 def _send_upload(state, files: dict):

@@ -8,7 +8,9 @@ No maths here: everything numerical is a call into ``glm_core``.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from functools import partial
 
 import numpy as np
 import panel as pn
@@ -75,6 +77,7 @@ class ExplorerState(param.Parameterized):
     selection = param.Parameter(default=None, doc="The last forward selection (glm_core "
                                 "SelectionResult), variables by index.")
     busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
+    progress = param.String(default="", doc="What is being read, while a data set loads.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -83,6 +86,7 @@ class ExplorerState(param.Parameterized):
         self._row_watchers = []
         self._loading = False
         self._cv = None
+        self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
         self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds"])
 
     def start(self):
@@ -98,17 +102,35 @@ class ExplorerState(param.Parameterized):
         changed = {e.name for e in events}
         if changed & {*DATA_KEYS, "regularizer"} and in_server():
             # Slow work (loading, maybe compiling): show the busy overlay first, work on the
-            # next tick.
+            # next tick. A data set is read on a worker thread, so other sessions keep working.
             self.busy = True
+            if changed & set(DATA_KEYS):
+                self.progress = (f"Reading {self.upload[0]}..." if self.source == UPLOAD
+                                 and self.upload else f"Loading the {self.source}...")
+                self._reads += 1
+                pn.state.execute(partial(self._read_off_loop, self._reads, changed, events))
+                return
             pn.state.add_periodic_callback(lambda: self._update(changed, events), period=20,
                                            count=1)
             return
         self._update(changed, events)
 
-    def _update(self, changed, events):
+    async def _read_off_loop(self, read, changed, events):
+        """Read and encode data set number ``read`` on a thread (Panel runs this coroutine
+        outside the document lock, so the progress message shows and other sessions run), then
+        finish the update on this session's turn, unless a newer data set was asked for."""
+        keep_file_bins = "upload" in changed or "source" in changed
+        future = asyncio.get_running_loop().run_in_executor(None, self._prepare, keep_file_bins)
+        await asyncio.wait([future])
+        if read == self._reads:
+            pn.state.execute(partial(self._update, changed, events, future.result), schedule=True)
+
+    def _update(self, changed, events, prepared=None):
+        """``prepared`` returns what :meth:`_prepare` returned (or raises its error)."""
         try:
             if changed & set(DATA_KEYS):
-                self._load(keep_file_bins="upload" in changed or "source" in changed)
+                self._load(prepared() if prepared else
+                           self._prepare("upload" in changed or "source" in changed))
             elif "unit" in changed:
                 self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
             elif "n_folds" in changed:
@@ -125,13 +147,20 @@ class ExplorerState(param.Parameterized):
             self.error = str(err)
         finally:
             self.busy = False
+            self.progress = ""
 
-    def _load(self, keep_file_bins=False):
+    def _prepare(self, keep_file_bins):
+        """The selected data set, its default unit, variable rows and encoding; no page change,
+        so it may run on a thread."""
         session = self._read_session(keep_file_bins)
         unit = DEFAULT_UNIT if DEFAULT_UNIT in session.unit_names else session.unit_names[0]
         max_bins = max_bins_for(len(session.variables))
         rows = [VariableSettings(v, max_bins) for v in session.variables]
         encoding = explorer.encode(session, unit, [r.n_bins for r in rows], self.n_folds)
+        return session, unit, rows, encoding
+
+    def _load(self, prepared):
+        session, unit, rows, encoding = prepared
         for row, watcher in zip(self.variables, self._row_watchers):
             row.param.unwatch(watcher)
         self._row_watchers = [
