@@ -8,7 +8,14 @@ from pathlib import Path
 import jax
 import panel as pn
 
-from widgets.controls import data_controls, error_view, stats_view, variable_controls
+from widgets.controls import (
+    data_controls,
+    error_view,
+    model_actions,
+    stats_view,
+    variable_controls,
+)
+from widgets.paths import paths_view
 from widgets.plots import TuningCurvesView, traces_view
 from widgets.state import ExplorerState
 
@@ -23,6 +30,8 @@ main = pn.Column(
     error_view(state),
     pn.Row(pn.Column("## Tuning curves", curves), pn.Column("## Fit", stats_view(state),
                                                               width=320, sizing_mode="fixed")),
+    "## Held-out score along each strength",
+    paths_view(state),
     "## Behaviour",
     traces_view(state),
     loading=state.param.busy,
@@ -31,6 +40,7 @@ pn.state.onload(state.start)
 
 pn.template.BootstrapTemplate(
     title="Pytree GLM explorer",
-    sidebar=[data_controls(state), "### Variables", variable_controls(state)],
+    sidebar=[data_controls(state), model_actions(state), "### Variables",
+             variable_controls(state)],
     main=[main],
 ).servable()

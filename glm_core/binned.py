@@ -1,87 +1,166 @@
-"""Fits of one-hot designs from joint bin-grid totals, at a cost independent of the sample count.
+"""Fits of one-hot designs from per-cell totals, at a cost independent of the sample count.
 
 With every variable one-hot encoded, the linear predictor of a sample depends only on its joint
-cell (one bin per variable), so the objective needs just two arrays over the grid of cells:
-samples per cell (occupancy) and spikes per cell. The Newton gradient is a set of marginal sums of
-``occupancy * exp(eta) - spikes``; the Hessian's diagonal blocks are 1-D marginals of
-``occupancy * exp(eta)`` and its off-diagonal blocks 2-D marginals.
+cell (one bin per variable), so the objective needs just the occupied cells: for each, its bin on
+every variable, its samples (occupancy) and its spikes. The Newton gradient is a set of per-bin
+sums of ``occupancy * exp(eta) - spikes``; the Hessian's diagonal blocks are per-bin sums of
+``occupancy * exp(eta)`` and its off-diagonal blocks per-bin-pair sums.
 
-Shapes stay static while the user works: every variable has ``max_bins`` slots, and a mask of
-active bins (inside the chosen bin count, variable included, bin occupied) switches slots on and
-off. Inactive coefficients are held at zero, which is exactly the dense solution (an empty bin's
-column is all zeros, so only the penalty acts on it). Changing a strength, a bin count, the
-variables included or the unit therefore reuses one compiled solver.
+Cells are kept per cross-validation fold (``FOLD_SLOTS`` rows; unused rows are empty), so the full
+fit uses their sum, fold k's training fit the sum minus row k, and fold k's held-out score row k
+alone: cross-validation is the same solver vmapped over the rows.
+
+Shapes stay static while the user works: every variable has ``max_bins`` slots and a mask of
+active bins switches them on and off; cells live in a padded table of ``capacity`` entries that is
+walked in chunks up to the number of occupied cells (a run-time loop bound), so the cost follows
+the occupied cells while changing a strength, a bin count, the variables included, the folds or
+the unit reuses one compiled solver. Inactive coefficients are held at zero, which is exactly the
+dense solution (an empty bin's column is all zeros, so only the penalty acts on it); Smooth keeps
+empty bins inside the chosen range active, where the penalty interpolates them, as it would in
+the dense fit.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import xlogy
+from scipy.special import gammaln
 
+from .crossval import fold_index
 from .errors import InputError
 from .poisson import pseudo_r2_mcfadden
-from .regularizers import GroupLasso, Regularizer, get_regularizer
+from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Ridge, Smooth, get_regularizer
 from .solvers import solve
 
 MAX_BINS = 64
-MAX_GRID_CELLS = 2**18
+MAX_VARIABLES = 8
+FOLD_SLOTS = 20  # the most cross-validation folds; fewer leave rows empty
+CHUNK = 4096  # cells per step of the walk over the cell table
+CAPACITIES = (2**16, 2**18, 2**20)  # cell-table sizes; the smallest that fits is used
 
 
 def max_bins_for(n_variables: int) -> int:
-    """Bin slots per variable so that the joint grid stays within ``MAX_GRID_CELLS``."""
-    slots = int(min(MAX_BINS, np.floor(MAX_GRID_CELLS ** (1.0 / max(n_variables, 1)) + 1e-9)))
-    if slots < 2:
-        raise InputError(
-            f"{n_variables} variables are too many to bin jointly; keep at most "
-            f"{int(np.log2(MAX_GRID_CELLS))}")
-    return slots
+    """Bin slots per variable."""
+    if n_variables > MAX_VARIABLES:
+        raise InputError(f"{n_variables} variables are too many; keep at most {MAX_VARIABLES}")
+    return MAX_BINS
 
 
 @dataclass(frozen=True)
 class BinGrid:
-    """Samples and spikes per joint cell, shape ``(max_bins,) * n_variables``, kept on the JAX
-    device so that refits copy nothing; ``sample_cell`` maps each sample to its cell in the
-    flattened grid, so another unit's spikes are re-totalled with one bincount."""
+    """The occupied joint cells of a session, per cross-validation fold, on the JAX device.
 
+    ``slots[v, c]`` is the bin of cell c on variable v; ``occupancy[k, c]`` and ``spikes[k, c]``
+    are fold k's samples and spikes in cell c (rows past ``n_folds`` and cells past ``n_cells``
+    are zero). ``sample_cell`` and ``sample_fold`` map each sample, so another unit or another
+    fold count is re-totalled with one bincount.
+    """
+
+    slots: jax.Array
     occupancy: jax.Array
     spikes: jax.Array
-    n_spikes: float
-    log_factorial: float  # sum over samples of log(y!), for the log-likelihood
+    n_cells: int
+    max_bins: int
     sample_cell: np.ndarray
+    sample_fold: np.ndarray
+    fold_samples: np.ndarray  # (n_folds,)
+    fold_spikes: np.ndarray  # (n_folds,)
+    fold_log_factorial: np.ndarray  # (n_folds,) sum of log(y!) over the fold's samples
+    cell_slots: np.ndarray  # (V, n_cells) host copy of ``slots``
+    cell_spikes: np.ndarray  # (n_cells,) spikes per cell over all folds
+
+    @property
+    def n_folds(self) -> int:
+        return self.fold_spikes.size
+
+    @property
+    def n_variables(self) -> int:
+        return self.slots.shape[0]
+
+    @property
+    def n_spikes(self) -> float:
+        return float(self.fold_spikes.sum())
+
+    @property
+    def log_factorial(self) -> float:
+        return float(self.fold_log_factorial.sum())
+
+    def marginals(self, v: int) -> tuple[np.ndarray, np.ndarray]:
+        """Samples and spikes per bin of variable ``v`` over all folds (``max_bins`` each)."""
+        samples = np.bincount(self.sample_cell, minlength=self.n_cells)
+        return (np.bincount(self.cell_slots[v], samples, self.max_bins),
+                np.bincount(self.cell_slots[v], self.cell_spikes, self.max_bins))
 
     def with_counts(self, counts: np.ndarray) -> BinGrid:
-        """The same grid with other spike counts (another unit)."""
+        """The same cells with other spike counts (another unit)."""
         counts = np.asarray(counts, float)
-        spikes = np.bincount(self.sample_cell, weights=counts, minlength=self.occupancy.size)
-        return replace(self, spikes=jnp.asarray(spikes.reshape(self.occupancy.shape), jnp.float32),
-                       n_spikes=float(counts.sum()), log_factorial=_log_factorial_sum(counts))
+        capacity = self.slots.shape[1]
+        spikes = _fold_totals(self.sample_fold, self.sample_cell, counts, capacity)
+        return replace(self, spikes=jnp.asarray(spikes, jnp.float32),
+                       cell_spikes=np.bincount(self.sample_cell, counts, self.n_cells),
+                       fold_spikes=np.bincount(self.sample_fold, counts, self.n_folds),
+                       fold_log_factorial=_fold_log_factorial(self.sample_fold, counts,
+                                                              self.n_folds))
+
+    def with_folds(self, n_folds: int, counts: np.ndarray) -> BinGrid:
+        """The same cells split into ``n_folds`` folds of contiguous sections."""
+        fold = fold_index(self.sample_cell.size, n_folds)
+        capacity = self.slots.shape[1]
+        occupancy = _fold_totals(fold, self.sample_cell, None, capacity)
+        grid = replace(self, sample_fold=fold, occupancy=jnp.asarray(occupancy, jnp.float32),
+                       fold_samples=np.bincount(fold, minlength=n_folds).astype(float),
+                       fold_spikes=np.zeros(n_folds))
+        return grid.with_counts(counts)
 
 
-def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int) -> BinGrid:
-    """Joint totals from per-sample bin indices ``(T, n_variables)`` and counts ``(T,)``."""
+def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int, n_folds: int = 10) -> BinGrid:
+    """Cell totals from per-sample bin indices ``(T, n_variables)`` and counts ``(T,)``."""
     indices = np.asarray(indices)
     counts = np.asarray(counts, float)
     if indices.ndim != 2 or indices.shape[0] != counts.shape[0]:
         raise InputError("bin indices and spike counts have different numbers of samples")
     if indices.shape[0] == 0:
         raise InputError("no samples to fit")
+    cells, sample_cell = _unique_rows(indices, max_bins)
+    capacity = next((c for c in CAPACITIES if c >= len(cells)), None)
+    if capacity is None:
+        raise InputError(f"{len(cells)} occupied bin combinations are too many; choose fewer bins")
+    slots = np.zeros((indices.shape[1], capacity), np.int32)
+    slots[:, : len(cells)] = cells.T
+    grid = BinGrid(jnp.asarray(slots), None, None, len(cells), max_bins, sample_cell, None,
+                   None, None, None, cells.T.astype(np.int64), None)
+    return grid.with_folds(n_folds, counts)
+
+
+def _unique_rows(indices, max_bins):
+    """Distinct rows of ``indices`` and each row's position among them (sorted order)."""
     shape = (max_bins,) * indices.shape[1]
-    flat = np.ravel_multi_index(tuple(indices.T), shape)
-    occupancy = np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
-    occupancy = jnp.asarray(occupancy, jnp.float32)
-    return BinGrid(occupancy, occupancy, 0.0, 0.0, flat).with_counts(counts)
+    flat = np.ravel_multi_index(tuple(indices.T.astype(np.int64)), shape)
+    used = indices.max(0).astype(np.int64) + 1
+    if np.prod(used.astype(float)) <= 4 * flat.size + 2**20:  # small cell space: bincount
+        compact = np.ravel_multi_index(tuple(indices.T.astype(np.int64)), tuple(used))
+        present = np.bincount(compact, minlength=int(np.prod(used))) > 0
+        position = np.cumsum(present) - 1
+        cells = np.stack(np.unravel_index(np.flatnonzero(present), tuple(used)), 1)
+        return cells, position[compact]
+    unique, inverse = np.unique(flat, return_inverse=True)
+    return np.stack(np.unravel_index(unique, shape), 1), inverse.ravel()
 
 
-def _log_factorial_sum(counts: np.ndarray) -> float:
-    """sum_t log(y_t!) for whole-number counts, via a histogram of the count values."""
-    histogram = np.bincount(counts.astype(np.int64))
-    return float(sum(n * math.lgamma(k + 1.0) for k, n in enumerate(histogram) if n))
+def _fold_totals(fold, cell, weights, capacity):
+    flat = fold.astype(np.int64) * capacity + cell
+    totals = np.bincount(flat, weights, FOLD_SLOTS * capacity)
+    return totals.reshape(FOLD_SLOTS, capacity)
+
+
+def _fold_log_factorial(fold, counts, n_folds):
+    """Per fold, sum of log(y!) over its samples, from the distinct count values only."""
+    values, inverse = np.unique(counts, return_inverse=True)
+    return np.bincount(fold, gammaln(values + 1.0)[inverse.ravel()], n_folds)
 
 
 @dataclass(frozen=True)
@@ -91,7 +170,9 @@ class BinnedFit:
     ``weights[v, k]`` is the coefficient of bin k of variable v (zero where ``active`` is False);
     ``others_gain[v]`` is the mean over samples of exp(sum of the other variables' coefficients),
     the factor by which the other variables scale the rate on average. ``theta`` is the flat
-    solver vector, for warm starts.
+    solver vector, for warm starts. ``curve_se[v, k]`` is the standard error of the log of the
+    plotted curve (intercept + weights[v, k] + log others_gain[v]) by the Laplace approximation
+    (NaN where not active).
     """
 
     weights: np.ndarray
@@ -105,10 +186,49 @@ class BinnedFit:
     residual: float
     objective: float
     theta: jax.Array
+    curve_se: np.ndarray
 
     def coef(self, names, n_bins) -> dict:
         """Coefficients as a dict ``name -> (n_bins,)`` array, like the dense GLM's ``coef_``."""
         return {name: self.weights[v, : n_bins[v]] for v, name in enumerate(names)}
+
+
+@dataclass(frozen=True)
+class CVScores:
+    """Held-out and training scores per fold, in bits per spike, and pooled pseudo-R2s.
+
+    Fold k's model is fitted on the other folds; its held-out score is (LL_model - LL_mean) over
+    fold k's samples / fold k's spikes / ln 2, where LL_mean uses the training folds' mean count.
+    ``theta`` holds each fold's solution, for warm starts.
+    """
+
+    test_bits_per_spike: np.ndarray
+    train_bits_per_spike: np.ndarray
+    test_pseudo_r2: float
+    converged: bool
+    theta: jax.Array
+
+    @property
+    def mean(self) -> float:
+        return float(np.nanmean(self.test_bits_per_spike))
+
+    @property
+    def sem(self) -> float:
+        scores = self.test_bits_per_spike[np.isfinite(self.test_bits_per_spike)]
+        return float(np.std(scores, ddof=1) / np.sqrt(scores.size)) if scores.size > 1 else np.nan
+
+
+def _settings(grid, n_bins, include, strengths, regularizer):
+    reg = get_regularizer(regularizer)
+    n_bins = np.asarray(n_bins, np.int32)
+    if n_bins.shape != (grid.n_variables,) or np.any(n_bins < 1) or np.any(n_bins > grid.max_bins):
+        raise InputError(f"each variable needs between 1 and {grid.max_bins} bins")
+    if grid.n_spikes <= 0:
+        raise InputError("this unit has no spikes in the selected samples: nothing to fit")
+    if not any(include):
+        raise InputError("include at least one variable in the model")
+    return reg, (jnp.asarray(n_bins), jnp.asarray(include, bool),
+                 jnp.asarray(strengths, jnp.float32))
 
 
 def fit_bin_grid(
@@ -118,25 +238,22 @@ def fit_bin_grid(
     strengths,
     regularizer: str | Regularizer = "Ridge",
     init: jax.Array | None = None,
+    circular=None,
     tol: float = 1e-6,
     maxiter: int = 100,
 ) -> BinnedFit:
     """Fit the GLM of the one-hot design described by ``n_bins`` and ``include`` (one entry per
-    variable) with per-variable ``strengths``, warm-started from ``init`` (a previous ``theta``)."""
-    reg = get_regularizer(regularizer)
-    n_vars, max_bins = grid.occupancy.ndim, grid.occupancy.shape[0]
-    n_bins = np.asarray(n_bins, np.int32)
-    if n_bins.shape != (n_vars,) or np.any(n_bins < 1) or np.any(n_bins > max_bins):
-        raise InputError(f"each variable needs between 1 and {max_bins} bins")
-    if grid.n_spikes <= 0:
-        raise InputError("this unit has no spikes in the selected samples: nothing to fit")
-    theta0 = jnp.zeros(n_vars * max_bins + 1, jnp.float32) if init is None else init
-    out = _solve_grid(grid.occupancy, grid.spikes, jnp.float32(grid.log_factorial),
-                      jnp.asarray(n_bins), jnp.asarray(include, bool),
-                      jnp.asarray(strengths, jnp.float32), theta0, reg, tol, maxiter)
-    res, active, others_gain, ll, ll_null = jax.device_get(out)  # one transfer
+    variable) with per-variable ``strengths``, warm-started from ``init`` (a previous ``theta``).
+    ``circular`` flags variables whose first and last bins are neighbours (for Smooth)."""
+    reg, settings = _settings(grid, n_bins, include, strengths, regularizer)
+    n_vars = grid.n_variables
+    theta0 = jnp.zeros(n_vars * grid.max_bins + 1, jnp.float32) if init is None else init
+    out = _fit_full(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
+                    jnp.float32(grid.log_factorial), *settings, _circular(circular, n_vars),
+                    theta0, reg, tol, maxiter)
+    res, active, others_gain, ll, ll_null, curve_se = jax.device_get(out)  # one transfer
     return BinnedFit(
-        weights=res.theta[:-1].reshape(n_vars, max_bins),
+        weights=res.theta[:-1].reshape(n_vars, grid.max_bins),
         active=active,
         intercept=float(res.theta[-1]),
         others_gain=others_gain,
@@ -147,81 +264,316 @@ def fit_bin_grid(
         residual=float(res.residual),
         objective=float(res.objective),
         theta=out[0].theta,
+        curve_se=curve_se,
     )
 
 
-def marginal(grid, axes):
-    """Sum of a numpy or JAX ``grid`` over every axis not in ``axes`` (kept in order)."""
-    return grid.sum(axis=tuple(a for a in range(grid.ndim) if a not in axes))
+def cross_validate_grid(
+    grid: BinGrid,
+    n_bins,
+    include,
+    strengths,
+    regularizer: str | Regularizer = "Ridge",
+    init: jax.Array | None = None,
+    circular=None,
+    tol: float = 1e-6,
+    maxiter: int = 100,
+) -> CVScores:
+    """Fit every fold's training cells in one vmapped call and score the held-out fold.
+
+    ``init`` is a previous ``CVScores.theta`` or a single ``theta`` used for every fold."""
+    reg, settings = _settings(grid, n_bins, include, strengths, regularizer)
+    size = grid.n_variables * grid.max_bins + 1
+    theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
+        jnp.asarray(init), (FOLD_SLOTS, size))
+    out = _cross_validate(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
+                          jnp.int32(grid.n_folds), *settings,
+                          _circular(circular, grid.n_variables), theta0, reg, tol, maxiter)
+    return _cv_scores(grid, out)
 
 
-@partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _solve_grid(occupancy, spikes, log_factorial, n_bins, include, strengths, theta0, reg, tol,
-                maxiter):
-    n_vars, max_bins = occupancy.ndim, occupancy.shape[0]
-    n = jnp.sum(occupancy)
-    occupied = jnp.stack([marginal(occupancy, (v,)) > 0 for v in range(n_vars)])
-    active = occupied & include[:, None] & (jnp.arange(max_bins)[None, :] < n_bins[:, None])
+def regularization_path(
+    grid: BinGrid,
+    n_bins,
+    include,
+    strengths,
+    variable: int,
+    log_strengths,
+    regularizer: str | Regularizer = "Ridge",
+    init: jax.Array | None = None,
+    circular=None,
+    tol: float = 1e-6,
+    maxiter: int = 100,
+) -> list[CVScores]:
+    """Cross-validated scores along ``log_strengths`` of one variable, the others fixed; each
+    point is warm-started from the previous one (a scan over the path, vmapped over folds)."""
+    reg, (n_bins_, include_, strengths_) = _settings(grid, n_bins, include, strengths, regularizer)
+    size = grid.n_variables * grid.max_bins + 1
+    theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
+        jnp.asarray(init), (FOLD_SLOTS, size))
+    path = jnp.tile(strengths_, (len(log_strengths), 1)).at[:, variable].set(
+        10.0 ** jnp.asarray(log_strengths, jnp.float32))
+    out = _path(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid), jnp.int32(grid.n_folds),
+                n_bins_, include_, path,
+                _circular(circular, grid.n_variables), theta0, reg, tol, maxiter)
+    out = jax.device_get(out)
+    return [_cv_scores(grid, tuple(a[i] for a in out)) for i in range(len(log_strengths))]
+
+
+def _cv_scores(grid, out):
+    theta = out[0]  # left on the device, for warm starts
+    _, converged, ll_test, ll_test_mean, ll_train, ll_train_mean = jax.device_get(out)
+    k = grid.n_folds
+    train_spikes = grid.n_spikes - grid.fold_spikes
+    with np.errstate(invalid="ignore", divide="ignore"):
+        test = (ll_test[:k] - ll_test_mean[:k]) / grid.fold_spikes / np.log(2)
+        train = (ll_train[:k] - ll_train_mean[:k]) / train_spikes / np.log(2)
+        test = np.where(grid.fold_spikes > 0, test, np.nan)
+        # pooled held-out McFadden pseudo-R2 (log y! included in both)
+        r2 = 1.0 - (np.sum(ll_test[:k]) - grid.log_factorial) / (
+            np.sum(ll_test_mean[:k]) - grid.log_factorial)
+    return CVScores(test, train, float(r2), bool(np.all(converged[:k])), theta)
+
+
+def _n_chunks(grid):
+    return jnp.int32(-(-grid.n_cells // CHUNK))
+
+
+def _circular(circular, n_vars):
+    return jnp.zeros(n_vars, bool) if circular is None else jnp.asarray(circular, bool)
+
+
+# --- the jitted solver --------------------------------------------------------------------------
+
+
+def _over_folds(rows):
+    """Sum over the fold rows, as a product with ones: XLA's CPU reduction over the leading
+    axis is some forty times slower."""
+    return jnp.ones(rows.shape[0], rows.dtype) @ rows
+
+
+def _walk(slots, occupancy, n_chunks, theta, max_bins, hessian=True):
+    """One pass over the occupied cells at ``theta``: total expected count, per-bin expected
+    counts (V, max_bins) and, with ``hessian``, per-bin-pair ones {(v, u): (max_bins**2,)}."""
+    n_vars = slots.shape[0]
+    w = theta[:-1].reshape(n_vars, max_bins)
+    pairs = [(v, u) for v in range(n_vars) for u in range(v + 1, n_vars)] if hessian else []
+
+    def step(i, acc):
+        total, per_bin, per_pair = acc
+        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_vars, CHUNK))
+        occ = jax.lax.dynamic_slice(occupancy, (i * CHUNK,), (CHUNK,))
+        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
+        mu = jnp.where(occ > 0, occ * jnp.exp(eta), 0.0)
+        per_bin = per_bin + jnp.stack([
+            jax.ops.segment_sum(mu, cells[v], max_bins) for v in range(n_vars)])
+        per_pair = [acc_p + jax.ops.segment_sum(mu, cells[v] * max_bins + cells[u], max_bins**2)
+                    for acc_p, (v, u) in zip(per_pair, pairs)]
+        return total + jnp.sum(mu), per_bin, per_pair
+
+    zero = jnp.zeros((), theta.dtype)
+    init = (zero, jnp.zeros((n_vars, max_bins), theta.dtype),
+            [jnp.zeros(max_bins**2, theta.dtype) for _ in pairs])
+    total, per_bin, per_pair = jax.lax.fori_loop(0, n_chunks, step, init)
+    return total, per_bin, dict(zip(pairs, per_pair))
+
+
+def _log_likelihood_terms(slots, occupancy, spikes, n_chunks, theta, max_bins):
+    """sum over cells of spikes * eta - occupancy * exp(eta) (log y! left out)."""
+    n_vars = slots.shape[0]
+    w = theta[:-1].reshape(n_vars, max_bins)
+
+    def step(i, acc):
+        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_vars, CHUNK))
+        occ = jax.lax.dynamic_slice(occupancy, (i * CHUNK,), (CHUNK,))
+        spk = jax.lax.dynamic_slice(spikes, (i * CHUNK,), (CHUNK,))
+        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
+        return acc + jnp.sum(jnp.where(occ > 0, spk * eta - occ * jnp.exp(eta), 0.0))
+
+    return jax.lax.fori_loop(0, n_chunks, step, jnp.zeros((), theta.dtype))
+
+
+def _per_bin(slots, values, n_chunks, max_bins):
+    n_vars = slots.shape[0]
+
+    def step(i, acc):
+        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_vars, CHUNK))
+        x = jax.lax.dynamic_slice(values, (i * CHUNK,), (CHUNK,))
+        return acc + jnp.stack([jax.ops.segment_sum(x, cells[v], max_bins)
+                                for v in range(n_vars)])
+
+    return jax.lax.fori_loop(0, n_chunks, step, jnp.zeros((n_vars, max_bins), values.dtype))
+
+
+def _hessian(total, per_bin, per_pair, n_vars, max_bins):
+    """The (V * max_bins + 1)^2 Hessian of sum(occupancy * exp(eta)) from its per-bin sums."""
+    rows = []
+    for v in range(n_vars):
+        row = []
+        for u in range(n_vars):
+            if u == v:
+                row.append(jnp.diag(per_bin[v]))
+            elif v < u:
+                row.append(per_pair[(v, u)].reshape(max_bins, max_bins))
+            else:
+                row.append(per_pair[(u, v)].reshape(max_bins, max_bins).T)
+        rows.append(row + [per_bin[v][:, None]])
+    rows.append([per_bin[v][None, :] for v in range(n_vars)] + [total[None, None]])
+    return jnp.block(rows)
+
+
+def _roughness(n, circular, max_bins):
+    """``regularizers.roughness(n, circular)`` in the first ``n`` of ``max_bins`` slots, for a
+    run-time ``n``: D'D of first differences, with the wrap-around difference when circular."""
+    k = jnp.arange(max_bins - 1)
+    links = (k + 1 < n).astype(jnp.float32)
+    adjacency = jnp.diag(links, 1)
+    wrap = circular.astype(jnp.float32)
+    adjacency = adjacency.at[0, n - 1].add(wrap)
+    adjacency = adjacency + adjacency.T
+    return jnp.diag(adjacency.sum(1)) - adjacency
+
+
+def _problem(slots, occupancy, spikes, n_chunks, n_bins, include, strengths, circular, reg):
+    """Value, gradient/Hessian, penalty weights, groups and active mask of one training set."""
+    n_vars, max_bins = slots.shape[0], MAX_BINS
+    n = jnp.maximum(jnp.sum(occupancy), 1.0)
+    counts = _per_bin(slots, occupancy, n_chunks, max_bins)
+    in_range = include[:, None] & (jnp.arange(max_bins)[None, :] < n_bins[:, None])
+    active = in_range if isinstance(reg, Smooth) else in_range & (counts > 0)
     keep = jnp.concatenate([active.ravel(), jnp.ones(1, bool)])
-
-    def eta(theta):
-        w = theta[:-1].reshape(n_vars, max_bins)
-        out = theta[-1]
-        for v in range(n_vars):
-            out = out + w[v].reshape([max_bins if a == v else 1 for a in range(n_vars)])
-        return out
-
-    def expected(theta):
-        return jnp.where(occupancy > 0, occupancy * jnp.exp(eta(theta)), 0.0)
-
-    # X'y of the one-hot design: spikes per bin, then in total. Constant, so the linear term of
-    # the objective and of its gradient costs no pass over the grid.
-    spike_totals = jnp.concatenate(
-        [marginal(spikes, (v,)) for v in range(n_vars)] + [jnp.sum(spikes)[None]])
+    spike_bins = _per_bin(slots, spikes, n_chunks, max_bins)
+    # X'y of the one-hot design: constant, so the linear term costs no pass over the cells.
+    spike_totals = jnp.concatenate([spike_bins.ravel(), jnp.sum(spikes)[None]])
 
     def value(theta):
-        return (jnp.sum(expected(theta)) - spike_totals @ theta) / n
+        total, _, _ = _walk(slots, occupancy, n_chunks, theta, max_bins, hessian=False)
+        return (total - spike_totals @ theta) / n
 
     def grad_hess(theta):
-        """One pass over the grid per pair of variables: the 2-D marginals of the expected counts
-        are the off-diagonal blocks, and their sums the diagonal and the gradient."""
-        mu = expected(theta)
-        pairs = {(v, u): marginal(mu, (v, u)) for v in range(n_vars) for u in range(v + 1, n_vars)}
-        if n_vars == 1:
-            diag = [mu]
-        else:
-            diag = [pairs[(0, 1)].sum(1)] + [pairs[(0, v)].sum(0) for v in range(1, n_vars)]
-        total = jnp.sum(diag[0])
-        rows = [
-            [jnp.diag(diag[v]) if u == v else pairs[(v, u)] if v < u else pairs[(u, v)].T
-             for u in range(n_vars)] + [diag[v][:, None]]
-            for v in range(n_vars)
-        ]
-        rows.append([d[None, :] for d in diag] + [total[None, None]])
-        g = (jnp.concatenate(diag + [total[None]]) - spike_totals) / n * keep
-        h = jnp.block(rows) / n
+        total, per_bin, per_pair = _walk(slots, occupancy, n_chunks, theta, max_bins)
+        g = (jnp.concatenate([per_bin.ravel(), total[None]]) - spike_totals) / n * keep
+        h = _hessian(total, per_bin, per_pair, n_vars, max_bins) / n
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
         return g, h
 
     if isinstance(reg, GroupLasso):
         weights = strengths * jnp.sqrt(n_bins.astype(strengths.dtype))
+    elif isinstance(reg, Smooth):
+        blocks = [jnp.where(active[v][:, None] & active[v][None, :], strengths[v] * (
+            _roughness(n_bins[v], circular[v], max_bins) + SMOOTH_RIDGE * jnp.eye(max_bins)), 0.0)
+            for v in range(n_vars)]
+        weights = jax.scipy.linalg.block_diag(*blocks, jnp.zeros((1, 1)))
     else:
         per_bin = jnp.where(active, strengths[:, None], 0.0).ravel()
         weights = jnp.concatenate([per_bin, jnp.zeros(1, strengths.dtype)])
     groups = tuple((v * max_bins, (v + 1) * max_bins) for v in range(n_vars))
     scale = jnp.maximum(jnp.sum(spikes) / n, 1e-6)
+    return value, grad_hess, weights, groups, scale, keep, active, n
+
+
+def _solve_cells(slots, occupancy, spikes, n_chunks, n_bins, include, strengths, circular,
+                 theta0, reg, tol, maxiter):
+    value, grad_hess, weights, groups, scale, keep, active, n = _problem(
+        slots, occupancy, spikes, n_chunks, n_bins, include, strengths, circular, reg)
     res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
                 diagonal_blocks=True)
+    return res, (grad_hess, weights, groups, keep, active, n)
 
-    w = res.theta[:-1].reshape(n_vars, max_bins)
-    log_rate = eta(res.theta)
-    others_gain = jnp.stack([
-        jnp.sum(occupancy * jnp.exp(log_rate - res.theta[-1] - w[v].reshape(
-            [max_bins if a == v else 1 for a in range(n_vars)]))) / n
-        for v in range(n_vars)
-    ])
-    rate = jnp.exp(log_rate)
-    ll = (jnp.sum(xlogy(spikes, rate) - occupancy * rate) - log_factorial) / n
+
+@partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
+def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_bins, include, strengths,
+              circular, theta0, reg, tol, maxiter):
+    occupancy, spikes = _over_folds(occupancy), _over_folds(spikes)
+    n_vars, max_bins = slots.shape[0], MAX_BINS
+    res, (grad_hess, weights, groups, keep, active, n) = _solve_cells(
+        slots, occupancy, spikes, n_chunks, n_bins, include, strengths, circular, theta0, reg,
+        tol, maxiter)
+    theta = res.theta
+    w = theta[:-1].reshape(n_vars, max_bins)
+
+    # The others' mean effect on each variable's curve, and its gradient (for the bands): per
+    # variable v, G_v = mean over samples of exp(sum_{u != v} w_u), and dG_v/dw_u per bin of u.
+    def others(v):
+        wv = w.at[v].set(0.0)
+        th = jnp.concatenate([wv.ravel(), jnp.zeros(1)])
+        total, per_bin, _ = _walk(slots, occupancy, n_chunks, th, max_bins, hessian=False)
+        return total / n, per_bin.at[v].set(0.0) / total
+
+    gains, d_log_gain = (jnp.stack(a) for a in zip(*(others(v) for v in range(n_vars))))
+
+    # Laplace: covariance = inverse Hessian of the summed penalised negative log-likelihood,
+    # restricted to the free coordinates (the active bins, and for Lasso/GroupLasso the nonzero
+    # ones); the delta method on log(curve) = b + w_v[k] + log G_v.
+    _, h = grad_hess(theta)
+    if reg.smooth:
+        h = h + jax.hessian(lambda th: reg.penalty(th, weights, groups))(theta)
+    free = keep if reg.smooth else (keep & (theta != 0)).at[-1].set(True)
+    h = jnp.where(free[:, None] & free[None, :], h * n, jnp.diag(jnp.where(free, 0.0, 1.0)))
+    if isinstance(reg, (Ridge, Smooth)):  # positive definite: Cholesky
+        cov = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(h), jnp.eye(h.shape[0]))
+    else:  # the shift of a leaf against the intercept can be flat: pseudo-inverse
+        cov = jnp.linalg.pinv(h, hermitian=True)
+    cov = jnp.where(free[:, None] & free[None, :], cov, 0.0)
+    size = n_vars * max_bins + 1
+    jac = jnp.zeros((n_vars, max_bins, size))
+    jac = jac.at[:, :, -1].set(1.0)
+    jac = jac + jnp.concatenate([d_log_gain.reshape(n_vars, 1, -1).repeat(max_bins, 1),
+                                 jnp.zeros((n_vars, max_bins, 1))], axis=2)
+    own = jnp.eye(n_vars * max_bins).reshape(n_vars, max_bins, n_vars * max_bins)
+    jac = jac.at[:, :, :-1].add(own)
+    var = jnp.einsum("vki,ij,vkj->vk", jac, cov, jac)
+    curve_se = jnp.where(active, jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
+
+    rate_terms = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, theta, max_bins)
+    ll = (rate_terms - log_factorial) / n
     mean_y = jnp.sum(spikes) / n
     ll_null = (jnp.sum(spikes) * jnp.log(mean_y) - n * mean_y - log_factorial) / n
-    return res, active, others_gain, ll, ll_null
+    return res, active, gains, ll, ll_null, curve_se
+
+
+def _cv_one(slots, occupancy, spikes, total_occ, total_spk, n_chunks, n_bins, include, strengths,
+            circular, theta0, reg, tol, maxiter):
+    """Fit the complement of one fold and score the fold and the training cells."""
+    train_occ, train_spk = total_occ - occupancy, total_spk - spikes
+    res, (*_, n_train) = _solve_cells(slots, train_occ, train_spk, n_chunks, n_bins,
+                                              include, strengths, circular, theta0, reg, tol,
+                                              maxiter)
+    max_bins = MAX_BINS
+    rate = jnp.sum(train_spk) / n_train  # the training folds' mean count
+    log_rate = jnp.log(jnp.maximum(rate, 1e-30))
+    ll_test = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, res.theta, max_bins)
+    ll_test_mean = jnp.sum(spikes) * log_rate - jnp.sum(occupancy) * rate
+    ll_train = _log_likelihood_terms(slots, train_occ, train_spk, n_chunks, res.theta, max_bins)
+    ll_train_mean = jnp.sum(train_spk) * log_rate - n_train * rate
+    return res.theta, res.converged, ll_test, ll_test_mean, ll_train, ll_train_mean
+
+
+def _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_bins, include, strengths, circular,
+              theta0, reg, tol, maxiter):
+    """Every fold in turn, up to the run-time ``n_folds``: a loop rather than a vmap, so that
+    each fold stops at its own convergence and unused fold rows cost nothing."""
+    total_occ, total_spk = _over_folds(occupancy), _over_folds(spikes)
+
+    def one(k, out):
+        result = _cv_one(slots, occupancy[k], spikes[k], total_occ, total_spk, n_chunks, n_bins,
+                         include, strengths, circular, theta0[k], reg, tol, maxiter)
+        return tuple(o.at[k].set(r) for o, r in zip(out, result))
+
+    zeros = jnp.zeros(FOLD_SLOTS, theta0.dtype)
+    init = (theta0, jnp.ones(FOLD_SLOTS, bool), zeros, zeros, zeros, zeros)
+    return jax.lax.fori_loop(0, n_folds, one, init)
+
+
+_cross_validate = jax.jit(_cv_batch, static_argnames=("reg", "tol", "maxiter"))
+
+
+@partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
+def _path(slots, occupancy, spikes, n_chunks, n_folds, n_bins, include, path, circular, theta0,
+          reg, tol, maxiter):
+    def point(theta, strengths):
+        out = _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_bins, include, strengths,
+                        circular, theta, reg, tol, maxiter)
+        return out[0], out
+
+    return jax.lax.scan(point, theta0, path)[1]

@@ -11,10 +11,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import InputError
-from .session import Variable
+from .session import MAX_CELLS, Variable, positive_seconds
 
 DEFAULT_BIN_WIDTH = 0.025  # s
-MAX_CELLS = 20_000_000  # bins x units; keeps a tiny bin width from exhausting memory
 
 
 class Samples(NamedTuple):
@@ -39,17 +38,23 @@ def bin_events(trains: dict, samples: list[Samples], bin_width):
         raise InputError("there are no behavioural samples")
     start = max(s.t.min() for s in samples)
     stop = min(s.t.max() for s in samples)
-    n_bins = int(np.floor((stop - start) / bin_width + 1e-9))
-    if n_bins < 1:
+    span = stop - start  # inf for samples at +-1e308: checked before any int() or allocation
+    if not span >= bin_width:
         raise InputError(
-            f"the behaviour samples span {max(stop - start, 0):.3g} s, less than one bin of "
+            f"the behaviour samples span {max(span, 0):.3g} s, less than one bin of "
             f"{bin_width:g} s"
         )
-    if n_bins * len(trains) > MAX_CELLS:
+    if np.floor(span / bin_width + 1e-9) * len(trains) > MAX_CELLS:
         raise InputError(
-            f"{n_bins} bins x {len(trains)} units is too large; choose a larger bin width"
+            f"the behaviour samples span {span:.3g} s: {span / bin_width:.3g} bins of "
+            f"{bin_width:g} s x {len(trains)} units is more than {MAX_CELLS:,}; choose a larger "
+            f"bin width"
         )
+    n_bins = int(np.floor(span / bin_width + 1e-9))
     edges = start + bin_width * np.arange(n_bins + 1)
+    if not np.all(np.diff(edges) > 0):
+        raise InputError(f"times near {start:.6g} s are too large to resolve bins of "
+                         f"{bin_width:g} s")
     counts = np.column_stack([np.histogram(s, edges)[0] for s in trains.values()])
     if counts.sum() == 0:
         raise InputError(
@@ -71,14 +76,3 @@ def _interpolate(centres, t, values, circular: bool) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         sin, cos = np.sin(values), np.cos(values)
         return np.arctan2(np.interp(centres, t, sin), np.interp(centres, t, cos))
-
-
-def positive_seconds(label: str, value) -> float:
-    """One positive, finite number of seconds, or an InputError naming ``label``."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf" or array.size != 1:
-        raise InputError(f"{label} must be one number (seconds), got {value!r:.40}")
-    number = float(array.reshape(()))
-    if not np.isfinite(number) or number <= 0:
-        raise InputError(f"{label} must be a positive number of seconds, got {number}")
-    return number

@@ -43,6 +43,8 @@ def make_binning(values, n_bins: int, circular: bool = False, valid=None) -> Bin
     lo, hi = values[keep].min(), values[keep].max()
     if hi <= lo:
         raise InputError(f"the variable is constant ({lo:g}): it cannot be binned")
+    if not np.isfinite(hi - lo):
+        raise InputError(f"the variable's values span {lo:g} to {hi:g}, too wide to bin")
     return Binning(np.linspace(lo, hi, n_bins + 1), False)
 
 

@@ -12,7 +12,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .binned import BinGrid, BinnedFit, bin_grid, fit_bin_grid, marginal, max_bins_for
+from .binned import (
+    BinGrid,
+    BinnedFit,
+    CVScores,
+    bin_grid,
+    cross_validate_grid,
+    fit_bin_grid,
+    max_bins_for,
+    regularization_path,
+)
+from .crossval import SelectionResult, select_forward
 from .encoding import Binning, bin_index, make_binning
 from .errors import InputError
 from .regularizers import REGULARIZERS
@@ -35,13 +45,18 @@ class Encoding:
 
     @property
     def max_bins(self) -> int:
-        return self.grid.occupancy.shape[0]
+        return self.grid.max_bins
+
+    @property
+    def circular(self) -> tuple[bool, ...]:
+        return tuple(b.circular for b in self.binnings)
 
 
 @dataclass(frozen=True)
 class TuningCurve:
-    """Rates in Hz at the bin centres: the model's (other variables at their mean effect), the
-    occupancy-normalised empirical rate and, for simulations, the ground truth."""
+    """Rates in Hz at the bin centres: the model's (other variables at their mean effect) with
+    its 95% band (``lower``, ``upper``), the occupancy-normalised empirical rate and, for
+    simulations, the ground truth."""
 
     name: str
     unit: str
@@ -50,10 +65,13 @@ class TuningCurve:
     model: np.ndarray
     empirical: np.ndarray
     truth: np.ndarray | None
+    lower: np.ndarray
+    upper: np.ndarray
 
 
-def encode(session: Session, unit, n_bins) -> Encoding:
-    """Bin every variable of ``session`` and total the unit's spikes over the joint grid."""
+def encode(session: Session, unit, n_bins, n_folds: int = 10) -> Encoding:
+    """Bin every variable of ``session`` and total the unit's spikes over the joint cells, per
+    cross-validation fold."""
     max_bins = max_bins_for(len(session.variables))
     _check_bins(n_bins, max_bins, session)
     binnings = tuple(
@@ -64,7 +82,7 @@ def encode(session: Session, unit, n_bins) -> Encoding:
         [bin_index(v.values[session.valid], b) for v, b in zip(session.variables, binnings)], 1
     )
     counts = session.unit_counts(unit)[session.valid]
-    return Encoding(binnings, indices, counts, bin_grid(indices, counts, max_bins),
+    return Encoding(binnings, indices, counts, bin_grid(indices, counts, max_bins, n_folds),
                     _truth_others(session))
 
 
@@ -79,7 +97,7 @@ def with_bins(enc: Encoding, session: Session, variable: int, n: int) -> Encodin
     indices[:, variable] = bin_index(var.values[session.valid], binning)
     binnings = enc.binnings[:variable] + (binning,) + enc.binnings[variable + 1 :]
     return replace(enc, binnings=binnings, indices=indices,
-                   grid=bin_grid(indices, enc.counts, enc.max_bins))
+                   grid=bin_grid(indices, enc.counts, enc.max_bins, enc.grid.n_folds))
 
 
 def with_unit(enc: Encoding, session: Session, unit) -> Encoding:
@@ -88,18 +106,67 @@ def with_unit(enc: Encoding, session: Session, unit) -> Encoding:
     return replace(enc, counts=counts, grid=enc.grid.with_counts(counts))
 
 
+def with_folds(enc: Encoding, n_folds: int) -> Encoding:
+    """The same encoding split into another number of cross-validation folds."""
+    return replace(enc, grid=enc.grid.with_folds(n_folds, enc.counts))
+
+
 def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
     """Fit the included variables with per-variable strengths (warm start from ``init``)."""
-    if not any(include):
-        raise InputError("include at least one variable in the model")
-    return fit_bin_grid(enc.grid, enc.n_bins, include, strengths, regularizer, init)
+    return fit_bin_grid(enc.grid, enc.n_bins, include, strengths, regularizer, init,
+                        enc.circular)
+
+
+def cross_validate(enc: Encoding, include, strengths, regularizer, init=None) -> CVScores:
+    """Held-out scores of every fold, all folds fitted in one call (warm start from ``init``, a
+    previous ``CVScores.theta`` or a fit's ``theta``)."""
+    return cross_validate_grid(enc.grid, enc.n_bins, include, strengths, regularizer, init,
+                               enc.circular)
+
+
+def path(enc: Encoding, include, strengths, regularizer, variable: int, log_strengths,
+         init=None) -> list[CVScores]:
+    """Cross-validated scores along ``log_strengths`` of one variable, the others fixed."""
+    return regularization_path(enc.grid, enc.n_bins, include, strengths, variable, log_strengths,
+                               regularizer, init, enc.circular)
+
+
+def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_points,
+                   rounds: int = 2, init=None) -> list[float]:
+    """Coordinate ascent of the mean held-out score: each included variable in turn moves to the
+    best of ``grid_points`` (log10 strengths) along its path, the others held; ``rounds`` sweeps.
+    Returns the log10 strengths."""
+    logs = [float(x) for x in log_strengths]
+    for _ in range(rounds):
+        for v, keep in enumerate(include):
+            if not keep:
+                continue
+            scores = path(enc, include, [10.0**x for x in logs], regularizer, v, grid_points,
+                          init)
+            means = np.array([s.mean for s in scores])
+            if np.isfinite(means).any():
+                logs[v] = float(grid_points[int(np.nanargmax(means))])
+    return logs
+
+
+def forward_selection(enc: Encoding, strengths, regularizer, alpha: float = 0.05,
+                      init=None) -> SelectionResult:
+    """Forward selection of variables (by index) by held-out score, one-sided Wilcoxon test across
+    folds at ``alpha`` (see ``crossval.select_forward``)."""
+
+    def score(subset):
+        include = [v in subset for v in range(len(enc.binnings))]
+        return cross_validate(enc, include, strengths, regularizer, init).test_bits_per_spike
+
+    return select_forward(score, range(len(enc.binnings)), alpha)
 
 
 def warm_up(enc: Encoding) -> None:
-    """Compile the solver of every regularizer for this encoding's shapes."""
+    """Compile the fit and cross-validation of every regularizer for this encoding's shapes."""
     include = [True] * len(enc.binnings)
     for name in REGULARIZERS:
-        fit(enc, include, [1e-3] * len(include), name)
+        result = fit(enc, include, [1e-3] * len(include), name)
+        cross_validate(enc, include, [1e-3] * len(include), name, result.theta)
 
 
 def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
@@ -114,10 +181,11 @@ def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
     curves = []
     for v, (var, binning) in enumerate(zip(session.variables, enc.binnings)):
         n = binning.n_bins
-        occ = np.asarray(marginal(enc.grid.occupancy, (v,)))[:n]
-        spk = np.asarray(marginal(enc.grid.spikes, (v,)))[:n]
-        gain = np.exp(result.intercept + result.weights[v, :n]) * result.others_gain[v]
-        model = np.where(result.active[v, :n], gain / dt, np.nan)
+        occ, spk = (m[:n] for m in enc.grid.marginals(v))
+        log_gain = result.intercept + result.weights[v, :n] + np.log(result.others_gain[v])
+        model = np.where(result.active[v, :n], np.exp(log_gain) / dt, np.nan)
+        half = 1.959964 * result.curve_se[v, :n]
+        lower, upper = model * np.exp(-half), model * np.exp(half)
         with np.errstate(invalid="ignore", divide="ignore"):
             empirical = np.where(occ > 0, spk / (occ * dt), np.nan)
         truth = None
@@ -125,7 +193,7 @@ def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
             effect = session.truth[var.name](binning.centres)
             truth = np.exp(session.truth_intercept + effect) * enc.truth_others[var.name] / dt
         curves.append(TuningCurve(var.name, var.unit, var.circular, binning.centres, model,
-                                  empirical, truth))
+                                  empirical, truth, lower, upper))
     return curves
 
 

@@ -37,9 +37,9 @@ are binned like the events form.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
+import math
 import re
 import zipfile
 import zlib
@@ -49,11 +49,13 @@ import numpy as np
 
 from . import derived
 from .binning import DEFAULT_BIN_WIDTH, Samples, bin_events, positive_seconds
+from .csv_columns import read_csv_columns
 from .errors import InputError
-from .session import Session, Variable, make_session
+from .session import MAX_CELLS, MAX_UNITS, Session, Variable, make_session
 
 MAX_UPLOAD_BYTES = 50 * 2**20
 _MAX_UNPACKED_BYTES = 10 * MAX_UPLOAD_BYTES
+MAX_NPZ_VALUES = 3 * MAX_CELLS  # e.g. 20 million bins of one unit and two variables
 _VAR_KEY = re.compile(r"^var:(?P<name>.*?)\s*(?:\[(?P<meta>[^\[\]]*)\])?$")
 
 
@@ -89,6 +91,10 @@ def load_npz(path_or_bytes, bin_width=None, default_bin_width=None) -> Session:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             if sum(info.file_size for info in archive.infolist()) > _MAX_UNPACKED_BYTES:
                 raise InputError("the .npz file unpacks to more than 500 MB")
+            n_values = sum(_npy_size(archive, info) for info in archive.infolist())
+            if n_values > MAX_NPZ_VALUES:  # before loading: 1-byte values would cost 8 as floats
+                raise InputError(f"the .npz file holds {n_values:,} values; the limit is "
+                                 f"{MAX_NPZ_VALUES:,}")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except InputError:
@@ -103,24 +109,21 @@ def load_csv(path_or_bytes, bin_width=None, default_bin_width=None) -> Session:
     """Load a CSV file (path or bytes) in the binned or long events form described above;
     ``default_bin_width`` stands in when neither the file nor ``bin_width`` gives one."""
     data, label = _read(path_or_bytes)
-    columns = _csv_columns(data, label)
+    columns = read_csv_columns(data, label, text=("spike_unit",))
     if "spike_unit" in columns:
         for name in ("time", "spike_unit"):
             if name not in columns:
                 raise InputError(f"{label}: the events form needs a {name!r} column")
-        is_spike = np.array([cell != "" for cell in columns["spike_unit"]])
-        time = _csv_floats("time", columns["time"])
+        is_spike = columns["spike_unit"] != ""
         arrays = {
-            "spike_times": time[is_spike],
-            "spike_unit": np.array([u for u in columns["spike_unit"] if u], dtype=str),
-            "var_t": time[~is_spike],
+            "spike_times": columns["time"][is_spike],
+            "spike_unit": columns["spike_unit"][is_spike],
+            "var_t": columns["time"][~is_spike],
         }
-        arrays.update(
-            {k: _csv_floats(k, v)[~is_spike] for k, v in columns.items() if k.startswith("var:")}
-        )
+        arrays.update({k: v[~is_spike] for k, v in columns.items() if k.startswith("var:")})
         arrays.update({k: v for k, v in columns.items() if k not in arrays and k != "time"})
     else:
-        arrays = {k: _csv_floats(k, v) for k, v in columns.items()}
+        arrays = dict(columns)
         if "bin_width" in arrays:
             widths = arrays["bin_width"][~np.isnan(arrays["bin_width"])]
             if widths.size == 0 or np.any(widths != widths[0]):
@@ -188,6 +191,15 @@ def from_pynapple(tsgroup, variables: dict, bin_width=DEFAULT_BIN_WIDTH, circula
     return make_session(bin_width, variables_, counts, names, source="pynapple")
 
 
+def _npy_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """Number of values of one array in an NPZ archive, from its header alone."""
+    with archive.open(info) as npy:
+        version = np.lib.format.read_magic(npy)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        return math.prod(read(npy)[0])
+
+
 # --- shared assembly -----------------------------------------------------------------------------
 
 
@@ -224,8 +236,12 @@ def _from_arrays(arrays: dict, bin_width, label: str, default_bin_width=None) ->
         )
     if spike_times.size == 0:
         raise InputError(f"{label} has no spikes")
-    units = units.astype(str)
-    trains = {u: spike_times[units == u] for u in sorted(set(units.tolist()), key=_natural)}
+    names, unit_of_spike = np.unique(units.astype(str), return_inverse=True)
+    if names.size > MAX_UNITS:
+        raise InputError(f"{label} has {names.size} units, more than the {MAX_UNITS} supported")
+    order = np.argsort(unit_of_spike, kind="stable")
+    groups = np.split(spike_times[order], np.cumsum(np.bincount(unit_of_spike))[:-1])
+    trains = dict(sorted(zip(names.tolist(), groups), key=lambda item: _natural(item[0])))
     t = _finite_1d("var_t", arrays["var_t"])
     samples = []
     for key in var_keys:
@@ -344,44 +360,6 @@ def _read(path_or_bytes) -> tuple[bytes, str]:
         return path.read_bytes(), path.name
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror or err}") from None
-
-
-def _csv_columns(data: bytes, label: str) -> dict[str, list[str]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{label} is not a UTF-8 text (CSV) file") from None
-    try:
-        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    except csv.Error as err:
-        raise InputError(f"{label} is not a readable CSV file ({err})") from None
-    if len(rows) < 2:
-        raise InputError(f"{label} needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header):
-        raise InputError(f"{label} has repeated column names")
-    for i, row in enumerate(rows[1:], start=1):
-        if len(row) != len(header):
-            raise InputError(
-                f"{label}: data row {i} has {len(row)} cells, the header has {len(header)}"
-            )
-    return {h: [r[j].strip() for r in rows[1:]] for j, h in enumerate(header)}
-
-
-def _csv_floats(column: str, cells: list[str]) -> np.ndarray:
-    try:
-        return np.array([c or "nan" for c in cells], dtype=float)
-    except ValueError:
-        bad = next(c for c in cells if not _is_float(c or "nan"))
-        raise InputError(f"column {column!r}: {bad[:40]!r} is not a number") from None
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _parse_var_key(key: str) -> tuple[str, str, bool]:

@@ -3,18 +3,23 @@
 Each regularizer knows its penalty value, its minimum-norm subgradient (the optimality residual,
 computed without the round-off of ``theta - prox(theta - grad)``) and, for non-smooth penalties,
 how to minimise a quadratic model plus the penalty (the inner problem of proximal Newton).
-``weights`` are per coordinate (Ridge, Lasso; zero on the intercept) or per group (GroupLasso,
-already multiplied by sqrt(group size)); ``groups`` is a static tuple of (start, stop) slices,
-one per coefficient leaf.
+``weights`` are per coordinate (Ridge, Lasso; zero on the intercept), per group (GroupLasso,
+already multiplied by sqrt(group size)) or a (p+1, p+1) matrix (Smooth, zero row and column for
+the intercept); ``groups`` is a static tuple of (start, stop) slices, one per coefficient leaf.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from scipy.linalg import block_diag
+
+SMOOTH_RIDGE = 1e-3  # Smooth adds this ridge, times the leaf's strength, so its optimum is unique
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class Regularizer:
 
     name: ClassVar[str] = ""
     smooth: ClassVar[bool] = True
+    keeps_blocks_diagonal: ClassVar[bool] = True  # its Hessian adds nothing off the diagonal
 
     def penalty(self, theta, weights, groups):
         return jnp.zeros((), theta.dtype)
@@ -31,6 +37,11 @@ class Regularizer:
         """Minimum-norm element of the subdifferential of objective + penalty (``grad`` is the
         smooth part's gradient; smooth penalties are already inside it)."""
         return grad
+
+    def curvature(self, theta, weights, groups):
+        """Where the penalty is smooth at ``theta`` (a boolean mask: the coordinates that the
+        Laplace approximation treats as free) and its Hessian there."""
+        return jnp.ones(theta.shape, bool), jax.hessian(self.penalty)(theta, weights, groups)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,11 @@ class Lasso(Regularizer):
     def stationarity(self, theta, grad, weights, groups):
         at_zero = jnp.sign(grad) * jnp.maximum(jnp.abs(grad) - weights, 0.0)
         return jnp.where(theta == 0, at_zero, grad + weights * jnp.sign(theta))
+
+    def curvature(self, theta, weights, groups):
+        """Free: the nonzero and the unpenalised coordinates; |w| is flat away from zero."""
+        free = (theta != 0) | (weights == 0)
+        return free, jnp.zeros((theta.size, theta.size), theta.dtype)
 
     def solve_quadratic(self, hess, linear, z0, weights, groups, tol, max_sweeps,
                         diagonal_blocks=False):
@@ -154,6 +170,11 @@ class GroupLasso(Regularizer):
         return _polish(self, hess, linear, _iterate_sweeps(sweep, z0, tol, max_sweeps), weights,
                        groups)
 
+    def curvature(self, theta, weights, groups):
+        """Free: the intercept and the groups away from zero, with the group norms' curvature."""
+        support, _, hess = self.on_support(theta, weights, groups)
+        return support, hess
+
     def on_support(self, z, weights, groups):
         """Coordinates free to move (the intercept, and groups away from zero) and the penalty's
         gradient and Hessian there, where it is smooth."""
@@ -169,6 +190,46 @@ class GroupLasso(Regularizer):
             curvature = jnp.eye(b - a, dtype=z.dtype) / safe - jnp.outer(block, block) / safe**3
             hess = hess.at[a:b, a:b].set(weights[g] * curvature)
         return support, grad, hess
+
+
+@dataclass(frozen=True)
+class Smooth(Regularizer):
+    """0.5 * theta' W theta with W block-diagonal, one block per leaf:
+    s_leaf * (D'D + SMOOTH_RIDGE * I), D the first differences of the leaf's coefficients (with
+    the wrap-around difference w[0] - w[n-1] for the leaves named in ``circular``). ``weights``
+    is W itself, zero row and column for the intercept.
+
+    ``circular`` names leaves: top-level keys of a dict design, or for any other pytree the
+    ``jax.tree_util.keystr`` of the leaf's path (e.g. ``"['a'][0]"``).
+    """
+
+    name: ClassVar[str] = "Smooth"
+    keeps_blocks_diagonal: ClassVar[bool] = False
+    circular: frozenset = field(default_factory=frozenset)
+
+    def __post_init__(self):
+        names = (self.circular,) if isinstance(self.circular, str) else self.circular
+        object.__setattr__(self, "circular", frozenset(names))
+
+    def penalty(self, theta, weights, groups):
+        return 0.5 * theta @ (weights @ theta)
+
+
+def roughness(n: int, circular: bool) -> np.ndarray:
+    """D'D for the first differences D of ``n`` coefficients in order: w[k+1] - w[k], plus
+    w[0] - w[n-1] when ``circular`` (a circle of n bins has n boundaries; two for n = 2)."""
+    eye = np.eye(n)
+    diff = np.roll(eye, -1, axis=0) - eye if circular else np.diff(eye, axis=0)
+    return diff.T @ diff
+
+
+def smooth_weights(strengths: Iterable[float], sizes: Iterable[int],
+                   circular: Iterable[bool]) -> np.ndarray:
+    """Smooth's W for leaves of ``sizes`` coefficients, plus a zero row/column for the
+    intercept."""
+    blocks = [float(s) * (roughness(p, c) + SMOOTH_RIDGE * np.eye(p))
+              for s, p, c in zip(strengths, sizes, circular)]
+    return block_diag(*blocks, np.zeros((1, 1)))
 
 
 def _polish(reg, hess, linear, z, weights, groups, steps=4):
@@ -255,7 +316,7 @@ def _iterate_sweeps(sweep, z0, tol, max_sweeps):
     return z
 
 
-REGULARIZERS = {cls.name: cls for cls in (UnRegularized, Ridge, Lasso, GroupLasso)}
+REGULARIZERS = {cls.name: cls for cls in (UnRegularized, Ridge, Lasso, GroupLasso, Smooth)}
 
 
 def get_regularizer(regularizer: str | Regularizer) -> Regularizer:

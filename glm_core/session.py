@@ -9,6 +9,14 @@ import numpy as np
 
 from .errors import InputError
 
+# Plausibility limits, so that a file's values cannot make loading or fitting cost more than its
+# size: bins from 0.1 ms to an hour, at most 5,000 spikes/s in any bin (one spike per bin always
+# passes), 2,000 units and 20 million cells of the (bins, units) table.
+MIN_BIN_WIDTH, MAX_BIN_WIDTH = 1e-4, 3600.0  # s
+MAX_RATE_HZ = 5000.0
+MAX_UNITS = 2000
+MAX_CELLS = 20_000_000
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -86,13 +94,8 @@ def make_session(
     Samples where any variable is NaN or inf are marked invalid and counted in ``n_dropped``;
     everything else that is malformed raises :class:`InputError` with a readable message.
     """
-    try:
-        bin_width = float(bin_width)
-    except (TypeError, ValueError):
-        raise InputError(f"bin width must be a number, got {bin_width!r}") from None
-    if not np.isfinite(bin_width) or bin_width <= 0:
-        raise InputError(f"bin width must be a positive number of seconds, got {bin_width}")
-    counts = _as_counts(counts)
+    bin_width = positive_seconds("bin width", bin_width)
+    counts = _as_counts(counts, bin_width)
     n = counts.shape[0]
     if unit_names is None:
         unit_names = tuple(f"unit {i}" for i in range(counts.shape[1]))
@@ -127,6 +130,21 @@ def make_session(
     )
 
 
+def positive_seconds(label: str, value) -> float:
+    """One bin width in seconds within [MIN_BIN_WIDTH, MAX_BIN_WIDTH], or an InputError naming
+    ``label``."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf" or array.size != 1:
+        raise InputError(f"{label} must be one number (seconds), got {value!r:.40}")
+    number = float(array.reshape(()))
+    if not np.isfinite(number) or number <= 0:
+        raise InputError(f"{label} must be a positive number of seconds, got {number}")
+    if not MIN_BIN_WIDTH <= number <= MAX_BIN_WIDTH:
+        raise InputError(f"{label} {number:g} s is outside the supported range, "
+                         f"{MIN_BIN_WIDTH * 1e3:g} ms to {MAX_BIN_WIDTH / 3600:g} h")
+    return number
+
+
 def _numeric(values, what: str) -> np.ndarray:
     """A real-valued float array, or an InputError naming ``what``."""
     try:
@@ -138,14 +156,24 @@ def _numeric(values, what: str) -> np.ndarray:
     return array.astype(float)
 
 
-def _as_counts(counts) -> np.ndarray:
+def _as_counts(counts, bin_width: float) -> np.ndarray:
     counts = _numeric(counts, "spike counts")
     if counts.ndim == 1:
         counts = counts[:, None]
     if counts.ndim != 2 or counts.shape[0] == 0 or counts.shape[1] == 0:
         raise InputError(f"spike counts must be a (samples, units) table, got shape {counts.shape}")
+    if counts.shape[1] > MAX_UNITS:
+        raise InputError(f"{counts.shape[1]} units are more than the {MAX_UNITS} supported")
+    if counts.size > MAX_CELLS:
+        raise InputError(f"{counts.shape[0]:,} bins x {counts.shape[1]} units are more than "
+                         f"{MAX_CELLS:,}; use fewer, larger bins")
     if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
         raise InputError("spike counts must be non-negative whole numbers")
+    limit = max(1.0, np.floor(MAX_RATE_HZ * bin_width))
+    if counts.max() > limit:
+        raise InputError(
+            f"a bin of {bin_width:g} s holds {counts.max():.0f} spikes; at most {limit:.0f} "
+            f"({MAX_RATE_HZ:g} spikes/s) are plausible: check the counts and the bin width")
     return counts
 
 

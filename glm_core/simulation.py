@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 
+from .encoding import bin_index, make_binning
 from .errors import InputError
 from .session import Session, Variable, make_session
 
@@ -53,3 +54,43 @@ def simulate_session(n_samples: int = 10_000, seed: int = 0, bin_width: float = 
         truth={"position": place, "speed": _no_effect, "head direction": _direction_tuning},
         source=f"simulation (T={n_samples}, seed={seed})",
     )
+
+
+def simulate_binned_truth(n_samples: int = 10_000, seed: int = 0, bin_width: float = 0.02,
+                          bins=(10, 6, 8)) -> Session:
+    """A session whose true log rate is piecewise constant on the explorer's own bins: position
+    (a reflected random walk in [0, 1]) and head direction (a random walk on the circle) each get
+    one random effect per bin; speed has none. With the same bin counts, a one-hot GLM can
+    represent the truth exactly, which makes its bands and variable selection checkable."""
+    if int(n_samples) < 2:
+        raise InputError("a simulation needs at least 2 samples")
+    rng = np.random.default_rng(seed)
+    position = np.abs(np.mod(np.cumsum(rng.normal(0.0, 0.05, n_samples)) + 1.0, 2.0) - 1.0)
+    speed = np.abs(np.diff(position, prepend=position[0]))
+    direction = np.mod(np.cumsum(rng.normal(0.0, 0.2, n_samples)) + np.pi, 2 * np.pi) - np.pi
+    n_pos, _, n_dir = bins
+    pos_binning = make_binning(position, n_pos)
+    dir_binning = make_binning(direction, n_dir, circular=True)
+    pos_effect = rng.normal(0.0, 0.5, n_pos)
+    dir_effect = rng.normal(0.0, 0.5, n_dir)
+    place = partial(_binned_effect, binning=pos_binning, effect=pos_effect)
+    heading = partial(_binned_effect, binning=dir_binning, effect=dir_effect)
+    intercept = np.log(0.3)
+    counts = rng.poisson(np.exp(intercept + place(position) + heading(direction)))
+    return make_session(
+        bin_width=bin_width,
+        variables=(
+            Variable("position", position, "a.u.", default_bins=n_pos),
+            Variable("speed", speed, "a.u./bin", default_bins=bins[1]),
+            Variable("head direction", direction, "rad", circular=True, default_bins=n_dir),
+        ),
+        counts=counts,
+        unit_names=("simulated unit",),
+        truth={"position": place, "speed": _no_effect, "head direction": heading},
+        truth_intercept=intercept,
+        source=f"piecewise-constant simulation (T={n_samples}, seed={seed})",
+    )
+
+
+def _binned_effect(x, binning, effect):
+    return effect[bin_index(x, binning)]

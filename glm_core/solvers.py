@@ -16,6 +16,7 @@ spike count, the natural size of the gradient.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -59,7 +60,8 @@ def solve(
     penalty = lambda th: regularizer.penalty(th, weights, groups)  # noqa: E731
     if regularizer.smooth:
         value, grad_hess = _with_smooth_penalty(value, grad_hess, penalty)
-        direction = _newton_direction
+        diagonal = diagonal_blocks and regularizer.keeps_blocks_diagonal
+        direction = partial(_newton_direction, block=groups[0] if diagonal else None)
         composite = value
     else:
         def direction(theta, g, h, res):
@@ -118,10 +120,25 @@ def _with_smooth_penalty(value, grad_hess, penalty):
     return value_p, grad_hess_p
 
 
-def _newton_direction(theta, g, h, res):
-    chol = jax.scipy.linalg.cho_factor(h)
-    d = -jax.scipy.linalg.cho_solve(chol, g)
+def _newton_direction(theta, g, h, res, block=None):
+    """Solve h d = -g by Cholesky. With ``block`` (a slice whose block of h is diagonal), its
+    coordinates are eliminated first and Cholesky runs on the smaller Schur complement."""
+    if block is None:
+        d = _cholesky_solve(h, -g)
+        return d, g @ d
+    a, b = block
+    rest = jnp.r_[0:a, b:h.shape[0]]
+    diag = jnp.diagonal(h)[a:b]
+    coupling = h[a:b][:, rest]
+    schur = h[rest][:, rest] - coupling.T @ (coupling / diag[:, None])
+    d_rest = _cholesky_solve(schur, -(g[rest] - coupling.T @ (g[a:b] / diag)))
+    d_block = -(g[a:b] + coupling @ d_rest) / diag
+    d = jnp.zeros_like(g).at[a:b].set(d_block).at[rest].set(d_rest)
     return d, g @ d
+
+
+def _cholesky_solve(h, rhs):
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(h), rhs)
 
 
 def _backtrack(objective, theta, f, d, slope):

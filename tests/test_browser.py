@@ -312,3 +312,51 @@ def test_ten_concurrent_sessions_do_not_cross_talk(browser, server):
     finally:
         for page in pages:
             page.context.close()
+
+
+# --- held-out scores, paths, best strengths, selection (issue 6) ---------------------------------
+
+
+def held_out(page) -> float:
+    """The held-out bits/spike mean shown in the fit table ("mean ± SE")."""
+    row = page.locator("tr").filter(has_text="held-out bits/spike")
+    pw.expect(row).to_have_count(1)
+    return float(row.locator("td").nth(1).inner_text().split("±")[0])
+
+
+def button(page, name):
+    return page.locator("button").filter(has_text=name).first
+
+
+def test_held_out_row_follows_a_strength_slider(page):
+    before = held_out(page)
+    train = page.locator("tr").filter(has_text="train bits/spike")
+    pw.expect(train).to_have_count(1)
+    press_slider(page, 0, "log_strength", "End")
+    poll(lambda: held_out(page) != before, message="held-out score to change")
+
+
+def test_paths_best_strengths_and_selection(page):
+    before = held_out(page)
+    button(page, "Regularization paths").click()
+    poll(lambda: {"path: position", "path: speed", "path: head direction"}
+         <= set(figures(page)), timeout=120, message="a path plot per variable")
+    stars = page.evaluate("""() => Object.values(Bokeh.index).length && [...Bokeh.documents[0]
+        .all_models].filter(m => m.type === 'Scatter' && m.marker && m.marker.value === 'star')
+        .length""")
+    assert stars >= 3, "each path marks its best strength"
+    handles = [slider_handle(page, i, "log_strength") for i in range(3)]
+    start = [h.get_attribute("aria-valuenow") for h in handles]
+    button(page, "Best strengths").click()
+    poll(lambda: [h.get_attribute("aria-valuenow") for h in handles] != start, timeout=120,
+         message="strength sliders to move")
+    poll(lambda: held_out(page) >= before - 1e-3, timeout=60,
+         message="held-out score not lower after Best strengths")
+    button(page, "Which variables matter?").click()
+    table = page.locator("table").filter(has_text="Wilcoxon")
+    pw.expect(table).to_have_count(1, timeout=120_000)
+    apply = button(page, "Apply selection")
+    pw.expect(apply).to_be_enabled()
+    apply.click()
+    poll(lambda: not figures(page)["speed"]["shown"] and figures(page)["position"]["shown"],
+         message="the selected model (position + head direction) to be shown")

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from glm_core.csv_columns import read_csv_columns
 from glm_core.errors import InputError
 from glm_core.loaders import load_csv, load_npz, load_upload
 from glm_core.session import Session, Variable, make_session
@@ -180,3 +181,68 @@ def test_random_make_session(n, data, bin_width, n_units):
     valid = data.draw(st.one_of(st.none(), arrays(n)))
     names = data.draw(st.one_of(st.none(), st.lists(st.sampled_from(["a", "b"]), max_size=3)))
     accepts_or_input_error(make_session, bin_width, variables, counts, names, valid)
+
+
+def reference_columns(data: bytes, text: set) -> dict:
+    """The stdlib csv module's reading of a table, cell by cell (the reader before pandas)."""
+    lines = io.StringIO(data.decode("utf-8-sig"), newline="")
+    rows = [r for r in csv.reader(lines) if any(c.strip() for c in r)]
+    header = [h.strip() for h in rows[0]]
+    cells = {h: [r[j].strip() for r in rows[1:]] for j, h in enumerate(header)}
+    return {h: np.array(v, dtype=str) if h in text else np.array([c or "nan" for c in v], float)
+            for h, v in cells.items()}
+
+
+NUMBER_CELLS = st.one_of(
+    st.floats(allow_nan=False, width=64).map(repr),
+    st.integers(-10**6, 10**6).map(str),
+    st.sampled_from(["", " ", "nan", "inf", "-inf", "1e400", " 3 ", "2.5 ", "NaN", "-0"]),
+)
+TEXT_CELLS = st.one_of(st.sampled_from(["", "t1c2", "7", "a,b", 'say "hi"', " pad "]),
+                       st.text(st.characters(codec="utf-8", exclude_characters="\x00\r\n"),
+                               max_size=5))
+NAMES = st.sampled_from(["var:x[cm]", "var:hd[rad,circular]", 'var:"q"', "count:a", "time"])
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(
+    names=st.lists(NAMES, min_size=1, max_size=4, unique=True),
+    n_rows=st.integers(1, 30),
+    data=st.data(),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    blank_rows=st.lists(st.integers(0, 30), max_size=3),
+)
+def test_csv_reader_matches_the_csv_module(names, n_rows, data, quoting, newline, blank_rows):
+    """Quoted names and cells, blank cells and rows, padding, odd spellings of numbers and line
+    endings: the vectorised reader gives the csv module's cells, as floats or text."""
+    header = names + ["spike_unit"]
+    rows = [[data.draw(NUMBER_CELLS) for _ in names] + [data.draw(TEXT_CELLS)]
+            for _ in range(n_rows)]
+    for i in blank_rows:
+        rows.insert(min(i, len(rows)), [""] * len(header))
+    text = io.StringIO()
+    csv.writer(text, quoting=quoting, lineterminator=newline).writerows([header] + rows)
+    raw = text.getvalue().encode()
+    expected = reference_columns(raw, {"spike_unit"})
+    if all(not any(c.strip() for c in r) for r in rows):
+        with pytest.raises(InputError, match="at least one data row"):
+            read_csv_columns(raw, "f", text=("spike_unit",))
+        return
+    got = read_csv_columns(raw, "f", text=("spike_unit",))
+    assert list(got) == list(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(n_rows=st.integers(2, 20), data=st.data())
+def test_csv_reader_names_a_row_with_the_wrong_number_of_cells(n_rows, data):
+    row = data.draw(st.integers(0, n_rows - 1))
+    cells = data.draw(st.sampled_from([1, 2, 4, 5]))
+    rows = [["1", "2", "3"] for _ in range(n_rows)]
+    rows[row] = [str(i) for i in range(cells)]
+    text = io.StringIO()
+    csv.writer(text).writerows([["count:a", "var:x", "var:y"]] + rows)
+    with pytest.raises(InputError, match=f"data row {row + 1} has {cells} cells, the header has 3"):
+        read_csv_columns(text.getvalue().encode(), "f")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import panel as pn
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
@@ -25,6 +26,7 @@ def data_controls(state) -> pn.Column:
     bin_width = pn.widgets.FloatInput.from_param(state.param.bin_width)
     unit = pn.widgets.Select.from_param(state.param.unit)
     regularizer = pn.widgets.Select.from_param(state.param.regularizer)
+    folds = pn.widgets.IntInput.from_param(state.param.n_folds)
 
     def show(source):
         n_samples.visible = seed.visible = source == SIMULATION
@@ -36,7 +38,36 @@ def data_controls(state) -> pn.Column:
     note = pn.pane.Markdown(
         f"Upload .npz, .csv or .nwb, at most {MAX_UPLOAD_BYTES // 2**20} MB (schema in the "
         "README).", visible=upload.param.visible, margin=(0, 10))
-    return pn.Column(source, n_samples, seed, bin_width, upload, note, unit, regularizer,
+    return pn.Column(source, n_samples, seed, bin_width, upload, note, unit, regularizer, folds,
+                     sizing_mode="stretch_width")
+
+
+def model_actions(state) -> pn.Column:
+    """Buttons that ask the held-out score: best strengths, which variables matter."""
+    best = pn.widgets.Button(name="Best strengths", button_type="primary")
+    best.on_click(lambda _: state.best_strengths())
+    paths = pn.widgets.Button(name="Regularization paths")
+    paths.on_click(lambda _: state.update_paths())
+    select = pn.widgets.Button(name="Which variables matter?")
+    select.on_click(lambda _: state.select_variables())
+    apply = pn.widgets.Button(name="Apply selection", disabled=True)
+    apply.on_click(lambda _: state.apply_selection())
+
+    def table(selection):
+        apply.disabled = selection is None or not selection.selected
+        if selection is None:
+            return ""
+        names = [v.name for v in state.session.variables]
+        lines = ["| step | added | mean gain (bits/spike) | p (Wilcoxon) |", "|---|---|---|---|"]
+        for i, step in enumerate(selection.steps, 1):
+            verdict = names[step.chosen] + ("" if step.added else " (not added)")
+            lines.append(f"| {i} | {verdict} | {np.mean(step.gain):+.4f} | {step.p_value:.3g} |")
+        chosen = ", ".join(names[v] for v in selection.selected) or "none"
+        return "\n".join(lines + ["", f"**Selected:** {chosen}"])
+
+    return pn.Column(pn.Row(best, paths), pn.Row(select, apply),
+                     pn.pane.Markdown(pn.bind(table, state.param.selection),
+                                      name="Variable selection"),
                      sizing_mode="stretch_width")
 
 
@@ -81,6 +112,7 @@ def _live_slider(widget_type, obj, name: str):
     throttle = Throttle(lambda value: setattr(obj, name, value), LIVE_INTERVAL_MS)
     widget.param.watch(lambda e: throttle(e.new), "value")
     widget.param.watch(lambda e: throttle.apply_now(e.new), "value_throttled")
+    obj.param.watch(lambda e: setattr(widget, "value", e.new), name)  # set by the app
     return widget
 
 

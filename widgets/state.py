@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import panel as pn
 import param
 
@@ -25,6 +26,7 @@ SIMULATION = "simulation"
 RECORDING = "linear track recording"
 UPLOAD = "uploaded file"
 DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
+PATH_POINTS = np.linspace(-6.0, 0.0, 25)  # log10 strengths of a regularization path
 
 
 def in_server() -> bool:
@@ -61,12 +63,17 @@ class ExplorerState(param.Parameterized):
     upload = param.Parameter(default=None, doc="(filename, bytes) of an uploaded file.")
     unit = param.Selector(default=None, objects=[])
     regularizer = param.Selector(default="Ridge", objects=list(REGULARIZERS))
+    n_folds = param.Integer(default=10, bounds=(2, 20), label="cross-validation folds")
     variables = param.List(default=[], item_type=VariableSettings)
 
     session = param.Parameter(default=None, doc="The loaded glm_core Session.")
     curves = param.List(default=[], doc="TuningCurve per variable, from the last fit.")
     stats = param.Dict(default={}, doc="Fit statistics of the last fit.")
     error = param.String(default="", doc="Message for the user; empty when all is well.")
+    paths = param.Dict(default={}, doc="Per included variable: (log10 strengths, held-out "
+                       "mean, SE, current log10 strength) of its regularization path.")
+    selection = param.Parameter(default=None, doc="The last forward selection (glm_core "
+                                "SelectionResult), variables by index.")
     busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
 
     def __init__(self, **params):
@@ -75,7 +82,8 @@ class ExplorerState(param.Parameterized):
         self._fit = None
         self._row_watchers = []
         self._loading = False
-        self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer"])
+        self._cv = None
+        self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds"])
 
     def start(self):
         """Load the first data set and fit it, then compile every regularizer's solver for this
@@ -103,13 +111,15 @@ class ExplorerState(param.Parameterized):
                 self._load(keep_file_bins="upload" in changed or "source" in changed)
             elif "unit" in changed:
                 self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
+            elif "n_folds" in changed:
+                self._encoding = explorer.with_folds(self._encoding, self.n_folds)
             elif "n_bins" in changed:
                 for event in events:
                     if event.name == "n_bins":
                         v = self.variables.index(event.obj)
                         self._encoding = explorer.with_bins(self._encoding, self.session, v,
                                                             event.new)
-                        self._fit = None
+                        self._fit = self._cv = None
             self._refit()
         except InputError as err:
             self.error = str(err)
@@ -121,13 +131,13 @@ class ExplorerState(param.Parameterized):
         unit = DEFAULT_UNIT if DEFAULT_UNIT in session.unit_names else session.unit_names[0]
         max_bins = max_bins_for(len(session.variables))
         rows = [VariableSettings(v, max_bins) for v in session.variables]
-        encoding = explorer.encode(session, unit, [r.n_bins for r in rows])
+        encoding = explorer.encode(session, unit, [r.n_bins for r in rows], self.n_folds)
         for row, watcher in zip(self.variables, self._row_watchers):
             row.param.unwatch(watcher)
         self._row_watchers = [
             row.param.watch(self._refresh, ["include", "n_bins", "log_strength"]) for row in rows
         ]
-        self._encoding, self._fit = encoding, None
+        self._encoding, self._fit, self._cv = encoding, None, None
         self._loading = True
         try:
             self.param.unit.objects = list(session.unit_names)
@@ -171,9 +181,96 @@ class ExplorerState(param.Parameterized):
             "samples dropped (NaN/inf)": session.n_dropped,
         }
         self.curves = explorer.tuning_curves(session, self._encoding, fit)
+        if in_server():  # the curves reach the screen first; the held-out score follows
+            pn.state.curdoc.add_next_tick_callback(self._score)
+        else:
+            self._score()
         self.error = "" if fit.converged else (
             f"The solver stopped after {fit.n_iter} iterations without converging "
             f"(residual {fit.residual:.2g}). "
             + ("Without a penalty a bin with no spikes has no finite estimate: choose Ridge, "
                "Lasso or GroupLasso." if self.regularizer == "UnRegularized"
                else "Try a larger regularization strength."))
+
+    # --- held-out scores, paths, best strengths, variable selection --------------------------
+
+    def _settings(self):
+        return ([r.include for r in self.variables], [10.0**r.log_strength for r in self.variables])
+
+    def _score(self):
+        """Cross-validate the current model and add its held-out scores to the statistics."""
+        include, strengths = self._settings()
+        init = self._cv.theta if self._cv is not None else self._fit.theta
+        try:
+            cv = explorer.cross_validate(self._encoding, include, strengths, self.regularizer,
+                                         init)
+        except InputError as err:
+            self.error = str(err)
+            return
+        self._cv = cv
+        stats = dict(self.stats)
+        stats["held-out bits/spike"] = f"{cv.mean:.4f} ± {cv.sem:.4f}"
+        stats["train bits/spike"] = f"{np.nanmean(cv.train_bits_per_spike):.4f}"
+        stats["held-out pseudo-R2"] = cv.test_pseudo_r2
+        stats["folds"] = f"{self._encoding.grid.n_folds} (contiguous sections)"
+        if np.isnan(cv.test_bits_per_spike).any():
+            stats["folds without spikes"] = int(np.isnan(cv.test_bits_per_spike).sum())
+        self.stats = stats
+
+    def update_paths(self):
+        """Held-out bits/spike along each included variable's strength slider."""
+        include, strengths = self._settings()
+        init = None if self._cv is None else self._cv.theta
+        paths = {}
+        for v, row in enumerate(self.variables):
+            if not row.include:
+                continue
+            scores = explorer.path(self._encoding, include, strengths, self.regularizer, v,
+                                   PATH_POINTS, init)
+            paths[row.name] = (PATH_POINTS, np.array([s.mean for s in scores]),
+                               np.array([s.sem for s in scores]), row.log_strength)
+        self.paths = paths
+
+    def best_strengths(self):
+        """Move every included variable's strength slider to its held-out optimum (coordinate
+        ascent along the paths, two sweeps)."""
+        if self.regularizer == "UnRegularized":
+            self.error = "UnRegularized has no strength to choose: pick a penalty first"
+            return
+        include, _ = self._settings()
+        try:
+            logs = explorer.best_strengths(self._encoding, include,
+                                           [r.log_strength for r in self.variables],
+                                           self.regularizer, PATH_POINTS,
+                                           init=None if self._cv is None else self._cv.theta)
+        except InputError as err:
+            self.error = str(err)
+            return
+        self._set_rows("log_strength", [round(value, 2) for value in logs])
+        self.update_paths()
+
+    def select_variables(self):
+        """Forward selection of variables by held-out score (Wilcoxon across folds)."""
+        _, strengths = self._settings()
+        try:
+            self.selection = explorer.forward_selection(self._encoding, strengths,
+                                                        self.regularizer)
+        except InputError as err:
+            self.error = str(err)
+
+    def apply_selection(self):
+        """Include exactly the selected variables."""
+        if self.selection is None or not self.selection.selected:
+            return
+        self._set_rows("include", [v in self.selection.selected
+                                   for v in range(len(self.variables))])
+
+    def _set_rows(self, name, values):
+        """Set one setting of every variable, then refit once."""
+        self._loading = True
+        try:
+            for row, value in zip(self.variables, values):
+                setattr(row, name, value)
+        finally:
+            self._loading = False
+        self._update(set(), ())

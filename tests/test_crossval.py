@@ -1,0 +1,195 @@
+"""Cross-validation and forward selection of the dense GLM against explicit float64 refits of
+each fold (sklearn, scipy), hand-written folds and the simulation's ground truth; compile
+counts; bad input."""
+
+import numpy as np
+import pytest
+from scipy.stats import poisson, wilcoxon
+from sklearn.linear_model import PoissonRegressor
+
+from glm_core import GLM, cross_validate, forward_select
+from glm_core.crossval import bits_per_spike, fold_index, select_forward
+from glm_core.encoding import bin_index, make_binning, one_hot
+from glm_core.errors import InputError
+from glm_core.regularizers import Smooth
+from glm_core.simulation import simulate_session
+from tests.test_binned_fit import CompileCounter
+from tests.test_smooth import reference_fit
+
+
+def one_hot_design(session, bins):
+    return {v.name: one_hot(bin_index(v.values, make_binning(v.values, n, v.circular)), n)
+            for v, n in zip(session.variables, bins)}
+
+
+@pytest.fixture(scope="module")
+def data():
+    session = simulate_session(3000, seed=5)
+    return one_hot_design(session, (8, 5, 6)), session.counts[:, 0].astype(float)
+
+
+def hand_folds(n, k):
+    fold = np.empty(n, int)
+    for j, section in enumerate(np.array_split(np.arange(n), 5 * k)):
+        fold[section] = j % k
+    return fold
+
+
+@pytest.mark.parametrize("n,k", [(10, 2), (103, 3), (1000, 10), (1001, 20), (12345, 7)])
+def test_folds_are_contiguous_sections_dealt_in_turn(n, k):
+    np.testing.assert_array_equal(fold_index(n, k), hand_folds(n, k))
+
+
+def test_folds_by_hand():
+    # 12 samples, 10 sections: the first two sections hold two samples each.
+    np.testing.assert_array_equal(fold_index(12, 2), [0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("n,k,message", [
+    (100, 1, "between 2 and 20"), (1000, 21, "between 2 and 20"),
+    (49, 10, "10 folds need at least 50 samples.*there are 49"),
+])
+def test_bad_fold_counts_raise_input_error(n, k, message):
+    with pytest.raises(InputError, match=message):
+        fold_index(n, k)
+
+
+def test_bits_per_spike_against_scipy_log_likelihoods():
+    rng = np.random.default_rng(0)
+    y = rng.poisson(2.0, (3, 50))
+    rate = rng.uniform(0.5, 4.0, (3, 50))
+    ll_model = poisson.logpmf(y, rate).sum(1)
+    ll_mean = poisson.logpmf(y, 1.5).sum(1)
+    expected = (ll_model - ll_mean) / y.sum(1) / np.log(2)
+    np.testing.assert_allclose(bits_per_spike(ll_model, ll_mean, y.sum(1)), expected, rtol=1e-12)
+    assert np.isnan(bits_per_spike(-3.0, -4.0, 0))
+
+
+def reference_scores(X, y, n_folds, predict_fold):
+    """Held-out and train bits/spike from ``predict_fold(train_mask) -> rate of every sample``,
+    with scipy's Poisson log-pmf."""
+    fold = hand_folds(y.size, n_folds)
+    test, train = [], []
+    for k in range(n_folds):
+        mask = fold != k
+        rate, mean = predict_fold(mask), y[mask].mean()
+        for out, rows in ((test, ~mask), (train, mask)):
+            gain = poisson.logpmf(y[rows], rate[rows]).sum() - poisson.logpmf(y[rows], mean).sum()
+            out.append(gain / y[rows].sum() / np.log(2))
+    return np.array(test), np.array(train)
+
+
+def test_ridge_cv_equals_sklearn_refits_per_fold(data):
+    X, y = data
+    s = 3e-3
+    result = cross_validate(GLM("Ridge", s), X, y, n_folds=5)
+    Xm = np.hstack(list(X.values())).astype(float)
+
+    def predict(mask):
+        ref = PoissonRegressor(alpha=s, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+        return ref.fit(Xm[mask], y[mask]).predict(Xm)
+
+    test, train = reference_scores(X, y, 5, predict)
+    np.testing.assert_allclose(result.test_bits_per_spike, test, atol=1e-4)
+    np.testing.assert_allclose(result.train_bits_per_spike, train, atol=1e-4)
+    assert result.converged.all()
+    assert result.mean == pytest.approx(test.mean(), abs=1e-4)
+    assert result.sem == pytest.approx(test.std(ddof=1) / np.sqrt(5), abs=1e-4)
+    np.testing.assert_array_equal(result.test_spikes + result.train_spikes,
+                                  np.full(5, y.sum()))
+
+
+def test_smooth_cv_equals_scipy_refits_per_fold(data):
+    X, y = data
+    strength = {"position": 0.05, "speed": 0.5, "head direction": 0.1}
+    circular = {"head direction"}
+    result = cross_validate(GLM(Smooth(circular=circular), strength), X, y, n_folds=4)
+
+    def predict(mask):
+        coef, intercept = reference_fit(X, y, strength, circular, train=mask)
+        return np.exp(sum(X[k] @ coef[k] for k in X) + intercept)
+
+    test, train = reference_scores(X, y, 4, predict)
+    np.testing.assert_allclose(result.test_bits_per_spike, test, atol=1e-4)
+    np.testing.assert_allclose(result.train_bits_per_spike, train, atol=1e-4)
+
+
+@pytest.mark.parametrize("regularizer", ["Ridge", Smooth(circular={"head direction"}), "Lasso"])
+def test_new_strengths_do_not_recompile(data, regularizer):
+    X, y = data
+    cross_validate(GLM(regularizer, 1e-2), X, y)
+    with CompileCounter() as counter:
+        for strength in (1e-4, {"position": 1.0, "speed": 1e-3, "head direction": 0.1}):
+            cross_validate(GLM(regularizer, strength), X, y)
+    assert counter.count == 0
+
+
+def test_a_fold_without_spikes_scores_nan_and_is_left_out_of_the_mean(data):
+    X, y = data
+    fold = fold_index(y.size, 5)
+    silent = np.where(fold == 2, 0.0, y)
+    result = cross_validate(GLM("Ridge", 1e-2), X, silent, n_folds=5)
+    assert result.test_spikes[2] == 0 and np.isnan(result.test_bits_per_spike[2])
+    scored = np.delete(result.test_bits_per_spike, 2)
+    assert np.all(np.isfinite(scored)) and np.all(np.isfinite(result.train_bits_per_spike))
+    assert result.mean == pytest.approx(scored.mean())
+    assert result.sem == pytest.approx(scored.std(ddof=1) / 2.0)
+
+
+def test_spikes_in_one_fold_only_or_too_many_folds_raise_input_error(data):
+    X, y = data
+    only_one = np.where(fold_index(y.size, 5) == 1, y, 0.0)
+    with pytest.raises(InputError, match="all fall in one fold"):
+        cross_validate(GLM("Ridge", 1e-2), X, only_one, n_folds=5)
+    with pytest.raises(InputError, match="no spikes"):
+        cross_validate(GLM("Ridge", 1e-2), X, 0 * y, n_folds=5)
+    small = {k: v[:60] for k, v in X.items()}
+    with pytest.raises(InputError, match="need at least 100 samples"):
+        cross_validate(GLM("Ridge", 1e-2), small, y[:60], n_folds=20)
+
+
+def test_select_forward_compares_each_step_with_the_current_model():
+    """The first key is tested against zero, later ones against the current model's folds; the
+    subsets are scored in the order keys were added; selection stops at the first p >= alpha."""
+    rng = np.random.default_rng(1)
+    a = 0.5 + 0.05 * rng.normal(size=10)
+    table = {("a",): a, ("b",): a - 0.3, ("c",): a - 0.4,
+             ("a", "b"): a + 0.1 + 0.01 * rng.normal(size=10), ("a", "c"): a - 0.01,
+             ("a", "b", "c"): a + 0.1 + 0.02 * rng.normal(size=10)}
+    calls = []
+
+    def score_subset(keys):
+        calls.append(keys)
+        return table[keys]
+
+    result = select_forward(score_subset, ["b", "a", "c"], alpha=0.05)
+    assert result.selected == ("a", "b")
+    assert calls == [("b",), ("a",), ("c",), ("a", "b"), ("a", "c"), ("a", "b", "c")]
+    first, second, third = result.steps
+    assert (first.chosen, second.chosen, third.chosen) == ("a", "b", "c")
+    assert [s.added for s in result.steps] == [True, True, False]
+    np.testing.assert_allclose(second.gain, table[("a", "b")] - a)
+    assert third.gain_mean == pytest.approx(np.mean(table[("a", "b", "c")] - table[("a", "b")]))
+    for step, before in zip(result.steps, (0.0, a, table[("a", "b")])):
+        gain = step.scores[step.candidates.index(step.chosen)] - before
+        np.testing.assert_allclose(step.gain, gain)
+        assert step.p_value == pytest.approx(wilcoxon(gain, alternative="greater").pvalue)
+    np.testing.assert_allclose(first.candidate_means, [np.mean(table[(k,)]) for k in "bac"])
+
+
+@pytest.mark.parametrize("seed,regularizer", [(0, "Ridge"), (1, "Ridge"), (2, "Ridge"),
+                                               (3, Smooth(circular={"head direction"}))])
+def test_forward_select_finds_the_variables_of_the_simulation(seed, regularizer):
+    """Position and head direction drive the simulated cell, speed does not (T = 1e4; bins
+    10/6/8)."""
+    session = simulate_session(10_000, seed=seed)
+    X = one_hot_design(session, (10, 6, 8))
+    result = forward_select(GLM(regularizer, 1e-3), X, session.counts[:, 0])
+    assert set(result.selected) == {"position", "head direction"}
+    assert result.steps[-1].chosen == "speed" and not result.steps[-1].added
+
+
+def test_forward_select_needs_a_dict(data):
+    X, y = data
+    with pytest.raises(InputError, match="dict"):
+        forward_select(GLM("Ridge", 1e-2), list(X.values()), y)

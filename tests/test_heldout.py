@@ -1,0 +1,174 @@
+"""Held-out scores, bands, Smooth and forward selection on the explorer's cell table, against
+independent float64 references (sklearn, scipy) and the simulations' ground truth."""
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from scipy.stats import poisson
+from sklearn.linear_model import PoissonRegressor
+
+from glm_core import explorer
+from glm_core.encoding import one_hot
+from glm_core.errors import InputError
+from glm_core.simulation import simulate_binned_truth, simulate_session
+from tests.test_binned_fit import CompileCounter
+
+
+@pytest.fixture(scope="module")
+def session():
+    return simulate_session(6_000, seed=4)
+
+
+def design(enc, include):
+    return np.hstack([one_hot(enc.indices[:, v], n).astype(float)
+                      for v, n in enumerate(enc.n_bins) if include[v]])
+
+
+def fold_ids(n, k):
+    """Independent of glm_core: 5k contiguous sections, section j in fold j % k."""
+    out = np.empty(n, int)
+    for j, idx in enumerate(np.array_split(np.arange(n), 5 * k)):
+        out[idx] = j % k
+    return out
+
+
+def bits(y, rate, mean_rate):
+    ll = poisson.logpmf(y, rate).sum() - poisson.logpmf(y, mean_rate).sum()
+    return ll / y.sum() / np.log(2)
+
+
+@pytest.mark.parametrize("n_folds", [10, 4])
+def test_cross_validation_equals_sklearn_refits_per_fold(session, n_folds):
+    include, s = [True, False, True], 3e-3
+    enc = explorer.with_folds(explorer.encode(session, 0, [12, 5, 8]), n_folds)
+    cv = explorer.cross_validate(enc, include, [s] * 3, "Ridge")
+    assert cv.converged
+    X, y = design(enc, include), enc.counts
+    fold = fold_ids(y.size, n_folds)
+    test, train = [], []
+    for k in range(n_folds):
+        tr, te = fold != k, fold == k
+        ref = PoissonRegressor(alpha=s, tol=1e-12, max_iter=1000, solver="newton-cholesky")
+        ref.fit(X[tr], y[tr])
+        mean_rate = y[tr].mean()
+        test.append(bits(y[te], ref.predict(X[te]), mean_rate))
+        train.append(bits(y[tr], ref.predict(X[tr]), mean_rate))
+    np.testing.assert_allclose(cv.test_bits_per_spike, test, atol=1e-4)
+    np.testing.assert_allclose(cv.train_bits_per_spike, train, atol=1e-4)
+    assert cv.mean == pytest.approx(np.mean(test), abs=1e-4)
+    assert cv.sem == pytest.approx(np.std(test, ddof=1) / np.sqrt(n_folds), abs=1e-4)
+
+
+def explicit_smooth_objective(X_blocks, circular, y, strengths):
+    """NeMoS's mean Poisson loss plus 0.5 * s * sum of squared neighbour differences (wrapped
+    for circular leaves) plus the 1e-3 * s ridge, written out term by term."""
+
+    def f(theta):
+        b, offset, eta, pen = theta[-1], 0, theta[-1], 0.0
+        for X, circ, s in zip(X_blocks, circular, strengths):
+            w = theta[offset: offset + X.shape[1]]
+            offset += X.shape[1]
+            eta = eta + X @ w
+            diffs = [w[i + 1] - w[i] for i in range(w.size - 1)]
+            if circ and w.size > 2:
+                diffs.append(w[0] - w[-1])
+            pen += 0.5 * s * (sum(d * d for d in diffs) + 1e-3 * np.sum(w * w))
+        del b
+        return np.mean(np.exp(eta) - y * eta) + pen
+
+    return f
+
+
+def test_smooth_on_the_grid_equals_a_float64_optimum(session):
+    include, strengths = [True, False, True], [3e-2, 1.0, 1e-2]
+    enc = explorer.encode(session, 0, [12, 5, 8])
+    fit = explorer.fit(enc, include, strengths, "Smooth")
+    assert fit.converged
+    blocks = [one_hot(enc.indices[:, v], enc.n_bins[v]).astype(float) for v in (0, 2)]
+    f = explicit_smooth_objective(blocks, [False, True], enc.counts, [strengths[0], strengths[2]])
+    ref = minimize(f, np.zeros(12 + 8 + 1), method="BFGS", options={"gtol": 1e-10})
+    coef = fit.coef(session.names, enc.n_bins)
+    np.testing.assert_allclose(coef["position"], ref.x[:12], atol=2e-4)
+    np.testing.assert_allclose(coef["head direction"], ref.x[12:20], atol=2e-4)
+    np.testing.assert_allclose(fit.intercept, ref.x[-1], atol=2e-4)
+    # the wrap-around link is there: the circular leaf's ends are pulled together
+    assert abs(coef["head direction"][0] - coef["head direction"][-1]) < np.ptp(
+        coef["head direction"])
+
+
+def test_bands_cover_the_truth_at_the_nominal_rate():
+    """Over 100 seeded simulations whose truth is piecewise constant on the bins, the 95% bands
+    at Ridge 1e-4 cover the true curve in 92-98% of position and head-direction bins."""
+    covered = []
+    for seed in range(100):
+        s = simulate_binned_truth(10_000, seed)
+        enc = explorer.encode(s, 0, [10, 6, 8])
+        fit = explorer.fit(enc, [True] * 3, [1e-4] * 3, "Ridge")
+        for c in explorer.tuning_curves(s, enc, fit):
+            if c.name != "speed":
+                ok = np.isfinite(c.model)
+                assert ok.sum() >= c.centres.size - 1
+                covered.append(((c.lower <= c.truth) & (c.truth <= c.upper))[ok])
+    rate = np.concatenate(covered).mean()
+    assert 0.92 <= rate <= 0.98, rate
+
+
+def test_forward_selection_finds_position_and_head_direction():
+    picks = []
+    for seed in range(20):
+        s = simulate_binned_truth(10_000, 1000 + seed)
+        enc = explorer.encode(s, 0, [10, 6, 8])
+        picks.append(set(explorer.forward_selection(enc, [1e-4] * 3, "Ridge").selected))
+    assert sum(p == {0, 2} for p in picks) >= 18
+
+
+def test_held_out_score_peaks_inside_the_slider_range():
+    """Overfitting is visible: with far more bins than the truth has, training bits/spike
+    falls with the strength, stays above the held-out score, and the held-out score has an
+    interior optimum."""
+    s = simulate_binned_truth(6_000, 4)
+    enc = explorer.encode(s, 0, [60, 6, 32])
+    grid = np.linspace(-6, 0, 13)
+    scores = explorer.path(enc, [True, False, True], [1e-3] * 3, "Ridge", 0, grid)
+    test = np.array([s.mean for s in scores])
+    train = np.array([s.train_bits_per_spike.mean() for s in scores])
+    assert np.all(np.diff(train) < 1e-6)
+    assert 0 < np.argmax(test) < grid.size - 1
+    assert np.all(train >= test - 1e-3)
+
+
+def test_changes_never_recompile_cross_validation(session):
+    enc = explorer.encode(session, 0, [12, 5, 8])
+    explorer.warm_up(enc)
+    grid = np.linspace(-5, -1, 5)
+    explorer.path(enc, [True] * 3, [1e-3] * 3, "Ridge", 0, grid)
+    with CompileCounter() as counter:
+        prev = explorer.cross_validate(enc, [True] * 3, [1e-2] * 3, "Ridge")
+        for folds in (3, 10, 20):
+            enc = explorer.with_folds(enc, folds)
+            explorer.cross_validate(enc, [True, False, True], [1e-4] * 3, "Smooth")
+        enc = explorer.with_bins(explorer.with_unit(enc, session, 0), session, 0, 30)
+        explorer.cross_validate(enc, [True] * 3, [1e-3] * 3, "Ridge", prev.theta)
+        explorer.path(enc, [True, True, False], [1e-3] * 3, "Ridge", 1, grid + 0.5)
+    assert counter.count == 0
+
+
+def test_bad_fold_settings_give_clear_messages(session):
+    enc = explorer.encode(session, 0, [12, 5, 8])
+    with pytest.raises(InputError, match="folds"):
+        explorer.with_folds(enc, 21)
+    small = simulate_session(60, seed=1)
+    with pytest.raises(InputError, match="fewer folds"):
+        explorer.with_folds(explorer.encode(small, 0, [3, 3, 3], n_folds=2), 20)
+
+
+def test_a_fold_without_spikes_scores_nan_and_the_others_still_count(session):
+    counts = session.counts.copy()
+    counts[: counts.shape[0] // 50] = 0  # the first section (fold 0's) is silent
+    from dataclasses import replace
+
+    silent = replace(session, counts=counts)
+    enc = explorer.encode(silent, 0, [12, 5, 8])
+    cv = explorer.cross_validate(enc, [True] * 3, [1e-3] * 3, "Ridge")
+    assert np.isnan(cv.test_bits_per_spike[0]) or enc.grid.fold_spikes[0] > 0
+    assert np.isfinite(cv.mean)
