@@ -119,10 +119,10 @@ def suite_files(root: Path) -> list[str]:
     return [f"tests/{f}" for f in sorted(files, key=lambda f: f in SLOW_LAST)]
 
 
-def run_suite(root: Path, timeout: float) -> tuple[str, str, float]:
+def run_suite(root: Path, timeout: float, tests=()) -> tuple[str, str, float]:
     """('passed' | 'killed' | 'timeout' | 'error', first failing test or message, seconds)."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [sys.executable, "-m", "pytest", *PYTEST_ARGS, *suite_files(root)]
+    cmd = [sys.executable, "-m", "pytest", *PYTEST_ARGS, *(tests or suite_files(root))]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -142,13 +142,13 @@ def run_suite(root: Path, timeout: float) -> tuple[str, str, float]:
         elapsed
 
 
-def check(mutants, timeout: float, baseline: bool) -> bool:
+def check(mutants, timeout: float, baseline: bool, tests=()) -> bool:
     rows = []
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         if baseline:
             copy = Path(tmp) / "baseline"
             shutil.copytree(ROOT, copy, ignore=IGNORE)
-            status, detail, seconds = run_suite(copy, timeout)
+            status, detail, seconds = run_suite(copy, timeout, tests)
             print(f"baseline: {status} {detail} ({seconds:.0f} s)", flush=True)
             if status != "passed":
                 print("the unmutated suite must pass first")
@@ -157,7 +157,7 @@ def check(mutants, timeout: float, baseline: bool) -> bool:
             copy = Path(tmp) / mutant.name
             shutil.copytree(ROOT, copy, ignore=IGNORE)
             apply(mutant, copy)
-            status, detail, seconds = run_suite(copy, timeout)
+            status, detail, seconds = run_suite(copy, timeout, tests)
             shutil.rmtree(copy)
             rows.append((mutant, status, detail, seconds))
             print(f"{mutant.name}: {status} {detail} ({seconds:.0f} s)", flush=True)
@@ -178,6 +178,8 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per suite run")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the run of the unmutated suite")
+    parser.add_argument("--tests", nargs="+", default=(),
+                        help="run only these test files or ids (default: every non-browser file)")
     parser.add_argument("--sites", action="store_true",
                         help="only check that every mutation site is found")
     args = parser.parse_args(argv)
@@ -201,7 +203,7 @@ def main(argv=None) -> int:
     if args.sites:
         print(f"all {len(mutants)} mutants' sites found")
         return 0
-    return 0 if check(mutants, args.timeout, not args.no_baseline) else 1
+    return 0 if check(mutants, args.timeout, not args.no_baseline, args.tests) else 1
 
 
 if __name__ == "__main__":
