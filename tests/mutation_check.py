@@ -28,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache",
                                 "*.egg-info", ".ruff_cache")
-# Run targeted tests first and the long property-based files last, so a mutant dies early.
-SLOW_LAST = ("test_fit_hypothesis.py", "test_loaders_hypothesis.py", "test_upload_defects.py")
+# Quick targeted files first and the long property-based files last, so a mutant dies early.
+FIRST = ("test_tuning_curves.py", "test_bin_grid_references.py", "test_glm_pytree_references.py")
+LAST = ("test_fit_hypothesis.py", "test_loaders_hypothesis.py", "test_upload_defects.py")
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-m", "not browser")
 
 
@@ -116,7 +117,7 @@ def apply(mutant: Mutant, root: Path) -> None:
 def suite_files(root: Path) -> list[str]:
     files = sorted(p.name for p in (root / "tests").glob("test_*.py")
                    if p.name != "test_browser.py")
-    return [f"tests/{f}" for f in sorted(files, key=lambda f: f in SLOW_LAST)]
+    return [f"tests/{f}" for f in sorted(files, key=lambda f: (f not in FIRST, f in LAST))]
 
 
 def run_suite(root: Path, timeout: float, tests=()) -> tuple[str, str, float]:
