@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache",
                                 "*.egg-info", ".ruff_cache")
 # Quick targeted files first and the long property-based files last, so a mutant dies early.
-FIRST = ("test_tuning_curves.py", "test_bin_grid_references.py", "test_glm_pytree_references.py")
+FIRST = ("test_tuning_curves.py", "test_bin_grid_references.py", "test_live_refits.py",
+         "test_glm_pytree_references.py", "test_binned_fit.py", "test_loaders.py", "test_state.py")
 LAST = ("test_fit_hypothesis.py", "test_loaders_hypothesis.py", "test_upload_defects.py")
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-m", "not browser")
 
@@ -117,7 +118,8 @@ def apply(mutant: Mutant, root: Path) -> None:
 def suite_files(root: Path) -> list[str]:
     files = sorted(p.name for p in (root / "tests").glob("test_*.py")
                    if p.name != "test_browser.py")
-    return [f"tests/{f}" for f in sorted(files, key=lambda f: (f not in FIRST, f in LAST))]
+    first = [f for f in FIRST if f in files]
+    return [f"tests/{f}" for f in first + sorted(set(files) - set(first), key=lambda f: f in LAST)]
 
 
 def run_suite(root: Path, timeout: float, tests=()) -> tuple[str, str, float]:
