@@ -119,7 +119,8 @@ def suite_files(root: Path) -> list[str]:
     files = sorted(p.name for p in (root / "tests").glob("test_*.py")
                    if p.name != "test_browser.py")
     first = [f for f in FIRST if f in files]
-    return [f"tests/{f}" for f in first + sorted(set(files) - set(first), key=lambda f: f in LAST)]
+    rest = sorted((f for f in files if f not in first), key=lambda f: (f in LAST, f))
+    return [f"tests/{f}" for f in first + rest]
 
 
 def run_suite(root: Path, timeout: float, tests=()) -> tuple[str, str, float]:
