@@ -91,6 +91,18 @@ def test_npz_binned_valid_nan_and_merge():
         load_npz(npz_bytes(**binned_arrays()), bin_width=0.03)
 
 
+def test_merged_bins_average_linear_variables():
+    """README: a larger bin width merges bins, counts summed and variables averaged; a ragged
+    tail that does not fill a merged bin is left out."""
+    x = RNG.uniform(0, 10, T)
+    arrays = {"bin_width": 0.02, "count:a": COUNTS[:, 0], "var:x[cm]": x}
+    merged = load_npz(npz_bytes(**arrays), bin_width=0.06)
+    n = T // 3
+    np.testing.assert_allclose(merged.variable("x").values, x[: 3 * n].reshape(n, 3).mean(1),
+                               rtol=1e-12)
+    np.testing.assert_array_equal(merged.counts[:, 0], COUNTS[: 3 * n, 0].reshape(n, 3).sum(1))
+
+
 def test_csv_binned():
     header = ["bin_width", "count:t1c2", "var:position[cm]", "var:head direction[rad,circular]"]
     rows = [[0.02 if i == 0 else None, COUNTS[i, 0], POS[i], HD[i]] for i in range(T)]

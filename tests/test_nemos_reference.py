@@ -37,6 +37,7 @@ def test_matches_nemos_on_a_dict_design(data, regularizer, strength, penalty):
         warnings.simplefilter("ignore")
         ref.fit(nmo.pytrees.FeaturePytree(**X), y)
     ours = GLM(regularizer, strength).fit(X, y)
+    assert ours.fit_.converged
     for key in X:
         np.testing.assert_allclose(ours.coef_[key], ref.coef_[key], atol=2e-3)
     # NeMoS stops loosely; ours solves to tolerance, so its objective is never worse.
