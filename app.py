@@ -29,7 +29,7 @@ main = pn.Column(
 )
 pn.state.onload(state.start)
 
-pn.template.BootstrapTemplate(
+pn.template.BootstrapTemplate(busy_indicator=None,
     title="Pytree GLM explorer",
     sidebar=[data_controls(state), "### Variables", variable_controls(state)],
     main=[main],

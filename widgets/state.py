@@ -68,6 +68,8 @@ class ExplorerState(param.Parameterized):
     stats = param.Dict(default={}, doc="Fit statistics of the last fit.")
     error = param.String(default="", doc="Message for the user; empty when all is well.")
     busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
+    show_bands = param.Boolean(default=True, label="show 95% bands",
+                               doc="Shade the GLM curves' 95% bands (a view setting: no refit).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -98,6 +100,14 @@ class ExplorerState(param.Parameterized):
         self._update(changed, events)
 
     def _update(self, changed, events):
+        start = time.perf_counter()
+        # One refit reaches the browser as one batched document change.
+        with pn.io.hold():
+            self._apply(changed, events)
+        pn.state.log(f"update {1e3 * (time.perf_counter() - start):.1f} ms "
+                     f"(solver {self.stats.get('refit time (ms)', 0):.1f} ms)", "debug")
+
+    def _apply(self, changed, events):
         try:
             if changed & set(DATA_KEYS):
                 self._load(keep_file_bins="upload" in changed or "source" in changed)
