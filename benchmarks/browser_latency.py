@@ -69,7 +69,8 @@ def start(port: int, log: Path) -> tuple[subprocess.Popen, float]:
     (no HTTP request: that would open a session before the measured first tab)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), PANEL_LOG_LEVEL="debug")
     panel = Path(sys.executable).with_name("panel")
-    cmd = [str(panel), "serve", "app.py", *SERVE_ARGS, "--address", "127.0.0.1",
+    cmd = [str(panel), "serve", "app.py", *SERVE_ARGS, "--check-unused-sessions", "1000",
+           "--unused-session-lifetime", "1000", "--address", "127.0.0.1",
            "--port", str(port), f"--allow-websocket-origin=127.0.0.1:{port}"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -100,6 +101,13 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used: a cost that the machine's load does
+    not inflate as much as wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def open_tab(browser, url, wait=True):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -110,7 +118,7 @@ def open_tab(browser, url, wait=True):
     return page
 
 
-def latency(browser, url, log: Path, presses: int) -> dict:
+def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
     """Key presses on position's strength slider; medians per press."""
     page = open_tab(browser, url)
     frames = []  # (time, bytes, is a message header) of every frame the server sent
@@ -127,6 +135,7 @@ def latency(browser, url, log: Path, presses: int) -> dict:
     handle.focus()
     page.wait_for_timeout(1000)
     log_offset = log.stat().st_size
+    cpu_start = cpu_s(server_pid)
     per_press = []
     for i in range(presses):
         t = time.monotonic()
@@ -135,6 +144,7 @@ def latency(browser, url, log: Path, presses: int) -> dict:
         page.wait_for_timeout(400)  # let any trailing messages of this update arrive
         sent = [f for f in frames if f[0] >= t]
         per_press.append((sum(f[2] for f in sent), sum(f[1] for f in sent)))
+    cpu = (cpu_s(server_pid) - cpu_start) / presses
     ms = [v for v in page.evaluate("window.__latency") if v is not None]
     page.context.close()
     server = [float(m[0]) for m in UPDATE_LOG.findall(
@@ -148,6 +158,7 @@ def latency(browser, url, log: Path, presses: int) -> dict:
         "kB / update": statistics.median(b for _, b in per_press) / 1e3,
         "server ms / update (median)": statistics.median(server) if server else None,
         "solver ms / update (median)": statistics.median(solver) if solver else None,
+        "server CPU ms / update (mean)": 1e3 * cpu,
     })
 
 
@@ -156,20 +167,23 @@ def tabs(browser, url, proc, accepted: float, n_tabs: int, cycles: int) -> dict:
     page = open_tab(browser, url)
     out["first tab fitted, s after accept"] = time.monotonic() - accepted
     page.context.close()
-    later = []
+    later, cpu = [], []
     for _ in range(3):
-        t = time.monotonic()
+        t, c = time.monotonic(), cpu_s(proc.pid)
         page = open_tab(browser, url)
         later.append(time.monotonic() - t)
+        cpu.append(cpu_s(proc.pid) - c)
         page.context.close()
     out["later tab fitted, s (median of 3)"] = statistics.median(later)
+    out["server CPU s per later tab (median of 3)"] = statistics.median(cpu)
 
     t = time.monotonic()
     pages = [open_tab(browser, url, wait=False) for _ in range(n_tabs)]
     for page in pages:
         wait_for_app(page, timeout=180)
     out[f"{n_tabs} tabs at once, all fitted, s"] = time.monotonic() - t
-    out[f"{n_tabs} tabs: error alerts"] = sum(p.locator(".alert-danger").count() for p in pages)
+    out[f"{n_tabs} tabs: error alerts shown"] = sum(
+        p.locator(".alert-danger").first.is_visible() for p in pages)
     for page in pages:
         page.context.close()
 
@@ -210,7 +224,8 @@ def main():
     parser.add_argument("--presses", type=int, default=30)
     parser.add_argument("--tabs", type=int, default=30)
     parser.add_argument("--cycles", type=int, default=20)
-    parser.add_argument("--serve-args", default="", help="extra `panel serve` arguments")
+    parser.add_argument("--serve-args", default="--setup warm_up.py",
+                        help="`panel serve` arguments (default: as the README serves it)")
     args = parser.parse_args()
     SERVE_ARGS.extend(args.serve_args.split())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the server on a timeout too
@@ -224,7 +239,7 @@ def main():
             if args.what in ("all", "tabs"):
                 tabs(browser, url, proc, accepted, args.tabs, args.cycles)
             if args.what in ("all", "latency"):
-                latency(browser, url, log, args.presses)
+                latency(browser, url, log, proc.pid, args.presses)
         finally:
             stop(proc)
             browser.close()

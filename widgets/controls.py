@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import panel as pn
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
@@ -112,20 +114,25 @@ class Throttle:
             self.apply_now(self._pending.pop())
 
 
-def stats_view(state) -> pn.pane.Markdown:
-    """Fit statistics as a small table."""
+STATS_CSS = ("table {border-collapse: collapse; width: 100%} "
+             "th, td {text-align: left; padding: 3px 8px; border-bottom: 1px solid #ddd}")
 
-    def table(stats):
-        if not stats:
-            return "Fitting..."
-        lines = ["| statistic | value |", "|---|---|"]
-        for key, value in stats.items():
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
-            lines.append(f"| {key} | {text} |")
-        return "\n".join(lines)
 
-    return pn.pane.Markdown(pn.bind(table, state.param.stats), name="Fit statistics",
-                            sizing_mode="stretch_width")
+def stats_view(state) -> pn.pane.HTML:
+    """Fit statistics as a small table, one row per entry of ``state.stats``."""
+    return pn.pane.HTML(pn.bind(stats_table, state.param.stats), name="Fit statistics",
+                        sizing_mode="stretch_width", stylesheets=[STATS_CSS])
+
+
+def stats_table(stats: dict) -> str:
+    """``stats`` as an HTML table (a plain table: a refit re-sends only this text)."""
+    if not stats:
+        return "Fitting..."
+    rows = "".join(
+        f"<tr><td>{html.escape(str(key))}</td>"
+        f"<td>{html.escape(f'{value:.4g}' if isinstance(value, float) else str(value))}</td></tr>"
+        for key, value in stats.items())
+    return f"<table><tr><th>statistic</th><th>value</th></tr>{rows}</table>"
 
 
 def error_view(state) -> pn.pane.Alert:

@@ -27,6 +27,26 @@ UPLOAD = "uploaded file"
 DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
 
 
+# Built-in data sets and compiled solvers are shared read-only by every session of a server
+# process; per-user state (settings, fits, views) never is.
+shared_simulation = pn.cache(simulate_session, max_items=4)
+shared_recording = pn.cache(load_linear_track, max_items=4)
+_warm_shapes = set()  # (variables, bin slots) whose solvers this process has compiled
+
+
+def warm_solvers(encoding) -> None:
+    """Compile every regularizer's solver for this encoding's shapes, once per process."""
+    shape = (len(encoding.binnings), encoding.max_bins)
+    if shape not in _warm_shapes:
+        explorer.warm_up(encoding)
+        _warm_shapes.add(shape)
+
+
+def solvers_ready() -> bool:
+    """Whether this process has compiled solvers (a warmed-up server)."""
+    return bool(_warm_shapes)
+
+
 def in_server() -> bool:
     """Whether this runs in a served session (with an event loop to schedule work on)."""
     return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
@@ -81,10 +101,10 @@ class ExplorerState(param.Parameterized):
 
     def start(self):
         """Load the first data set and fit it, then compile every regularizer's solver for this
-        data shape, so that later choices respond at once."""
+        data shape (once per process), so that later choices respond at once."""
         self._update(set(DATA_KEYS), ())
         if self._encoding is not None:
-            explorer.warm_up(self._encoding)
+            warm_solvers(self._encoding)
 
     def _refresh(self, *events):
         if self._loading:
@@ -151,9 +171,9 @@ class ExplorerState(param.Parameterized):
     def _read_session(self, keep_file_bins):
         """The selected data set; a newly chosen file keeps its own bin width if it has one."""
         if self.source == SIMULATION:
-            return simulate_session(self.n_samples, self.seed)
+            return shared_simulation(self.n_samples, self.seed)
         if self.source == RECORDING:
-            return load_linear_track(self.bin_width)
+            return shared_recording(self.bin_width)
         if self.upload is None:
             raise InputError("choose a file to upload (.npz, .csv or .nwb)")
         if keep_file_bins:
