@@ -62,7 +62,9 @@ def line_layers(curve) -> list[Layer]:
     if _band(curve):
         layers.append(Layer(
             "band",
-            lambda c: hv.Area((c.centres, *_band(c)), x, [_rate("lower"), _rate("upper")],
+            # Distinct labels: HoloViews looks dimensions up by label as well as by name.
+            lambda c: hv.Area((c.centres, *_band(c)), x,
+                              [_rate("lower"), hv.Dimension("upper", label="upper (Hz)")],
                               label="GLM 95% band").opts(color=MODEL_COLOR, alpha=0.2,
                                                          line_alpha=0),
             lambda c: (np.concatenate([c.centres, c.centres[::-1]]),
@@ -161,14 +163,23 @@ class TuningCurvePlot:
                 data.update(new if len(changed) < len(new) and _resized(data, new) else changed)
 
     def show_bands(self, show: bool) -> None:
-        for layer, handles in zip(self._layers, self._handles):
-            if layer.name == "band":
-                handles["glyph_renderer"].visible = show
+        band = self.glyph("band")
+        if band is not None:
+            band.visible = show
 
     def glyph(self, name: str):
-        """The Bokeh glyph renderer of the layer ``name`` (e.g. "model", "band"), or None."""
-        return next((h["glyph_renderer"] for layer, h in zip(self._layers, self._handles)
-                     if layer.name == name), None)
+        """What draws the layer ``name`` ("model", "band", ...): a glyph renderer, or the
+        Whisker annotation of error bars; None if the figure has no such layer."""
+        handles = self._layer_handles(name)
+        return None if handles is None else handles.get("glyph_renderer", handles["glyph"])
+
+    def source(self, name: str):
+        """The ColumnDataSource of the layer ``name``."""
+        return self._layer_handles(name)["source"]
+
+    def _layer_handles(self, name):
+        return next((h for layer, h in zip(self._layers, self._handles) if layer.name == name),
+                    None)
 
 
 def _same(old, new) -> bool:
