@@ -251,17 +251,16 @@ class TuningCurvesView(pn.viewable.Viewer):
         return self._grid
 
 
-def traces_view(state) -> pn.viewable.Viewable:
-    """Behaviour traces and the unit's spike counts, redrawn when a data set or unit is chosen;
-    drawn after the page has loaded (below the tuning curves, which come first)."""
+def traces_view(state) -> pn.pane.HoloViews:
+    """Behaviour traces and the unit's spike counts, redrawn when a data set or unit is chosen."""
 
     def draw(session, unit):
         if session is None or unit not in session.unit_names:
             return hv.Layout([hv.Curve([])])
         return traces(session, unit)
 
-    return pn.panel(pn.bind(draw, state.param.session, state.param.unit), defer_load=True,
-                    sizing_mode="stretch_width")
+    return pn.pane.HoloViews(pn.bind(draw, state.param.session, state.param.unit),
+                             sizing_mode="stretch_width")
 
 
 def traces(session, unit, max_points: int = 3000) -> hv.Layout:

@@ -9,6 +9,7 @@ No maths here: everything numerical is a call into ``glm_core``.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import panel as pn
 import param
@@ -121,8 +122,9 @@ class ExplorerState(param.Parameterized):
 
     def _update(self, changed, events):
         start = time.perf_counter()
-        # One refit reaches the browser as one batched document change.
-        with pn.io.hold():
+        # A refit reaches the browser as one batched document change. (Not a data load: held
+        # with an upload, the page was sent a reference to a model before the model.)
+        with nullcontext() if changed & set(DATA_KEYS) else pn.io.hold():
             self._apply(changed, events)
         pn.state.log(f"update {1e3 * (time.perf_counter() - start):.1f} ms "
                      f"(solver {self.stats.get('refit time (ms)', 0):.1f} ms)", "debug")
