@@ -1,46 +1,20 @@
-"""Pytree GLM explorer: `panel serve app.py`.
+"""Pytree GLM explorer: `panel serve app.py --setup warm_up.py`.
 
 Composition only: each browser session gets its own ExplorerState and views.
 """
 
-from pathlib import Path
-
-import jax
 import panel as pn
 
-from widgets.controls import (
-    data_controls,
-    error_view,
-    model_actions,
-    stats_view,
-    variable_controls,
-)
-from widgets.paths import paths_view
-from widgets.plots import TuningCurvesView, traces_view
+from widgets.page import keep_compiled_solvers, page_parts, start
 from widgets.state import ExplorerState
 
 pn.extension("filedropper", sizing_mode="stretch_width", notifications=False)
-# Keep compiled solvers on disk, so a restarted server opens without recompiling.
-jax.config.update("jax_compilation_cache_dir",
-                  str(Path.home() / ".cache" / "pytree-glm-explorer" / "jax"))
+keep_compiled_solvers()
 
 state = ExplorerState()
-curves = TuningCurvesView(state)
-main = pn.Column(
-    error_view(state),
-    pn.Row(pn.Column("## Tuning curves", curves), pn.Column("## Fit", stats_view(state),
-                                                              width=320, sizing_mode="fixed")),
-    "## Held-out score along each strength",
-    paths_view(state),
-    "## Behaviour",
-    traces_view(state),
-    loading=state.param.busy,
-)
-pn.state.onload(state.start)
+sidebar, main = page_parts(state)
+start(state)
 
-pn.template.BootstrapTemplate(
-    title="Pytree GLM explorer",
-    sidebar=[data_controls(state), model_actions(state), "### Variables",
-             variable_controls(state)],
-    main=[main],
-).servable()
+# No busy spinner: it would cost two extra messages and a restyle per refit.
+pn.template.BootstrapTemplate(title="Pytree GLM explorer", sidebar=sidebar, main=main,
+                              busy_indicator=None).servable()

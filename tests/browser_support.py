@@ -80,8 +80,8 @@ def start_server(port: int, log_path: Path, timeout: float = 90.0) -> subprocess
     """``panel serve app.py`` on 127.0.0.1:``port`` in its own process group; waits for HTTP."""
     env = dict(os.environ, PYTHONPATH=str(REPO), BOKEH_LOG_LEVEL="info")
     panel = Path(sys.executable).with_name("panel")
-    cmd = [str(panel), "serve", "app.py", "--address", "127.0.0.1", "--port", str(port),
-           f"--allow-websocket-origin=127.0.0.1:{port}", "--num-procs", "1"]
+    cmd = [str(panel), "serve", "app.py", "--setup", "warm_up.py", "--address", "127.0.0.1",
+           "--port", str(port), f"--allow-websocket-origin=127.0.0.1:{port}", "--num-procs", "1"]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

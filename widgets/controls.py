@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import panel as pn
 
@@ -119,10 +121,25 @@ def _live_slider(widget_type, obj, name: str):
     p = obj.param[name]
     widget = widget_type(name=p.label, start=p.bounds[0], end=p.bounds[1], step=p.step or 1,
                          value=getattr(obj, name), sizing_mode="stretch_width")
-    throttle = Throttle(lambda value: setattr(obj, name, value), LIVE_INTERVAL_MS)
+    from_widget = []  # set while the widget's own value is applied
+
+    def apply(value):
+        from_widget.append(value)
+        try:
+            setattr(obj, name, value)
+        finally:
+            from_widget.pop()
+
+    def follow(event):
+        # Only values the app sets (Best strengths, Apply selection) move the slider: echoing a
+        # throttled value back would undo keys pressed since, while it was being applied.
+        if not from_widget:
+            widget.value = event.new
+
+    throttle = Throttle(apply, LIVE_INTERVAL_MS)
     widget.param.watch(lambda e: throttle(e.new), "value")
     widget.param.watch(lambda e: throttle.apply_now(e.new), "value_throttled")
-    obj.param.watch(lambda e: setattr(widget, "value", e.new), name)  # set by the app
+    obj.param.watch(follow, name)
     return widget
 
 
@@ -154,20 +171,25 @@ class Throttle:
             self.apply_now(self._pending.pop())
 
 
-def stats_view(state) -> pn.pane.Markdown:
-    """Fit statistics as a small table."""
+STATS_CSS = ("table {border-collapse: collapse; width: 100%} "
+             "th, td {text-align: left; padding: 3px 8px; border-bottom: 1px solid #ddd}")
 
-    def table(stats):
-        if not stats:
-            return "Fitting..."
-        lines = ["| statistic | value |", "|---|---|"]
-        for key, value in stats.items():
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
-            lines.append(f"| {key} | {text} |")
-        return "\n".join(lines)
 
-    return pn.pane.Markdown(pn.bind(table, state.param.stats), name="Fit statistics",
-                            sizing_mode="stretch_width")
+def stats_view(state) -> pn.pane.HTML:
+    """Fit statistics as a small table, one row per entry of ``state.stats``."""
+    return pn.pane.HTML(pn.bind(stats_table, state.param.stats), name="Fit statistics",
+                        sizing_mode="stretch_width", stylesheets=[STATS_CSS])
+
+
+def stats_table(stats: dict) -> str:
+    """``stats`` as an HTML table (a plain table: a refit re-sends only this text)."""
+    if not stats:
+        return "Fitting..."
+    rows = "".join(
+        f"<tr><td>{html.escape(str(key))}</td>"
+        f"<td>{html.escape(f'{value:.4g}' if isinstance(value, float) else str(value))}</td></tr>"
+        for key, value in stats.items())
+    return f"<table><tr><th>statistic</th><th>value</th></tr>{rows}</table>"
 
 
 def error_view(state) -> pn.pane.Alert:

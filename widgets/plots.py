@@ -1,21 +1,32 @@
 """HoloViews views of the explorer state: tuning curves updated in place, and behaviour traces.
 
-Each variable gets one ``hv.DynamicMap`` fed by a ``Pipe`` stream: a refit sends new curve data
-down the pipe and Bokeh patches the existing plot. Toggling a variable flips its pane's
-``visible``; the plots are rebuilt only when a data set is loaded.
+Each variable's tuning-curve figure is built once by HoloViews (layers, axes, labels, legend,
+styles, hover) from its first curve. A refit then writes the new columns straight into the
+ColumnDataSources HoloViews created, and both axes follow the data in the browser (Bokeh
+``DataRange1d``), so that a refit (inside the one ``pn.io.hold`` the state opens around it) reaches
+the browser as one small patch of data and nothing else. Re-rendering a HoloViews ``DynamicMap``
+instead costs tens of milliseconds per plot on the server and re-sends ranges and glyph
+properties. Plots are rebuilt only when their structure changes (another data set's variables, a
+ground truth, bands, or a variable turning into a few-valued one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import holoviews as hv
 import numpy as np
 import panel as pn
+from bokeh.models import DataRange1d, FixedTicker
 
 hv.extension("bokeh", logo=False)
 hv.renderer("bokeh").webgl = False  # a few hundred points: canvas draws them sooner
 
-PLOT_OPTS = dict(responsive=True, height=360, framewise=True, show_grid=True,
-                 tools=["hover"], legend_position="top", legend_cols=3)
+FEW_BINS = 4  # at most this many bins: points with error bars, no line joining them
+PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
+                 legend_position="top", legend_cols=4)  # "top": above the plot, outside
+MODEL_COLOR, EMPIRICAL_COLOR, TRUTH_COLOR = "#1f5fa8", "#e6862a", "#666666"
 
 
 def _axis(curve):
@@ -23,86 +34,221 @@ def _axis(curve):
     return hv.Dimension(curve.name, label=label)
 
 
-def render_curve(data) -> hv.Overlay:
-    """Model, empirical and (simulations only) ground-truth rates of one variable (``data`` is a
-    ``TuningCurve``, the name a ``Pipe`` stream gives it)."""
-    curve = data
-    x = _axis(curve)
-    layers = []
-    if curve.truth is not None:
-        layers.append(hv.Curve((curve.centres, curve.truth), x, _rate("truth"),
-                               label="ground truth").opts(color="#888888", line_dash="dashed",
-                                                          line_width=2))
-    layers += [
-        hv.Scatter((curve.centres, curve.empirical), x, _rate("empirical"), label="empirical")
-        .opts(color="#e6862a", size=7),
-        hv.Curve((curve.centres, curve.model), x, _rate("model"), label="GLM")
-        .opts(color="#1f5fa8", line_width=3),
-        hv.Scatter((curve.centres, curve.model), x, _rate("model"))
-        .opts(color="#1f5fa8", size=4),
-    ]
-    return hv.Overlay(layers).opts(title=curve.name, ylim=(0, None), **PLOT_OPTS)
-
-
 def _rate(name):
     return hv.Dimension(name, label="rate (Hz)")
+
+
+def _band(curve):
+    """The 95% band ``(lower, upper)`` in Hz, where the curve has one."""
+    lower, upper = getattr(curve, "lower", None), getattr(curve, "upper", None)
+    return None if lower is None or upper is None else (lower, upper)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One glyph of a tuning-curve figure: the HoloViews element that draws it first, and the
+    columns of its data source (in the source's key order) for a later curve."""
+
+    name: str
+    element: Callable
+    columns: Callable
+
+
+def line_layers(curve) -> list[Layer]:
+    """A many-valued variable: the GLM rate as a line, the empirical rate as dots, the ground
+    truth dashed and the 95% band shaded."""
+    x = _axis(curve)
+    layers = []
+    if _band(curve):
+        layers.append(Layer(
+            "band",
+            # Distinct labels: HoloViews looks dimensions up by label as well as by name.
+            lambda c: hv.Area((c.centres, *_band(c)), x,
+                              [_rate("lower"), hv.Dimension("upper", label="upper (Hz)")],
+                              label="GLM 95% band").opts(color=MODEL_COLOR, alpha=0.2,
+                                                         line_alpha=0),
+            lambda c: (np.concatenate([c.centres, c.centres[::-1]]),
+                       np.concatenate([_band(c)[1], _band(c)[0][::-1]]))))
+    if curve.truth is not None:
+        layers.append(Layer(
+            "truth",
+            lambda c: hv.Curve((c.centres, c.truth), x, _rate("truth"), label="ground truth")
+            .opts(color=TRUTH_COLOR, line_dash="dashed", line_width=2),
+            lambda c: (c.centres, c.truth)))
+    layers += [
+        Layer("empirical",
+              lambda c: hv.Scatter((c.centres, c.empirical), x, _rate("empirical"),
+                                   label="empirical").opts(color=EMPIRICAL_COLOR, size=7),
+              lambda c: (c.centres, c.empirical)),
+        Layer("model",
+              lambda c: hv.Curve((c.centres, c.model), x, _rate("model"), label="GLM")
+              .opts(color=MODEL_COLOR, line_width=3),
+              lambda c: (c.centres, c.model)),
+        Layer("model points",
+              lambda c: hv.Scatter((c.centres, c.model), x, _rate("model"))
+              .opts(color=MODEL_COLOR, size=4),
+              lambda c: (c.centres, c.model)),
+    ]
+    return layers
+
+
+def point_layers(curve) -> list[Layer]:
+    """A variable with a few values (e.g. a running direction): points with error bars, since a
+    line between two directions means nothing."""
+    x = _axis(curve)
+    layers = []
+    if _band(curve):
+        layers.append(Layer(
+            "band",
+            lambda c: hv.ErrorBars((c.centres, c.model, c.model - _band(c)[0],
+                                    _band(c)[1] - c.model), x,
+                                   [_rate("model"), "below", "above"], label="GLM 95% band")
+            .opts(color=MODEL_COLOR, line_width=2),
+            lambda c: (c.centres, *_band(c))))
+    if curve.truth is not None:
+        layers.append(Layer(
+            "truth",
+            lambda c: hv.Scatter((c.centres, c.truth), x, _rate("truth"), label="ground truth")
+            .opts(color=TRUTH_COLOR, marker="dash", size=28, line_width=3),
+            lambda c: (c.centres, c.truth)))
+    layers += [
+        Layer("empirical",
+              lambda c: hv.Scatter((c.centres, c.empirical), x, _rate("empirical"),
+                                   label="empirical").opts(color=EMPIRICAL_COLOR, size=10),
+              lambda c: (c.centres, c.empirical)),
+        Layer("model",
+              lambda c: hv.Scatter((c.centres, c.model), x, _rate("model"), label="GLM")
+              .opts(color=MODEL_COLOR, size=14),
+              lambda c: (c.centres, c.model)),
+    ]
+    return layers
+
+
+def few_valued(curve) -> bool:
+    return len(curve.centres) <= FEW_BINS
+
+
+def structure(curve) -> tuple:
+    """What decides a figure's glyphs; a curve with another structure needs a new figure."""
+    return (curve.name, curve.truth is None, _band(curve) is None, few_valued(curve),
+            tuple(curve.centres) if few_valued(curve) else None)
+
+
+class TuningCurvePlot:
+    """One variable's tuning-curve figure: built once by HoloViews, then fed new columns."""
+
+    def __init__(self, curve, show_bands: bool = True):
+        self.structure = structure(curve)
+        self._layers = (point_layers if few_valued(curve) else line_layers)(curve)
+        overlay = hv.Overlay([layer.element(curve) for layer in self._layers])
+        plot = hv.renderer("bokeh").get_plot(overlay.opts(title=curve.name, **PLOT_OPTS))
+        self._handles = [sub.handles for sub in plot.subplots.values()]
+        self.figure = plot.state
+        # Ranges follow the data in the browser: the server never sends a range.
+        self.figure.y_range = DataRange1d(start=0, range_padding=0.1)
+        if few_valued(curve):
+            self.figure.x_range = DataRange1d(range_padding=1.0)
+            self.figure.xaxis.ticker = FixedTicker(ticks=list(curve.centres))
+        else:
+            self.figure.x_range = DataRange1d(range_padding=0.02)
+        self.show_bands(show_bands)
+
+    def update(self, curve) -> None:
+        """Write a refit's curve into the figure's data sources."""
+        for layer, handles in zip(self._layers, self._handles):
+            data = handles["source"].data
+            new = dict(zip(data, layer.columns(curve)))
+            changed = {k: v for k, v in new.items() if not _same(data[k], v)}
+            if changed:  # only the changed columns travel (all of them if the length changed)
+                data.update(new if len(changed) < len(new) and _resized(data, new) else changed)
+
+    def show_bands(self, show: bool) -> None:
+        band = self.glyph("band")
+        if band is not None:
+            band.visible = show
+
+    def glyph(self, name: str):
+        """What draws the layer ``name`` ("model", "band", ...): a glyph renderer, or the
+        Whisker annotation of error bars; None if the figure has no such layer."""
+        handles = self._layer_handles(name)
+        return None if handles is None else handles.get("glyph_renderer", handles["glyph"])
+
+    def source(self, name: str):
+        """The ColumnDataSource of the layer ``name``."""
+        return self._layer_handles(name)["source"]
+
+    def _layer_handles(self, name):
+        return next((h for layer, h in zip(self._layers, self._handles) if layer.name == name),
+                    None)
+
+
+def _same(old, new) -> bool:
+    old = np.asarray(old)
+    return old.shape == new.shape and np.array_equal(old, new, equal_nan=True)
+
+
+def _resized(data, new) -> bool:
+    return any(len(data[k]) != len(v) for k, v in new.items())
 
 
 class TuningCurvesView(pn.viewable.Viewer):
     """A grid of tuning-curve plots, one per variable of the loaded session.
 
-    Plots are built when a data set brings variables the grid does not show yet; a data set with
-    the same variables (another seed, length or unit) reuses them and only streams new data.
+    A figure is built when a variable needs one of another structure; otherwise (another
+    strength, seed, length, unit, ...) its data sources are updated in place.
     """
 
     def __init__(self, state, **params):
         super().__init__(**params)
         self._state = state
-        self._pipes = {}
+        self._plots = {}
         self._panes = {}
-        self._layout = None
         self._rows = None
         self._grid = pn.GridBox(ncols=2, sizing_mode="stretch_width")
         state.param.watch(self._send, "curves")
+        state.param.watch(self._show_bands, "show_bands")
+        self._send(None)
 
-    def _build(self, curves):
-        self._layout = _layout(curves)
-        self._pipes = {c.name: hv.streams.Pipe(data=c) for c in curves}
-        # Toggle a wrapper: setting ``visible`` on the HoloViews pane itself is forwarded to the
-        # Bokeh figure, which rejects it (panel 1.9 / bokeh 3.9).
-        self._panes = {
-            c.name: pn.Column(
-                pn.pane.HoloViews(hv.DynamicMap(render_curve, streams=[self._pipes[c.name]]),
-                                  sizing_mode="stretch_width", name=c.name),
-                sizing_mode="stretch_width")
-            for c in curves
-        }
-        self._grid.objects = list(self._panes.values())
-
-    def _follow(self, rows):
-        """Show each plot exactly when its variable is included."""
-        self._rows = rows
-        for row in rows:
-            pane = self._panes[row.name]
-            pane.visible = row.include
-            row.param.watch(lambda e, pane=pane: setattr(pane, "visible", e.new), "include")
+    @property
+    def plots(self) -> dict:
+        """``{variable name: TuningCurvePlot}`` of the shown data set."""
+        return dict(self._plots)
 
     def _send(self, event):
-        if _layout(event.new) != self._layout:
-            self._build(event.new)
-        else:
-            for curve in event.new:
-                self._pipes[curve.name].send(curve)
+        curves = self._state.curves
+        if [c.name for c in curves] != list(self._plots):
+            self._plots, self._panes = {}, {}
+        include = {row.name: row.include for row in self._state.variables}
+        for curve in curves:
+            plot = self._plots.get(curve.name)
+            if plot is None or plot.structure != structure(curve):
+                self._plots[curve.name] = TuningCurvePlot(curve, self._state.show_bands)
+                # Toggle a wrapper: ``visible`` on the Bokeh pane is forwarded to the figure.
+                self._panes[curve.name] = pn.Column(
+                    pn.pane.Bokeh(self._plots[curve.name].figure, sizing_mode="stretch_width"),
+                    visible=include.get(curve.name, True), sizing_mode="stretch_width")
+            else:
+                plot.update(curve)
+        objects = [self._panes[c.name] for c in curves]
+        if objects != self._grid.objects:
+            self._grid.objects = objects
         if self._rows is not self._state.variables:
-            self._follow(self._state.variables)
+            self._rows = self._state.variables
+            for row in self._rows:
+                row.param.watch(self._follow_include, "include")
+
+    def _follow_include(self, event):
+        """Show each plot exactly when its variable is included."""
+        pane = self._panes.get(event.obj.name)
+        if pane is not None:
+            pane.visible = event.new
+
+    def _show_bands(self, event):
+        for plot in self._plots.values():
+            plot.show_bands(event.new)
 
     def __panel__(self):
         return self._grid
-
-
-def _layout(curves):
-    """What decides the plots' structure: the variables and whether a ground truth is drawn."""
-    return [(c.name, c.truth is None) for c in curves]
 
 
 def traces_view(state) -> pn.pane.HoloViews:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import nullcontext
 from functools import partial
 
 import numpy as np
@@ -29,6 +30,26 @@ RECORDING = "linear track recording"
 UPLOAD = "uploaded file"
 DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
 PATH_POINTS = np.linspace(-6.0, 0.0, 25)  # log10 strengths of a regularization path
+
+
+# Built-in data sets and compiled solvers are shared read-only by every session of a server
+# process; per-user state (settings, fits, views) never is.
+shared_simulation = pn.cache(simulate_session, max_items=4)
+shared_recording = pn.cache(load_linear_track, max_items=4)
+_warm_shapes = set()  # (variables, bin slots) whose solvers this process has compiled
+
+
+def warm_solvers(encoding) -> None:
+    """Compile every regularizer's solver for this encoding's shapes, once per process."""
+    shape = (len(encoding.binnings), encoding.max_bins)
+    if shape not in _warm_shapes:
+        explorer.warm_up(encoding)
+        _warm_shapes.add(shape)
+
+
+def solvers_ready() -> bool:
+    """Whether this process has compiled solvers (a warmed-up server)."""
+    return bool(_warm_shapes)
 
 
 def in_server() -> bool:
@@ -78,6 +99,8 @@ class ExplorerState(param.Parameterized):
                                 "SelectionResult), variables by index.")
     busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
     progress = param.String(default="", doc="What is being read, while a data set loads.")
+    show_bands = param.Boolean(default=True, label="show 95% bands",
+                               doc="Shade the GLM curves' 95% bands (a view setting: no refit).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -91,10 +114,10 @@ class ExplorerState(param.Parameterized):
 
     def start(self):
         """Load the first data set and fit it, then compile every regularizer's solver for this
-        data shape, so that later choices respond at once."""
+        data shape (once per process), so that later choices respond at once."""
         self._update(set(DATA_KEYS), ())
         if self._encoding is not None:
-            explorer.warm_up(self._encoding)
+            warm_solvers(self._encoding)
 
     def _refresh(self, *events):
         if self._loading:
@@ -127,6 +150,15 @@ class ExplorerState(param.Parameterized):
 
     def _update(self, changed, events, prepared=None):
         """``prepared`` returns what :meth:`_prepare` returned (or raises its error)."""
+        start = time.perf_counter()
+        # A refit reaches the browser as one batched document change. (Not a data load: held
+        # with an upload, the page was sent a reference to a model before the model.)
+        with nullcontext() if changed & set(DATA_KEYS) else pn.io.hold():
+            self._apply(changed, events, prepared)
+        pn.state.log(f"update {1e3 * (time.perf_counter() - start):.1f} ms "
+                     f"(solver {self.stats.get('refit time (ms)', 0):.1f} ms)", "debug")
+
+    def _apply(self, changed, events, prepared):
         try:
             if changed & set(DATA_KEYS):
                 self._load(prepared() if prepared else
@@ -180,9 +212,9 @@ class ExplorerState(param.Parameterized):
     def _read_session(self, keep_file_bins):
         """The selected data set; a newly chosen file keeps its own bin width if it has one."""
         if self.source == SIMULATION:
-            return simulate_session(self.n_samples, self.seed)
+            return shared_simulation(self.n_samples, self.seed)
         if self.source == RECORDING:
-            return load_linear_track(self.bin_width)
+            return shared_recording(self.bin_width)
         if self.upload is None:
             raise InputError("choose a file to upload (.npz, .csv or .nwb)")
         if keep_file_bins:

@@ -1,0 +1,249 @@
+"""What a lecture hall notices, measured in Chromium against `panel serve app.py`.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/browser_latency.py              # everything, ~3 min
+    PYTHONPATH=. .venv/bin/python benchmarks/browser_latency.py latency --presses 30
+    PYTHONPATH=. .venv/bin/python benchmarks/browser_latency.py tabs --tabs 30 --cycles 20
+
+``latency``: a strength-slider key press (ArrowRight on the handle) until the GLM curve's data in
+``Bokeh.documents[0]`` has changed and one more animation frame has passed (painted), timed inside
+the page; the websocket messages and bytes the server sent for each press; the server's own time
+per update (refit + publishing, from its log).
+
+``tabs``: seconds from the server accepting connections until the first tab shows fitted curves,
+then a later tab, then N tabs opened at once; then the server's RSS growth over open/close cycles.
+
+A script, not a test: it prints numbers and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import playwright.sync_api as pw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.browser_support import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    JS_CURVES,
+    REPO,
+    free_port,
+    slider_handle,
+    wait_for_app,
+)
+
+# On every ArrowRight key press: note the time, then check each animation frame whether the GLM
+# curve of `position` changed; one frame after it did (so the change has been painted), record.
+JS_PROBE = """() => {
+  const curves = CURVES;
+  const sig = () => JSON.stringify((curves()['position'] || {}).y);
+  window.__latency = [];
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'ArrowRight') return;
+    const before = sig(), t0 = performance.now();
+    const tick = () => {
+      const done = () => window.__latency.push(performance.now() - t0);
+      if (sig() !== before) requestAnimationFrame(done);
+      else if (performance.now() - t0 > 10000) window.__latency.push(null);
+      else requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  }, true);
+}""".replace("CURVES", JS_CURVES)
+
+UPDATE_LOG = re.compile(r"update ([\d.]+) ms \(solver ([\d.]+) ms\)")
+
+
+def start(port: int, log: Path) -> tuple[subprocess.Popen, float]:
+    """``panel serve`` as the README says; returns it and the time it accepted a TCP connection
+    (no HTTP request: that would open a session before the measured first tab)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PANEL_LOG_LEVEL="debug")
+    panel = Path(sys.executable).with_name("panel")
+    cmd = [str(panel), "serve", "app.py", *SERVE_ARGS, "--check-unused-sessions", "1000",
+           "--unused-session-lifetime", "1000", "--address", "127.0.0.1",
+           "--port", str(port), f"--allow-websocket-origin=127.0.0.1:{port}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text(errors="replace")[-3000:])
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, time.monotonic()
+        except OSError:
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used: a cost that the machine's load does
+    not inflate as much as wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_tab(browser, url, wait=True):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(url, wait_until="commit")
+    if wait:
+        wait_for_app(page, timeout=120)
+    return page
+
+
+def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
+    """Key presses on position's strength slider; medians per press."""
+    page = open_tab(browser, url)
+    frames = []  # (time, bytes, is a message header) of every frame the server sent
+
+    def on_frame(payload):
+        text = payload if isinstance(payload, str) else ""
+        frames.append((time.monotonic(), len(payload), text.startswith('{"msgid"')))
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    page.reload()  # reconnect with the websocket hook in place
+    wait_for_app(page, timeout=120)
+    page.evaluate(JS_PROBE)
+    handle = slider_handle(page, 0, "log_strength")
+    handle.focus()
+    page.wait_for_timeout(1000)
+    log_offset = log.stat().st_size
+    cpu_start = cpu_s(server_pid)
+    per_press = []
+    for i in range(presses):
+        t = time.monotonic()
+        handle.press("ArrowRight")
+        page.wait_for_function(f"window.__latency.length > {i}", timeout=15_000)
+        page.wait_for_timeout(400)  # let any trailing messages of this update arrive
+        sent = [f for f in frames if f[0] >= t]
+        per_press.append((sum(f[2] for f in sent), sum(f[1] for f in sent)))
+    cpu = (cpu_s(server_pid) - cpu_start) / presses
+    ms = [v for v in page.evaluate("window.__latency") if v is not None]
+    page.context.close()
+    server = [float(m[0]) for m in UPDATE_LOG.findall(
+        log.read_bytes()[log_offset:].decode(errors="replace"))]
+    solver = [float(m[1]) for m in UPDATE_LOG.findall(
+        log.read_bytes()[log_offset:].decode(errors="replace"))]
+    return Printed({
+        "presses": presses, "painted": len(ms),
+        "median ms": statistics.median(ms), "p90 ms": _p90(ms), "max ms": max(ms),
+        "messages / update": statistics.median(m for m, _ in per_press),
+        "kB / update": statistics.median(b for _, b in per_press) / 1e3,
+        "server ms / update (median)": statistics.median(server) if server else None,
+        "solver ms / update (median)": statistics.median(solver) if solver else None,
+        "server CPU ms / update (mean)": 1e3 * cpu,
+    })
+
+
+def tabs(browser, url, proc, accepted: float, n_tabs: int, cycles: int) -> dict:
+    out = Printed()
+    page = open_tab(browser, url)
+    out["first tab fitted, s after accept"] = time.monotonic() - accepted
+    page.context.close()
+    later, cpu = [], []
+    for _ in range(3):
+        t, c = time.monotonic(), cpu_s(proc.pid)
+        page = open_tab(browser, url)
+        later.append(time.monotonic() - t)
+        cpu.append(cpu_s(proc.pid) - c)
+        page.context.close()
+    out["later tab fitted, s (median of 3)"] = statistics.median(later)
+    out["server CPU s per later tab (median of 3)"] = statistics.median(cpu)
+
+    t = time.monotonic()
+    pages = [open_tab(browser, url, wait=False) for _ in range(n_tabs)]
+    for page in pages:
+        wait_for_app(page, timeout=180)
+    out[f"{n_tabs} tabs at once, all fitted, s"] = time.monotonic() - t
+    out[f"{n_tabs} tabs: error alerts shown"] = sum(
+        p.locator(".alert-danger").first.is_visible() for p in pages)
+    for page in pages:
+        page.context.close()
+
+    time.sleep(5)
+    before = rss_mb(proc.pid)
+    for _ in range(cycles):
+        open_tab(browser, url).context.close()
+    time.sleep(5)  # sessions are destroyed once the server sees the socket closed
+    out["RSS before cycles, MB"] = before
+    out[f"RSS growth over {cycles} open/close cycles, MB"] = rss_mb(proc.pid) - before
+    return out
+
+
+class Printed(dict):
+    """A dict of results that prints each one as it is set."""
+
+    def __init__(self, items=()):
+        super().__init__()
+        for key, value in dict(items).items():
+            self[key] = value
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        text = f"{value:.3g}" if isinstance(value, float) else str(value)
+        print(f"{key:45s} {text}", flush=True)
+
+
+def _p90(values):
+    return statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
+
+
+SERVE_ARGS: list[str] = []
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", choices=["all", "latency", "tabs"], default="all")
+    parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument("--tabs", type=int, default=30)
+    parser.add_argument("--cycles", type=int, default=20)
+    parser.add_argument("--serve-args", default="--setup warm_up.py",
+                        help="`panel serve` arguments (default: as the README serves it)")
+    args = parser.parse_args()
+    SERVE_ARGS.extend(args.serve_args.split())
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the server on a timeout too
+    with tempfile.TemporaryDirectory() as tmp, pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        log = Path(tmp) / "server.log"
+        port = free_port()
+        proc, accepted = start(port, log)
+        url = f"http://127.0.0.1:{port}/app"
+        try:
+            if args.what in ("all", "tabs"):
+                tabs(browser, url, proc, accepted, args.tabs, args.cycles)
+            if args.what in ("all", "latency"):
+                latency(browser, url, log, proc.pid, args.presses)
+        finally:
+            stop(proc)
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Real-browser tests of what a lecture hall notices: one served app (module-scoped) for all of
+them. Several tabs at once all fit; one refit reaches the browser as one document patch; the
+recording's running direction is drawn as points. Timings are in benchmarks/browser_latency.py."""
+
+from __future__ import annotations
+
+import json
+
+import playwright.sync_api as pw
+import pytest
+
+from tests.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    curve,
+    free_port,
+    poll,
+    select_with_option,
+    server_errors,
+    slider_handle,
+    start_server,
+    stop_server,
+    wait_for_app,
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("panel") / "server.log"
+    proc = start_server(port, log)
+    try:
+        yield f"http://127.0.0.1:{port}/app", log, proc
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(server):
+    _, log, proc = server
+    offset = log.stat().st_size
+    yield
+    assert proc.poll() is None, "panel serve died during the test"
+    errors = server_errors(log, offset)
+    assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)
+
+
+def new_page(browser, url):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(90_000)
+    return page
+
+
+def test_five_tabs_opened_at_once_all_show_a_fitted_page(browser, server):
+    pages = [new_page(browser, server[0]) for _ in range(5)]
+    try:
+        for page in pages:  # all loading before waiting for any
+            page.goto(server[0], wait_until="commit")
+        for page in pages:
+            wait_for_app(page, timeout=180)
+            assert not page.locator(".alert-danger").first.is_visible()
+            row = page.locator("tr").filter(has_text="converged")
+            pw.expect(row).to_contain_text("True")
+    finally:
+        for page in pages:
+            page.context.close()
+
+
+def test_one_refit_reaches_the_browser_as_one_document_patch(browser, server):
+    page = new_page(browser, server[0])
+    patches = []
+
+    def on_frame(payload):
+        if isinstance(payload, str) and payload.startswith('{"msgid"'):
+            if json.loads(payload)["msgtype"] == "PATCH-DOC":
+                patches.append(payload)
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    try:
+        page.goto(server[0])
+        wait_for_app(page)
+        handle = slider_handle(page, 0, "log_strength")
+        handle.focus()
+        for _ in range(3):
+            before = curve(page, "position")[1]
+            page.wait_for_timeout(1000)  # anything still arriving from the last change
+            patches.clear()
+            handle.press("ArrowRight")
+            poll(lambda before=before: curve(page, "position")[1] != before,
+                 message="the position curve to change")
+            page.wait_for_timeout(1000)  # a late second patch would arrive here
+            assert len(patches) == 1, patches
+    finally:
+        page.context.close()
+
+
+def test_the_recordings_running_direction_is_drawn_as_points(browser, server):
+    page = new_page(browser, server[0])
+    try:
+        page.goto(server[0])
+        wait_for_app(page)
+        select_with_option(page, "linear track recording").select_option(
+            "linear track recording")
+        wait_for_app(page, ("linear position", "running direction"))
+        glyphs = page.evaluate("""() => {
+          const out = {};
+          const walk = (v) => {
+            if (!v) return;
+            if (v.model && v.model.type === 'Figure' && v.model.title) {
+              out[v.model.title.text] = v.model.renderers.map(r => r.glyph && r.glyph.type);
+            }
+            for (const c of (v.child_views || [])) walk(c);
+          };
+          for (const v of Object.values(Bokeh.index)) walk(v);
+          return out;
+        }""")
+        assert "Line" not in glyphs["running direction"], glyphs
+        assert "Scatter" in glyphs["running direction"], glyphs
+        assert "Line" in glyphs["linear position"], glyphs
+    finally:
+        page.context.close()

@@ -1,0 +1,5 @@
+"""`panel serve app.py --setup warm_up.py`: compile and warm up once, before the first visitor."""
+
+from widgets.page import warm_up
+
+warm_up()

@@ -1,0 +1,68 @@
+"""The explorer page, composed once for `panel serve app.py` and for notebooks.
+
+``page_parts`` lays out one session's controls and views; ``explorer()`` returns them as one
+layout that displays in Jupyter; ``warm_up()`` is what a server runs once before any visitor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import panel as pn
+from bokeh.document import Document
+
+from .controls import data_controls, error_view, model_actions, stats_view, variable_controls
+from .paths import paths_view
+from .plots import TuningCurvesView, traces_view
+from .state import ExplorerState, solvers_ready
+
+
+def keep_compiled_solvers() -> None:
+    """Keep compiled solvers on disk, so that a restarted server compiles nothing."""
+    jax.config.update("jax_compilation_cache_dir",
+                      str(Path.home() / ".cache" / "pytree-glm-explorer" / "jax"))
+
+
+def page_parts(state: ExplorerState) -> tuple[list, list]:
+    """``(sidebar, main)``: the controls and the views of one session."""
+    curves = pn.Column("## Tuning curves", pn.widgets.Checkbox.from_param(state.param.show_bands),
+                       TuningCurvesView(state))
+    fit = pn.Column("## Fit", stats_view(state), width=320, sizing_mode="fixed")
+    main = pn.Column(error_view(state), pn.Row(curves, fit),
+                     "## Held-out score along each strength", paths_view(state),
+                     "## Behaviour", traces_view(state), loading=state.param.busy)
+    sidebar = [data_controls(state), model_actions(state), "### Variables",
+               variable_controls(state)]
+    return sidebar, [main]
+
+
+def start(state: ExplorerState) -> None:
+    """Fit the first data set now if the solvers are compiled (the page then arrives fitted);
+    otherwise once the page has loaded, behind the loading overlay."""
+    if solvers_ready() or pn.state.curdoc is None:
+        state.start()
+    else:
+        pn.state.onload(state.start)
+
+
+def explorer(**settings) -> pn.Row:
+    """The whole explorer as one layout, e.g. in Jupyter: ``from widgets import explorer;
+    explorer()``. ``settings`` are initial :class:`ExplorerState` parameters (``n_samples=...``,
+    ``source=...``)."""
+    pn.extension("filedropper", notifications=False)  # in Jupyter: loads Panel's JavaScript
+    state = ExplorerState(**settings)
+    sidebar, main = page_parts(state)
+    start(state)
+    layout = pn.Row(pn.Column(*sidebar, width=320, sizing_mode="fixed"), *main,
+                    sizing_mode="stretch_width")
+    layout.state = state  # the session's settings and results, for scripting the explorer
+    return layout
+
+
+def warm_up() -> None:
+    """Once per server process, before any visitor: compile every solver for the default data,
+    load the built-in data sets, and build one page (first-use costs of HoloViews, Bokeh and
+    Panel), so that every tab starts warm."""
+    keep_compiled_solvers()
+    explorer().get_root(Document())
