@@ -168,17 +168,17 @@ class BinnedFit:
     """One fit on a bin grid; arrays are padded to ``max_bins`` per variable.
 
     ``weights[v, k]`` is the coefficient of bin k of variable v (zero where ``active`` is False);
-    ``others_gain[v]`` is the mean over samples of exp(sum of the other variables' coefficients),
-    the factor by which the other variables scale the rate on average. ``theta`` is the flat
+    ``log_others_gain[v]`` is the log of the mean over samples of exp(sum of the other variables'
+    coefficients), the factor by which the other variables scale the rate on average. ``theta`` is the flat
     solver vector, for warm starts. ``curve_se[v, k]`` is the standard error of the log of the
-    plotted curve (intercept + weights[v, k] + log others_gain[v]) by the Laplace approximation
+    plotted curve (intercept + weights[v, k] + log_others_gain[v]) by the Laplace approximation
     (NaN where not active).
     """
 
     weights: np.ndarray
     active: np.ndarray
     intercept: float
-    others_gain: np.ndarray
+    log_others_gain: np.ndarray
     log_likelihood: float
     pseudo_r2: float
     n_iter: int
@@ -251,12 +251,12 @@ def fit_bin_grid(
     out = _fit_full(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
                     jnp.float32(grid.log_factorial), *settings, _circular(circular, n_vars),
                     theta0, reg, tol, maxiter)
-    res, active, others_gain, ll, ll_null, curve_se = jax.device_get(out)  # one transfer
+    res, active, log_others_gain, ll, ll_null, curve_se = jax.device_get(out)  # one transfer
     return BinnedFit(
         weights=res.theta[:-1].reshape(n_vars, grid.max_bins),
         active=active,
         intercept=float(res.theta[-1]),
-        others_gain=others_gain,
+        log_others_gain=log_others_gain,
         log_likelihood=float(ll),
         pseudo_r2=float(pseudo_r2_mcfadden(ll, ll_null)),
         n_iter=int(res.n_iter),
@@ -494,13 +494,18 @@ def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_bins, include
 
     # The others' mean effect on each variable's curve, and its gradient (for the bands): per
     # variable v, G_v = mean over samples of exp(sum_{u != v} w_u), and dG_v/dw_u per bin of u.
+    # Each variable's largest active coefficient is taken out before exponentiating, so an
+    # unpenalised fit whose coefficients trade off against the intercept cannot overflow.
+    peak = jnp.max(jnp.where(active, w, -jnp.inf), axis=1)
+    peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
+
     def others(v):
-        wv = w.at[v].set(0.0)
+        wv = (w - peak[:, None]).at[v].set(0.0)
         th = jnp.concatenate([wv.ravel(), jnp.zeros(1)])
         total, per_bin, _ = _walk(slots, occupancy, n_chunks, th, max_bins, hessian=False)
-        return total / n, per_bin.at[v].set(0.0) / total
+        return jnp.log(total / n) + jnp.sum(peak) - peak[v], per_bin.at[v].set(0.0) / total
 
-    gains, d_log_gain = (jnp.stack(a) for a in zip(*(others(v) for v in range(n_vars))))
+    log_gains, d_log_gain = (jnp.stack(a) for a in zip(*(others(v) for v in range(n_vars))))
 
     # Laplace: covariance = inverse Hessian of the summed penalised negative log-likelihood,
     # restricted to the free coordinates (the active bins, and for Lasso/GroupLasso the nonzero
@@ -529,7 +534,7 @@ def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_bins, include
     ll = (rate_terms - log_factorial) / n
     mean_y = jnp.sum(spikes) / n
     ll_null = (jnp.sum(spikes) * jnp.log(mean_y) - n * mean_y - log_factorial) / n
-    return res, active, gains, ll, ll_null, curve_se
+    return res, active, log_gains, ll, ll_null, curve_se
 
 
 def _cv_one(slots, occupancy, spikes, total_occ, total_spk, n_chunks, n_bins, include, strengths,

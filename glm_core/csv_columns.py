@@ -86,7 +86,10 @@ def _parse_body(body: bytes, header, text, label) -> pd.DataFrame:
         return pd.read_csv(
             io.BytesIO(body), header=None, names=header, dtype={name: str for name in text},
             keep_default_na=False, na_values=[""], skipinitialspace=True, encoding="utf-8",
-            engine="c", low_memory=False)
+            engine="c", low_memory=False,
+            # blank lines are dropped afterwards with rows of blank cells: pandas' own skipping
+            # loses the first empty cell of a row that follows a blank line ended by "\r" alone
+            skip_blank_lines=False)
     except (ValueError, pd.errors.ParserError, OverflowError) as err:
         raise InputError(f"{label} is not a readable CSV file ({err})") from None
 

@@ -182,8 +182,9 @@ def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
     for v, (var, binning) in enumerate(zip(session.variables, enc.binnings)):
         n = binning.n_bins
         occ, spk = (m[:n] for m in enc.grid.marginals(v))
-        log_gain = result.intercept + result.weights[v, :n] + np.log(result.others_gain[v])
-        model = np.where(result.active[v, :n], np.exp(log_gain) / dt, np.nan)
+        log_gain = (result.intercept + result.weights[v, :n].astype(float)
+                    + float(result.log_others_gain[v]))
+        model = np.exp(np.where(result.active[v, :n], log_gain, np.nan)) / dt
         half = 1.959964 * result.curve_se[v, :n]
         lower, upper = model * np.exp(-half), model * np.exp(half)
         with np.errstate(invalid="ignore", divide="ignore"):
