@@ -168,11 +168,11 @@ class BinnedFit:
     """One fit on a bin grid; arrays are padded to ``max_bins`` per variable.
 
     ``weights[v, k]`` is the coefficient of bin k of variable v (zero where ``active`` is False);
-    ``log_others_gain[v]`` is the log of the mean over samples of exp(sum of the other variables'
-    coefficients), the factor by which the other variables scale the rate on average. ``theta`` is the flat
-    solver vector, for warm starts. ``curve_se[v, k]`` is the standard error of the log of the
-    plotted curve (intercept + weights[v, k] + log_others_gain[v]) by the Laplace approximation
-    (NaN where not active).
+    ``log_others_gain[v]`` is the log of the mean over samples of exp(sum of the other
+    variables' coefficients), the factor by which the other variables scale the rate on average.
+    ``theta`` is the flat solver vector, for warm starts. ``curve_se[v, k]`` is the standard
+    error of the log of the plotted curve (intercept + weights[v, k] + log_others_gain[v]) by
+    the Laplace approximation (NaN where not active).
     """
 
     weights: np.ndarray

@@ -40,8 +40,7 @@ def _rate(name):
 
 def _band(curve):
     """The 95% band ``(lower, upper)`` in Hz, where the curve has one."""
-    lower, upper = getattr(curve, "lower", None), getattr(curve, "upper", None)
-    return None if lower is None or upper is None else (lower, upper)
+    return None if curve.lower is None or curve.upper is None else (curve.lower, curve.upper)
 
 
 @dataclass(frozen=True)
