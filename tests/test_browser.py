@@ -12,21 +12,15 @@ import playwright.sync_api as pw
 import pytest
 
 from tests.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LOCAL_PREFIXES,
     curve,
     deep_text,
     figures,
     finite,
-    free_port,
     poll,
     press_slider,
     select_with_option,
-    server_errors,
     slider_handle,
-    start_server,
-    stop_server,
     variable_row,
     wait_for_app,
     write_npz,
@@ -39,39 +33,7 @@ UPLOAD = "uploaded file"
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A ``panel serve app.py`` subprocess on a free port; yields (base url, log path)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("panel") / "server.log"
-    proc = start_server(port, log)
-    try:
-        yield f"http://127.0.0.1:{port}/app", log, proc
-    finally:
-        stop_server(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(server):
-    """Fail a test if the server died or logged a traceback while it ran."""
-    _, log, proc = server
-    assert proc.poll() is None, f"panel serve is gone (exit code {proc.returncode})"
-    offset = log.stat().st_size
-    yield
-    assert proc.poll() is None, (f"panel serve died during the test (exit code {proc.returncode}):"
-                                 f"\n{log.read_text(errors='replace')[-2000:]}")
-    errors = server_errors(log, offset)
-    assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def open_app(browser, url, names=SIM_VARS):
@@ -326,6 +288,30 @@ def held_out(page) -> float:
 
 def button(page, name):
     return page.locator("button").filter(has_text=name).first
+
+
+# Visibility of each figure's shaded 95% band (the renderer of an Area: a Patch glyph).
+JS_BANDS = """() => { const out = [];
+  const walk = (v) => { if (!v) return;
+    if (v.model && v.model.type === 'Figure')
+      for (const r of v.model.renderers)
+        if (r.glyph && r.glyph.type === 'Patch') out.push(r.visible);
+    for (const c of (v.child_views || [])) walk(c); };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  return out; }"""
+
+
+def test_bands_are_shaded_and_toggle(page):
+    assert page.evaluate(JS_BANDS) == [True] * 3  # one band per figure, shown
+    toggle = page.locator("label").filter(has_text="show 95% bands").locator("input")
+    toggle.uncheck()
+    poll(lambda: page.evaluate(JS_BANDS) == [False] * 3, message="bands hidden")
+    before = curve(page, "position")[1]
+    press_slider(page, 0, "log_strength", "End")  # a refit keeps them hidden
+    poll(lambda: curve(page, "position")[1] != before, message="a refit")
+    assert page.evaluate(JS_BANDS) == [False] * 3
+    toggle.check()
+    poll(lambda: page.evaluate(JS_BANDS) == [True] * 3, message="bands shown again")
 
 
 def test_held_out_row_follows_a_strength_slider(page):

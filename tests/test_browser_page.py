@@ -10,49 +10,14 @@ import playwright.sync_api as pw
 import pytest
 
 from tests.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     curve,
-    free_port,
     poll,
     select_with_option,
-    server_errors,
     slider_handle,
-    start_server,
-    stop_server,
     wait_for_app,
 )
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("panel") / "server.log"
-    proc = start_server(port, log)
-    try:
-        yield f"http://127.0.0.1:{port}/app", log, proc
-    finally:
-        stop_server(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(server):
-    _, log, proc = server
-    offset = log.stat().st_size
-    yield
-    assert proc.poll() is None, "panel serve died during the test"
-    errors = server_errors(log, offset)
-    assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def new_page(browser, url):

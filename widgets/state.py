@@ -85,7 +85,7 @@ class ExplorerState(param.Parameterized):
                              doc="Time bin for recordings and uploads, in seconds.")
     upload = param.Parameter(default=None, doc="(filename, bytes) of an uploaded file.")
     unit = param.Selector(default=None, objects=[])
-    regularizer = param.Selector(default="Ridge", objects=list(REGULARIZERS))
+    regularizer = param.Selector(default="Smooth", objects=list(REGULARIZERS))
     n_folds = param.Integer(default=10, bounds=(2, 20), label="cross-validation folds")
     variables = param.List(default=[], item_type=VariableSettings)
 
