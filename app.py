@@ -5,10 +5,11 @@ Composition only: each browser session gets its own ExplorerState and views.
 
 import panel as pn
 
-from widgets.page import keep_compiled_solvers, page_parts, start
+from widgets.page import PRESENTATION_CSS, keep_compiled_solvers, page_parts, start
 from widgets.state import ExplorerState
 
-pn.extension("filedropper", sizing_mode="stretch_width", notifications=False)
+pn.extension("filedropper", sizing_mode="stretch_width", notifications=False,
+             raw_css=[PRESENTATION_CSS])
 keep_compiled_solvers()
 
 state = ExplorerState()

@@ -25,6 +25,7 @@ from tests.browser_support import (
     wait_for_app,
     write_npz,
 )
+from widgets.lessons import LESSONS
 
 SIM_VARS = ("position", "speed", "head direction")
 RECORDING = "linear track recording"
@@ -243,8 +244,10 @@ def test_ten_concurrent_sessions_do_not_cross_talk(browser, server):
             pages.append(page)
         for page in pages:
             wait_for_app(page, timeout=120)
-        # page i: position bins 64 - i; strength weakest (even i) or strongest (odd i). Keys are
-        # pressed round-robin so that the sessions refit at the same time.
+        # page i: Ridge, position bins 64 - i, strength weakest (even i) or strongest (odd i).
+        # Keys are pressed round-robin so that the sessions refit at the same time.
+        for page in pages:
+            select_with_option(page, "Ridge").select_option("Ridge")
         for page in pages:
             slider_handle(page, 0, "n_bins").focus()
             page.keyboard.press("End")
@@ -303,7 +306,7 @@ JS_BANDS = """() => { const out = [];
 
 def test_bands_are_shaded_and_toggle(page):
     assert page.evaluate(JS_BANDS) == [True] * 3  # one band per figure, shown
-    toggle = page.locator("label").filter(has_text="show 95% bands").locator("input")
+    toggle = page.locator(".bands-toggle input[type=checkbox]")
     toggle.uncheck()
     poll(lambda: page.evaluate(JS_BANDS) == [False] * 3, message="bands hidden")
     before = curve(page, "position")[1]
@@ -346,3 +349,54 @@ def test_paths_best_strengths_and_selection(page):
     apply.click()
     poll(lambda: not figures(page)["speed"]["shown"] and figures(page)["position"]["shown"],
          message="the selected model (position + head direction) to be shown")
+
+
+# --- presentation mode (issue 8) -----------------------------------------------------------------
+
+# The position figure's title size and GLM line width, and the page's font size and class.
+JS_PRESENTATION = """() => { let out = {};
+  const walk = (v) => { if (!v) return;
+    if (v.model && v.model.type === 'Figure' && v.model.title.text === 'position') {
+      out.title = parseFloat(v.model.title.text_font_size);
+      for (const r of v.model.renderers) {
+        const d = r.data_source && r.data_source.data;
+        const keys = d ? (d instanceof Map ? [...d.keys()] : Object.keys(d)) : [];
+        if (keys.includes('model') && r.glyph.type === 'Line') out.line = r.glyph.line_width;
+      } }
+    for (const c of (v.child_views || [])) walk(c); };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  out.body = document.body.classList.contains('presentation');
+  out.font = parseFloat(getComputedStyle(document.body).fontSize);
+  return out; }"""
+
+
+def test_presentation_mode_enlarges_fonts_and_lines(page):
+    normal = page.evaluate(JS_PRESENTATION)
+    assert not normal["body"]
+    toggle = page.locator(".presentation-toggle input[type=checkbox]")
+    toggle.check()
+    big = poll(lambda: (p := page.evaluate(JS_PRESENTATION))["body"] and p["title"] != normal[
+        "title"] and p, message="presentation mode")
+    assert big["title"] >= 1.5 * normal["title"] and big["line"] >= 1.5 * normal["line"]
+    assert big["font"] >= 1.5 * normal["font"]
+    toggle.uncheck()
+    poll(lambda: page.evaluate(JS_PRESENTATION) == normal, message="back to normal")
+
+
+# --- lessons (issue 8) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.title.split(".")[0])
+def test_a_lesson_applies(page, lesson):
+    select_with_option(page, lesson.title).select_option(lesson.title)
+    text = page.locator(".lesson-text")
+    poll(lambda: lesson.title in deep_text(text), message="the lesson's text")
+    bins = {name: row["n_bins"] for name, row in lesson.variables.items()}
+    poll(lambda: all((c := curve(page, name)) and len(c[0]) == n for name, n in bins.items()),
+         timeout=60, message=f"curves with the lesson's bins {bins}")
+    assert select_with_option(page, "GroupLasso").input_value() == lesson.settings["regularizer"]
+    for i, row in enumerate(lesson.variables.values()):
+        handle = slider_handle(page, i, "log_strength")
+        assert float(handle.get_attribute("aria-valuenow")) == row["log_strength"]
+        pw.expect(variable_row(page, i).locator("input[type=checkbox]")).to_be_checked(
+            checked=row["include"])

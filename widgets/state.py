@@ -99,8 +99,12 @@ class ExplorerState(param.Parameterized):
                                 "SelectionResult), variables by index.")
     busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
     progress = param.String(default="", doc="What is being read, while a data set loads.")
+    on_load = param.Dict(default={}, doc="Settings the next loaded data set takes, e.g. from a "
+                         "shared link: 'unit', and 'variables' (name -> its row's settings).")
     show_bands = param.Boolean(default=True, label="show 95% bands",
                                doc="Shade the GLM curves' 95% bands (a view setting: no refit).")
+    presentation = param.Boolean(default=False, label="presentation mode", doc="Large fonts and "
+                                 "thick lines for a projector (a view setting: no refit).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -185,9 +189,12 @@ class ExplorerState(param.Parameterized):
         """The selected data set, its default unit, variable rows and encoding; no page change,
         so it may run on a thread."""
         session = self._read_session(keep_file_bins)
-        unit = DEFAULT_UNIT if DEFAULT_UNIT in session.unit_names else session.unit_names[0]
+        unit = next((u for u in (self.on_load.get("unit"), DEFAULT_UNIT)
+                     if u in session.unit_names), session.unit_names[0])
         max_bins = max_bins_for(len(session.variables))
         rows = [VariableSettings(v, max_bins) for v in session.variables]
+        for row in rows:
+            row.param.update(self.on_load.get("variables", {}).get(row.name, {}))
         encoding = explorer.encode(session, unit, [r.n_bins for r in rows], self.n_folds)
         return session, unit, rows, encoding
 
@@ -199,6 +206,7 @@ class ExplorerState(param.Parameterized):
             row.param.watch(self._refresh, ["include", "n_bins", "log_strength"]) for row in rows
         ]
         self._encoding, self._fit, self._cv = encoding, None, None
+        self.on_load = {}
         self._loading = True
         try:
             self.param.unit.objects = list(session.unit_names)
@@ -325,6 +333,28 @@ class ExplorerState(param.Parameterized):
             return
         self._set_rows("include", [v in self.selection.selected
                                    for v in range(len(self.variables))])
+
+    def apply_settings(self, settings: dict, variables: dict, unit=None):
+        """Set many things at once (a lesson): ``settings`` are parameters of this state,
+        ``variables`` per variable name its row's settings, ``unit`` the unit; one refit. A new
+        data set takes the rows and unit when it has loaded."""
+        if any(key in settings and settings[key] != getattr(self, key) for key in DATA_KEYS):
+            self.on_load = {"unit": unit, "variables": variables}
+            self.param.update(**settings)
+            return
+        self._loading = True
+        try:
+            self.param.update(**settings)
+            for row in self.variables:
+                row.param.update(variables.get(row.name, {}))
+            if unit in self.param.unit.objects:
+                self.unit = unit
+        finally:
+            self._loading = False
+        self._encoding = explorer.encode(self.session, self.unit,
+                                         [row.n_bins for row in self.variables], self.n_folds)
+        self._fit = self._cv = None
+        self._update(set(), ())
 
     def _set_rows(self, name, values):
         """Set one setting of every variable, then refit once."""
