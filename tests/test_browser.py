@@ -361,7 +361,8 @@ JS_PRESENTATION = """() => { let out = {};
       for (const r of v.model.renderers) {
         const d = r.data_source && r.data_source.data;
         const keys = d ? (d instanceof Map ? [...d.keys()] : Object.keys(d)) : [];
-        if (keys.includes('model') && r.glyph.type === 'Line') out.line = r.glyph.line_width;
+        const w = r.glyph.line_width;  // a vectorised property: {value: ...}
+        if (keys.includes('model') && r.glyph.type === 'Line') out.line = w.value ?? w;
       } }
     for (const c of (v.child_views || [])) walk(c); };
   for (const v of Object.values(Bokeh.index)) walk(v);
@@ -380,7 +381,13 @@ def test_presentation_mode_enlarges_fonts_and_lines(page):
     assert big["title"] >= 1.5 * normal["title"] and big["line"] >= 1.5 * normal["line"]
     assert big["font"] >= 1.5 * normal["font"]
     toggle.uncheck()
-    poll(lambda: page.evaluate(JS_PRESENTATION) == normal, message="back to normal")
+
+    def back_to_normal():
+        now = page.evaluate(JS_PRESENTATION)
+        assert now == normal, (now, normal)
+        return True
+
+    poll(back_to_normal, message="back to normal")
 
 
 # --- lessons (issue 8) ---------------------------------------------------------------------------

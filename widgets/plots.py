@@ -25,7 +25,10 @@ hv.renderer("bokeh").webgl = False  # a few hundred points: canvas draws them so
 
 FEW_BINS = 4  # at most this many bins: points with error bars, no line joining them
 PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
-                 legend_position="top", legend_cols=4)  # "top": above the plot, outside
+                 legend_position="top", legend_cols=4,  # "top": above the plot, outside
+                 # sizes unlike Bokeh's defaults, so they are sent and presentation mode scales
+                 # what the browser shows (an unsent default would give way to a theme's size)
+                 fontsize={"title": "15px", "labels": "14px", "ticks": "12px", "legend": "12px"})
 MODEL_COLOR, EMPIRICAL_COLOR, TRUTH_COLOR = "#1f5fa8", "#e6862a", "#666666"
 # Presentation mode (a projector at the back of a lecture hall): font sizes and line width scale.
 PRESENTATION_SCALE = 1.8
