@@ -13,6 +13,7 @@ import panel as pn
 from bokeh.document import Document
 
 from .controls import data_controls, error_view, model_actions, stats_view, variable_controls
+from .export import code_view, export_controls
 from .paths import paths_view
 from .plots import TuningCurvesView, traces_view
 from .state import ExplorerState, solvers_ready
@@ -29,11 +30,11 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
     curves = pn.Column("## Tuning curves", pn.widgets.Checkbox.from_param(state.param.show_bands),
                        TuningCurvesView(state))
     fit = pn.Column("## Fit", stats_view(state), width=320, sizing_mode="fixed")
-    main = pn.Column(error_view(state), pn.Row(curves, fit),
+    main = pn.Column(error_view(state), pn.Row(curves, fit), code_view(state),
                      "## Held-out score along each strength", paths_view(state),
                      "## Behaviour", traces_view(state), loading=state.param.busy)
     sidebar = [data_controls(state), model_actions(state), "### Variables",
-               variable_controls(state)]
+               variable_controls(state), export_controls(state)]
     return sidebar, [main]
 
 

@@ -101,6 +101,8 @@ class ExplorerState(param.Parameterized):
     progress = param.String(default="", doc="What is being read, while a data set loads.")
     show_bands = param.Boolean(default=True, label="show 95% bands",
                                doc="Shade the GLM curves' 95% bands (a view setting: no refit).")
+    on_load = param.Dict(default={}, doc="Settings the next loaded data set takes, e.g. from a "
+                         "shared link: 'unit', and 'variables' (name -> its row's settings).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -185,9 +187,12 @@ class ExplorerState(param.Parameterized):
         """The selected data set, its default unit, variable rows and encoding; no page change,
         so it may run on a thread."""
         session = self._read_session(keep_file_bins)
-        unit = DEFAULT_UNIT if DEFAULT_UNIT in session.unit_names else session.unit_names[0]
+        unit = next((u for u in (self.on_load.get("unit"), DEFAULT_UNIT)
+                     if u in session.unit_names), session.unit_names[0])
         max_bins = max_bins_for(len(session.variables))
         rows = [VariableSettings(v, max_bins) for v in session.variables]
+        for row in rows:
+            row.param.update(self.on_load.get("variables", {}).get(row.name, {}))
         encoding = explorer.encode(session, unit, [r.n_bins for r in rows], self.n_folds)
         return session, unit, rows, encoding
 
@@ -199,6 +204,7 @@ class ExplorerState(param.Parameterized):
             row.param.watch(self._refresh, ["include", "n_bins", "log_strength"]) for row in rows
         ]
         self._encoding, self._fit, self._cv = encoding, None, None
+        self.on_load = {}
         self._loading = True
         try:
             self.param.unit.objects = list(session.unit_names)
@@ -220,6 +226,16 @@ class ExplorerState(param.Parameterized):
         if keep_file_bins:
             return load_upload(*self.upload, bin_width=None, default_bin_width=self.bin_width)
         return load_upload(*self.upload, bin_width=self.bin_width)
+
+    @property
+    def encoding(self):
+        """The current glm_core Encoding (bins of every variable), or None before the first."""
+        return self._encoding
+
+    @property
+    def fit(self):
+        """The last glm_core BinnedFit, or None."""
+        return self._fit
 
     def _refit(self):
         include = [r.include for r in self.variables]
