@@ -162,10 +162,14 @@ class ShareLink:
         """An ExplorerState with the link's settings, its URL following every fit."""
         state = ExplorerState(**self.settings.state, on_load=self.settings.on_load)
         state.param.watch(lambda _: self._write(state), "curves")
+        # A fit made while the page is built is written once the browser has the page (the
+        # browser's own URL would otherwise win).
+        pn.state.onload(lambda: self._write(state))
         return state
 
     def _write(self, state: ExplorerState) -> None:
-        self.query.param.update(encode_query(state))
+        if state.curves:
+            self.query.param.update(encode_query(state))
 
 
 def _default_text(default) -> str:
