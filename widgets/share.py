@@ -144,8 +144,9 @@ class ShareQuery(param.Parameterized):
 
 
 class ShareLink:
-    """A served session's URL, read once at the start and then kept equal to the fitted settings
-    (written inside the refit's held document change, so it travels in the same patch)."""
+    """A served session's URL: read once at the start (``location.sync`` brings its values into
+    a :class:`ShareQuery`), then rewritten after every fit, inside the refit's held document
+    change, so that it travels in the same patch."""
 
     def __init__(self, location=None):
         self.query = ShareQuery()
@@ -168,8 +169,10 @@ class ShareLink:
         return state
 
     def _write(self, state: ExplorerState) -> None:
+        # Every key, each time: the browser may have sent back its own (older) query, and a
+        # synced parameter that did not change would not be written again.
         if state.curves:
-            self.query.param.update(encode_query(state))
+            self.location.update_query(**encode_query(state))
 
 
 def _default_text(default) -> str:
