@@ -37,9 +37,17 @@ def fitted(regularizer, **settings):
     return state
 
 
+class States(dict):
+    """One fitted state per regularizer, made when first asked for."""
+
+    def __missing__(self, regularizer):
+        self[regularizer] = fitted(regularizer, n_samples=5000, seed=2)
+        return self[regularizer]
+
+
 @pytest.fixture(scope="module")
 def states():
-    return {name: fitted(name, n_samples=5000, seed=2) for name in SETTINGS}
+    return States()
 
 
 def app_log_rate(state):
