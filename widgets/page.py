@@ -13,6 +13,7 @@ import panel as pn
 from bokeh.document import Document
 
 from .controls import data_controls, error_view, model_actions, stats_view, variable_controls
+from .export import code_view, export_controls
 from .lessons import lessons_view
 from .paths import paths_view
 from .plots import TuningCurvesView, traces_view
@@ -51,11 +52,11 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                        TuningCurvesView(state))
     lesson, lesson_text = lessons_view(state)
     fit = pn.Column(lesson_text, "## Fit", stats_view(state), width=320, sizing_mode="fixed")
-    main = pn.Column(error_view(state), pn.Row(curves, fit),
+    main = pn.Column(error_view(state), pn.Row(curves, fit), code_view(state),
                      "## Held-out score along each strength", paths_view(state),
                      "## Behaviour", traces_view(state), loading=state.param.busy)
     sidebar = [lesson, data_controls(state), model_actions(state), "### Variables",
-               variable_controls(state)]
+               variable_controls(state), export_controls(state)]
     return sidebar, [main]
 
 

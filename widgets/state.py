@@ -229,6 +229,16 @@ class ExplorerState(param.Parameterized):
             return load_upload(*self.upload, bin_width=None, default_bin_width=self.bin_width)
         return load_upload(*self.upload, bin_width=self.bin_width)
 
+    @property
+    def encoding(self):
+        """The current glm_core Encoding (bins of every variable), or None before the first."""
+        return self._encoding
+
+    @property
+    def fit(self):
+        """The last glm_core BinnedFit, or None."""
+        return self._fit
+
     def _refit(self):
         include = [r.include for r in self.variables]
         strengths = [10.0**r.log_strength for r in self.variables]
