@@ -31,6 +31,7 @@ from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Smooth, get_reg
 from .solvers import solve
 
 SLOT_BUCKETS = (8, 16, 32, 64)
+MIN_CELLS = 256
 
 
 def _bucket(n: int, smallest: int) -> int:
@@ -85,7 +86,7 @@ def population_grid(grid: BinGrid, counts: np.ndarray) -> PopulationGrid:
     slots = next((s for s in SLOT_BUCKETS if s >= used_bins), None)
     if slots is None:
         raise InputError(f"{used_bins} bins are more than the {SLOT_BUCKETS[-1]} supported")
-    capacity = _bucket(n_cells, 256)
+    capacity = _bucket(n_cells, MIN_CELLS)
     n_pad = _bucket(counts.shape[1], 8)
     fold_cell = grid.sample_fold.astype(np.int64) * n_cells + grid.sample_cell
     occupancy = np.zeros((n_folds, capacity))
@@ -95,10 +96,10 @@ def population_grid(grid: BinGrid, counts: np.ndarray) -> PopulationGrid:
     fold_log_factorial = np.zeros((counts.shape[1], n_folds))
     log_factorial = gammaln(np.arange(int(counts.max()) + 1) + 1.0)
     for u in range(counts.shape[1]):  # one bincount per unit: no (T, units) float copy
-        y = counts[:, u]
+        y = counts[:, u].astype(np.int64)
         spikes[u, :, :n_cells] = np.bincount(fold_cell, y, n_folds * n_cells).reshape(
             n_folds, n_cells)
-        fold_log_factorial[u] = np.bincount(grid.sample_fold, log_factorial[y.astype(np.int64)], n_folds)
+        fold_log_factorial[u] = np.bincount(grid.sample_fold, log_factorial[y], n_folds)
     cells = np.zeros((grid.n_variables, capacity), np.int32)
     cells[:, :n_cells] = grid.cell_slots
     cell_spikes = spikes[: counts.shape[1], :, :n_cells].sum(1, dtype=float)
