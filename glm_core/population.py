@@ -154,6 +154,17 @@ class PopulationFit:
         shown = self.active[None, v, :n_bins] & self.has_spikes[:, None]
         return np.where(shown, np.exp(np.where(shown, log_rate, 0.0)), np.nan) / bin_width
 
+    def sorted_map(self, v: int, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(order, rows)``: units sorted by the bin of their curve's peak on variable ``v``
+        (units without a curve last), and their curves in that order, each divided by its
+        peak."""
+        curves = self.tuning_curves(v, n_bins, 1.0)
+        fitted = np.isfinite(curves).any(1)
+        peak_bin = np.where(fitted, np.argmax(np.nan_to_num(curves, nan=-np.inf), 1), n_bins)
+        order = np.argsort(peak_bin, kind="stable")
+        peaks = np.where(fitted, np.nanmax(np.where(fitted[:, None], curves, 0.0), 1), 1.0)
+        return order, (curves / peaks[:, None])[order]
+
 
 def skaggs_information(occupancy: np.ndarray, spikes: np.ndarray) -> np.ndarray:
     """Skaggs et al. (1993) information, bits/spike, of occupancy-normalised rate maps:

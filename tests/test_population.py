@@ -206,3 +206,20 @@ def test_strengths_units_and_bins_within_a_bucket_never_recompile():
         assert (more.slots, more.cells.shape) == (pop.slots, pop.cells.shape) == (16, (3, 2048))
         fit_population(more, rebinned.n_bins, [True] * 3, [1e-3] * 3, "Ridge", enc.circular)
     assert counter.count == 0
+
+
+def test_sorted_map_orders_units_by_peak_and_normalises_rows():
+    """Place cells with known centres come out ordered by centre, each row peaking at 1; a
+    silent unit comes last, all NaN."""
+    sim = simulate_session(50_000, seed=4)
+    counts = np.column_stack([simulate_place_cells(sim, 6, seed=4), np.zeros(50_000, int)])
+    enc = explorer.encode(sim, 0, [24, 10, 16])
+    fit = fit_population(population_grid(enc.grid, counts), enc.n_bins, [True, False, False],
+                         [1e-3] * 3, "Ridge", enc.circular, cross_validate=False)
+    order, rows = fit.sorted_map(0, 24)
+    rng = np.random.default_rng(4)  # the centres simulate_place_cells drew
+    position = sim.variable("position").values
+    centres = rng.uniform(*np.percentile(position, [5, 95]), 6)
+    np.testing.assert_array_equal(order, [*np.argsort(centres), 6])
+    np.testing.assert_allclose(np.nanmax(rows[:6], 1), 1.0)
+    assert np.isnan(rows[6]).all()

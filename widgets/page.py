@@ -15,6 +15,7 @@ from bokeh.document import Document
 from .controls import data_controls, error_view, model_actions, stats_view, variable_controls
 from .paths import paths_view
 from .plots import TuningCurvesView, traces_view
+from .population import population_view
 from .state import ExplorerState, solvers_ready
 
 
@@ -31,6 +32,7 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
     fit = pn.Column("## Fit", stats_view(state), width=320, sizing_mode="fixed")
     main = pn.Column(error_view(state), pn.Row(curves, fit),
                      "## Held-out score along each strength", paths_view(state),
+                     "## Population", population_view(state),
                      "## Behaviour", traces_view(state), loading=state.param.busy)
     sidebar = [data_controls(state), model_actions(state), "### Variables",
                variable_controls(state)]
