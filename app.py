@@ -8,7 +8,7 @@ import panel as pn
 from widgets.page import keep_compiled_solvers, page_parts, start
 from widgets.state import ExplorerState
 
-pn.extension("filedropper", sizing_mode="stretch_width", notifications=False)
+pn.extension("filedropper", "tabulator", sizing_mode="stretch_width", notifications=False)
 keep_compiled_solvers()
 
 state = ExplorerState()

@@ -20,7 +20,6 @@ import statistics
 import time
 
 import jax
-import numpy as np
 
 from glm_core import explorer
 from glm_core.binned import cross_validate_grid, fit_bin_grid

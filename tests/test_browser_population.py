@@ -46,7 +46,7 @@ JS_POPULATION = """() => {
 def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("panel") / "server.log"
-    proc = start_server(port, log)
+    proc = start_server(port, log, timeout=300)  # a busy machine starts slowly
     try:
         yield f"http://127.0.0.1:{port}/app", log, proc
     finally:

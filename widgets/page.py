@@ -52,7 +52,8 @@ def explorer(**settings) -> pn.Row:
     """The whole explorer as one layout, e.g. in Jupyter: ``from widgets import explorer;
     explorer()``. ``settings`` are initial :class:`ExplorerState` parameters (``n_samples=...``,
     ``source=...``)."""
-    pn.extension("filedropper", notifications=False)  # in Jupyter: loads Panel's JavaScript
+    # in Jupyter: loads Panel's JavaScript
+    pn.extension("filedropper", "tabulator", notifications=False)
     state = ExplorerState(**settings)
     sidebar, main = page_parts(state)
     start(state)
