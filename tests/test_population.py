@@ -223,3 +223,27 @@ def test_sorted_map_orders_units_by_peak_and_normalises_rows():
     np.testing.assert_array_equal(order, [*np.argsort(centres), 6])
     np.testing.assert_allclose(np.nanmax(rows[:6], 1), 1.0)
     assert np.isnan(rows[6]).all()
+
+
+def test_the_page_state_population_follows_refits_and_matches_the_unit_curve():
+    """After "Fit all units", a slider change refits the population with the new settings: the
+    selected unit's population curve equals the page's own curve, before and after; the table
+    has a row per unit and marks the silent ones."""
+    from widgets.population import population_table
+    from widgets.state import RECORDING, ExplorerState
+
+    state = ExplorerState(source=RECORDING)
+    state.start()
+    state.update_population()
+    u = state.session.unit_names.index(state.unit)
+    for log_strength in (None, -0.5):
+        if log_strength is not None:
+            state.variables[0].log_strength = log_strength
+        page_curve = next(c for c in state.curves if c.name == "linear position").model
+        n = state.encoding.n_bins[0]
+        np.testing.assert_allclose(
+            state.population.tuning_curves(0, n, state.session.bin_width)[u], page_curve,
+            rtol=5e-4)
+    table = population_table(state, 0)
+    assert list(table["unit"]) == list(state.session.unit_names)
+    assert set(table.loc[table["spikes"] == 0, "status"]) == {"no spikes"}
