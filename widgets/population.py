@@ -38,8 +38,7 @@ def heatmap(state, variable: int) -> hv.HeatMap:
     model rate divided by the unit's peak."""
     var = state.session.variables[variable] if state.session else None
     fit, enc = state.population, state.encoding
-    label = f"{var.name} [{var.unit}]" if var is not None and var.unit else (
-        var.name if var is not None else "")
+    label = "variable" if var is None else f"{var.name} [{var.unit}]" if var.unit else var.name
     data = []
     if fit is not None and enc is not None and fit.weights.shape[0] == len(
             state.session.unit_names):
@@ -69,10 +68,11 @@ def population_view(state) -> pn.Column:
     variables(state.session)
     state.param.watch(lambda e: variables(e.new), "session")
 
-    dmap = hv.DynamicMap(pn.bind(lambda fit, v: heatmap(state, v or 0), state.param.population,
-                                 variable))
-    tap = hv.streams.Tap(source=dmap, x=None, y=None)
-    tap.param.watch(lambda e: _select(state, e.new), "y")
+    def draw(fit, v):  # a new figure each time: its unit axis is categorical from the start
+        element = heatmap(state, v or 0)
+        tap = hv.streams.Tap(source=element, x=None, y=None)
+        tap.param.watch(lambda e: _select(state, e.new), "y")
+        return element
 
     table = pn.widgets.Tabulator(
         pn.bind(lambda fit, v: population_table(state, v or 0), state.param.population,
@@ -86,7 +86,8 @@ def population_view(state) -> pn.Column:
             index=False)), filename="population.csv", label="Download table (CSV)",
         button_type="light", width=220)
     return pn.Column(pn.Row(fit_all, variable, download),
-                     pn.Row(pn.pane.HoloViews(dmap, sizing_mode="stretch_width"), table),
+                     pn.Row(pn.pane.HoloViews(pn.bind(draw, state.param.population, variable),
+                                              sizing_mode="stretch_width"), table),
                      sizing_mode="stretch_width")
 
 
