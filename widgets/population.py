@@ -26,8 +26,9 @@ def population_table(state, variable: int) -> pd.DataFrame:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     status = np.where(~fit.has_spikes, "no spikes", np.where(fit.converged, "fitted",
                                                              "not converged"))
+    held_out = fit.held_out if fit.test_bits_per_spike is not None else np.nan  # pending
     return pd.DataFrame({
-        "unit": list(state.session.unit_names), "held-out bits/spike": fit.held_out,
+        "unit": list(state.session.unit_names), "held-out bits/spike": held_out,
         "pseudo-R2 (train)": fit.pseudo_r2, "Skaggs bits/spike": fit.skaggs[:, variable],
         "spikes": state.session.counts[state.session.valid].sum(0).astype(int),
         "status": status})

@@ -112,7 +112,7 @@ class ExplorerState(param.Parameterized):
         self._loading = False
         self._cv = None
         self._population_grid = None  # (binnings, folds, PopulationGrid) of the last population
-        self._population_due = False
+        self._population_version = 0  # refits since start; a stale population update is skipped
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
         self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds"])
 
@@ -266,9 +266,9 @@ class ExplorerState(param.Parameterized):
         """The current glm_core Encoding (bins of every variable), read-only for views."""
         return self._encoding
 
-    def update_population(self):
-        """Fit every unit of the session with the current settings, held-out scores included."""
-        self._population_due = False
+    def update_population(self, cross_validate: bool = True):
+        """Fit every unit of the session with the current settings (with ``cross_validate``,
+        their held-out scores too)."""
         enc = self._encoding
         if enc is None:
             return
@@ -281,18 +281,26 @@ class ExplorerState(param.Parameterized):
         try:
             self.population = population.fit_population(
                 self._population_grid[2], enc.n_bins, include, strengths, self.regularizer,
-                enc.circular, init=init)
+                enc.circular, cross_validate, init=init)
         except InputError as err:
             self.error = str(err)
 
     def _follow_population(self):
-        """Refit the population after the unit's refit, on a later tick (one pending at most),
-        so that the unit's curves stay instant."""
+        """Refit the population after the unit's refit, so that the unit's curves stay instant:
+        its fits on the next tick, its held-out scores (slower) once 0.4 s pass without another
+        change. Updates overtaken by a newer change are skipped."""
         if not in_server():
             self.update_population()
-        elif not self._population_due:
-            self._population_due = True
-            pn.state.curdoc.add_next_tick_callback(self.update_population)
+            return
+        self._population_version += 1
+        version = self._population_version
+
+        def update(cross_validate):
+            if version == self._population_version:
+                self.update_population(cross_validate)
+
+        pn.state.curdoc.add_next_tick_callback(partial(update, False))
+        pn.state.add_periodic_callback(partial(update, True), period=400, count=1)
 
     # --- held-out scores, paths, best strengths, variable selection --------------------------
 
