@@ -8,7 +8,7 @@ import panel as pn
 from widgets.page import PRESENTATION_CSS, keep_compiled_solvers, page_parts, start
 from widgets.share import ShareLink
 
-pn.extension("filedropper", sizing_mode="stretch_width", notifications=False,
+pn.extension("filedropper", "tabulator", sizing_mode="stretch_width", notifications=False,
              raw_css=[PRESENTATION_CSS])
 keep_compiled_solvers()
 

@@ -17,6 +17,7 @@ from .export import code_view, export_controls
 from .lessons import lessons_view
 from .paths import paths_view
 from .plots import TuningCurvesView, traces_view
+from .population import population_view
 from .state import ExplorerState, solvers_ready
 
 
@@ -54,6 +55,7 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
     fit = pn.Column(lesson_text, "## Fit", stats_view(state), width=320, sizing_mode="fixed")
     main = pn.Column(error_view(state), pn.Row(curves, fit), code_view(state),
                      "## Held-out score along each strength", paths_view(state),
+                     "## Population", population_view(state),
                      "## Behaviour", traces_view(state), loading=state.param.busy)
     sidebar = [lesson, data_controls(state), model_actions(state), "### Variables",
                variable_controls(state), export_controls(state)]
@@ -74,7 +76,7 @@ def explorer(**settings) -> pn.Row:
     explorer()``. ``settings`` are initial :class:`ExplorerState` parameters (``n_samples=...``,
     ``source=...``)."""
     # in Jupyter: loads Panel's JavaScript
-    pn.extension("filedropper", notifications=False, raw_css=[PRESENTATION_CSS])
+    pn.extension("filedropper", "tabulator", notifications=False, raw_css=[PRESENTATION_CSS])
     state = ExplorerState(**settings)
     sidebar, main = page_parts(state)
     start(state)

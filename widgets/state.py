@@ -17,7 +17,7 @@ import numpy as np
 import panel as pn
 import param
 
-from glm_core import explorer
+from glm_core import explorer, population
 from glm_core.binned import max_bins_for
 from glm_core.errors import InputError
 from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
@@ -101,6 +101,8 @@ class ExplorerState(param.Parameterized):
     progress = param.String(default="", doc="What is being read, while a data set loads.")
     on_load = param.Dict(default={}, doc="Settings the next loaded data set takes, e.g. from a "
                          "shared link: 'unit', and 'variables' (name -> its row's settings).")
+    population = param.Parameter(default=None, doc="Every unit's fit (glm_core PopulationFit) "
+                                 "after 'Fit all units'; it then follows every refit.")
     show_bands = param.Boolean(default=True, label="show 95% bands",
                                doc="Shade the GLM curves' 95% bands (a view setting: no refit).")
     presentation = param.Boolean(default=False, label="presentation mode", doc="Large fonts and "
@@ -113,6 +115,8 @@ class ExplorerState(param.Parameterized):
         self._row_watchers = []
         self._loading = False
         self._cv = None
+        self._population_grid = None  # (binnings, folds, PopulationGrid) of the last population
+        self._population_version = 0  # refits since start; a stale population update is skipped
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
         self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds"])
 
@@ -264,12 +268,57 @@ class ExplorerState(param.Parameterized):
             pn.state.curdoc.add_next_tick_callback(self._score)
         else:
             self._score()
+        if self.population is not None:
+            self._follow_population()
         self.error = "" if fit.converged else (
             f"The solver stopped after {fit.n_iter} iterations without converging "
             f"(residual {fit.residual:.2g}). "
             + ("Without a penalty a bin with no spikes has no finite estimate: choose Ridge, "
                "Lasso or GroupLasso." if self.regularizer == "UnRegularized"
                else "Try a larger regularization strength."))
+
+    # --- the population ----------------------------------------------------------------------
+
+    @property
+    def encoding(self):
+        """The current glm_core Encoding (bins of every variable), read-only for views."""
+        return self._encoding
+
+    def update_population(self, cross_validate: bool = True):
+        """Fit every unit of the session with the current settings (with ``cross_validate``,
+        their held-out scores too)."""
+        enc = self._encoding
+        if enc is None:
+            return
+        init = self.population
+        cached = self._population_grid
+        if cached is None or cached[0] is not enc.binnings or cached[1] != enc.grid.n_folds:
+            grid = population.population_grid(enc.grid, self.session.counts[self.session.valid])
+            self._population_grid, init = (enc.binnings, enc.grid.n_folds, grid), None
+        include, strengths = self._settings()
+        try:
+            self.population = population.fit_population(
+                self._population_grid[2], enc.n_bins, include, strengths, self.regularizer,
+                enc.circular, cross_validate, init=init)
+        except InputError as err:
+            self.error = str(err)
+
+    def _follow_population(self):
+        """Refit the population after the unit's refit, so that the unit's curves stay instant:
+        its fits on the next tick, its held-out scores (slower) once 0.4 s pass without another
+        change. Updates overtaken by a newer change are skipped."""
+        if not in_server():
+            self.update_population()
+            return
+        self._population_version += 1
+        version = self._population_version
+
+        def update(cross_validate):
+            if version == self._population_version:
+                self.update_population(cross_validate)
+
+        pn.state.curdoc.add_next_tick_callback(partial(update, False))
+        pn.state.add_periodic_callback(partial(update, True), period=400, count=1)
 
     # --- held-out scores, paths, best strengths, variable selection --------------------------
 
