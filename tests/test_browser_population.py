@@ -3,19 +3,12 @@ heatmap with one row per unit, and a click on a row selects that unit in the who
 
 from __future__ import annotations
 
-import playwright.sync_api as pw
 import pytest
 
 from tests.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     curve,
-    free_port,
     poll,
     select_with_option,
-    server_errors,
-    start_server,
-    stop_server,
     wait_for_app,
 )
 
@@ -42,44 +35,29 @@ JS_POPULATION = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("panel") / "server.log"
-    proc = start_server(port, log, timeout=300)  # a busy machine starts slowly
+pytestmark = pytest.mark.usefixtures("no_server_errors")
+
+
+def test_population_heatmap_has_a_row_per_unit_and_a_click_selects_the_unit(browser, server):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(120_000)
     try:
-        yield f"http://127.0.0.1:{port}/app", log, proc
+        page.goto(server[0])
+        wait_for_app(page)
+        select_with_option(page, "linear track recording").select_option(
+            "linear track recording")
+        wait_for_app(page, ("linear position", "running direction"))
+        before = curve(page, "linear position")[1]
+        page.get_by_role("button", name="Fit all units").click()
+        heat = poll(lambda: (h := page.evaluate(JS_POPULATION)) and len(h["rows"]) == 31 and h,
+                    timeout=240, message="a population heatmap with 31 rows")
+        unit_select = select_with_option(page, "t10c18")
+        assert unit_select.input_value() == "t10c18"
+        target = next(r for r in heat["rows"][3:] if r["unit"] != "t10c18")
+        page.mouse.click(target["x"], target["y"])
+        poll(lambda: unit_select.input_value() == target["unit"], timeout=60,
+             message=f"the unit select to show {target['unit']}")
+        poll(lambda: curve(page, "linear position")[1] != before, timeout=60,
+             message="the position curve to show the clicked unit")
     finally:
-        stop_server(proc)
-
-
-def test_population_heatmap_has_a_row_per_unit_and_a_click_selects_the_unit(server):
-    url, log, proc = server
-    offset = log.stat().st_size
-    with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(120_000)
-            page.goto(url)
-            wait_for_app(page)
-            select_with_option(page, "linear track recording").select_option(
-                "linear track recording")
-            wait_for_app(page, ("linear position", "running direction"))
-            before = curve(page, "linear position")[1]
-            page.get_by_role("button", name="Fit all units").click()
-            heat = poll(lambda: (h := page.evaluate(JS_POPULATION)) and len(h["rows"]) == 31 and h,
-                        timeout=240, message="a population heatmap with 31 rows")
-            unit_select = select_with_option(page, "t10c18")
-            assert unit_select.input_value() == "t10c18"
-            target = next(r for r in heat["rows"][3:] if r["unit"] != "t10c18")
-            page.mouse.click(target["x"], target["y"])
-            poll(lambda: unit_select.input_value() == target["unit"], timeout=60,
-                 message=f"the unit select to show {target['unit']}")
-            poll(lambda: curve(page, "linear position")[1] != before, timeout=60,
-                 message="the position curve to show the clicked unit")
-        finally:
-            browser.close()
-    assert proc.poll() is None, "panel serve died during the test"
-    errors = server_errors(log, offset)
-    assert not errors, "the server logged errors:\n" + "\n".join(errors)
+        page.context.close()

@@ -279,11 +279,6 @@ class ExplorerState(param.Parameterized):
 
     # --- the population ----------------------------------------------------------------------
 
-    @property
-    def encoding(self):
-        """The current glm_core Encoding (bins of every variable), read-only for views."""
-        return self._encoding
-
     def update_population(self, cross_validate: bool = True):
         """Fit every unit of the session with the current settings (with ``cross_validate``,
         their held-out scores too)."""
