@@ -125,8 +125,8 @@ def test_a_pages_url_opens_the_same_curves_in_a_fresh_browser(browser, server):
         press_slider(page, 0, "log_strength", "ArrowRight", "ArrowRight")
         press_slider(page, 2, "n_bins", "ArrowLeft", "ArrowLeft")
         variable_row(page, 1).locator("input[type=checkbox]").uncheck()
-        select_with_option(page, "Smooth").select_option("Smooth")
-        expected = {"regularizer": "Smooth", "include": "position,head direction",
+        select_with_option(page, "Ridge").select_option("Ridge")  # not the default
+        expected = {"regularizer": "Ridge", "include": "position,head direction",
                     "bins": "20,20,14", "log_strength": "-2.8,-3.0,-3.0", "source": "simulation",
                     "T": "20000", "seed": "0", "unit": "simulated unit", "folds": "10"}
         poll(lambda: all(query_of(page).get(k) == v for k, v in expected.items())
@@ -164,7 +164,7 @@ def test_a_bad_query_value_gives_a_notice_and_a_fitted_page(browser, server):
             assert key in text, text
         assert not page.locator(".alert-danger").first.is_visible()
         pw.expect(page.locator("tr").filter(has_text="data")).to_contain_text("seed=3")
-        poll(lambda: query_of(page).get("regularizer") == "Ridge" and query_of(page),
+        poll(lambda: query_of(page).get("regularizer") == "Smooth" and query_of(page),
              message="the URL to hold the settings used")
         assert query_of(page)["unit"] == "simulated unit" and query_of(page)["seed"] == "3"
     finally:
@@ -191,7 +191,7 @@ def test_the_downloads_arrive_and_hold_the_plotted_fit(browser, server):
             page.locator(".export-json button").click()
         record = json.loads(open(info.value.path()).read())
         assert [v["name"] for v in record["variables"]] == ["position", "speed", "head direction"]
-        assert record["regularizer"] == "Ridge" and record["unit"] == "simulated unit"
+        assert record["regularizer"] == "Smooth" and record["unit"] == "simulated unit"
         for var in record["variables"]:
             np.testing.assert_allclose(var["model_hz"], shown[var["name"]][1], rtol=1e-12)
             assert len(var["bin_edges"]) == var["n_bins"] + 1 == len(var["coefficients"]) + 1

@@ -74,7 +74,7 @@ BAD = [  # (query, the key its notice names, what decodes to the default)
     ({"T": "abc"}, "T", lambda s: s.state["n_samples"] == 20_000),
     ({"T": [1, 2]}, "T", lambda s: s.state["n_samples"] == 20_000),  # Panel parses "[1,2]"
     ({"seed": "1.5"}, "seed", lambda s: s.state["seed"] == 0),
-    ({"regularizer": "Elastic"}, "regularizer", lambda s: s.state["regularizer"] == "Ridge"),
+    ({"regularizer": "Elastic"}, "regularizer", lambda s: s.state["regularizer"] == "Smooth"),
     ({"folds": "1"}, "folds", lambda s: s.state["n_folds"] == 10),
     ({"folds": True}, "folds", lambda s: s.state["n_folds"] == 10),
     ({"source": "somewhere"}, "source", lambda s: s.state["source"] == SIMULATION),
@@ -99,5 +99,5 @@ def test_a_bad_value_falls_back_to_its_default_with_a_notice(query, key, is_defa
 def test_an_empty_query_gives_the_defaults_silently():
     assert DEFAULTS.notices == ()
     assert DEFAULTS.state == {"source": SIMULATION, "n_samples": 20_000, "seed": 0,
-                              "regularizer": "Ridge", "n_folds": 10}
+                              "regularizer": "Smooth", "n_folds": 10}
     assert DEFAULTS.on_load == {"variables": {}}
