@@ -91,8 +91,8 @@ def encode(session: Session, unit, n_bins, n_folds: int = 10, n_basis=None) -> E
     of that many functions on ``max_bins`` fine bins instead (cyclic for circular variables)."""
     max_bins = max_bins_for(len(session.variables))
     n_basis = (None,) * len(session.variables) if n_basis is None else tuple(n_basis)
+    _check_bins([n for n, k in zip(n_bins, n_basis) if k is None], max_bins, session)
     n_bins = [n if k is None else max_bins for n, k in zip(n_bins, n_basis)]
-    _check_bins(n_bins, max_bins, session)
     binnings = tuple(
         make_binning(v.values, n, v.circular, session.valid)
         for v, n in zip(session.variables, n_bins)
@@ -134,9 +134,8 @@ def spline_basis(binning: Binning, n_basis: int, session: Session) -> np.ndarray
 
 
 def _rebinned(enc, session, variable, n, n_basis):
-    n_bins = list(enc.n_bins)
-    n_bins[variable] = n
-    _check_bins(n_bins, enc.max_bins, session)
+    if n_basis is None:
+        _check_bins([n], enc.max_bins, session)
     var = session.variables[variable]
     binning = make_binning(var.values, n, var.circular, session.valid)
     basis = None if n_basis is None else spline_basis(binning, n_basis, session)
@@ -264,7 +263,7 @@ def _truth_others(session: Session) -> dict:
 def _check_bins(n_bins, max_bins, session):
     if any(not 1 <= int(n) <= max_bins for n in n_bins):
         raise InputError(f"choose between 1 and {max_bins} bins per variable")
-    if max(int(n) for n in n_bins) > session.n_valid:
+    if max((int(n) for n in n_bins), default=0) > session.n_valid:
         raise InputError(
             f"more bins than valid samples ({session.n_valid}): choose fewer bins"
         )

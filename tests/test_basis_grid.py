@@ -4,16 +4,20 @@ centres of ``np.histogram``), float64 scipy / sklearn optima, and compile counts
 
 import warnings
 
+import jax
 import numpy as np
 import pytest
 from scipy.optimize import minimize
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core import explorer
+from glm_core.errors import InputError
 from glm_core.glm import GLM
 from glm_core.regularizers import Smooth
 from glm_core.simulation import simulate_session
 from tests import references as ref
+from tests.test_binned_fit import CompileCounter
+from tests.test_heldout import bits, fold_ids
 
 nmo = pytest.importorskip("nemos")
 
@@ -70,7 +74,7 @@ COEF_ATOL = {"Ridge": 1e-5, "GroupLasso": 3e-5, "Smooth": 2e-4}
 def test_grid_fit_with_bases_equals_dense_fit_of_the_discretised_design(session, enc, name):
     strengths = STRENGTHS[name]
     X = reference_designs(session)
-    fit = explorer.fit(enc, [True] * 3, strengths, regularizer(name))
+    fit = explorer.fit(enc, [True] * 3, strengths, name)  # circularity comes from the data
     dense = GLM(regularizer(name), dict(zip(session.names, strengths))).fit(X, enc.counts)
     assert fit.converged and dense.fit_.converged
     assert enc.n_coef == (10, 8, 8)
@@ -174,3 +178,74 @@ def test_band_of_a_basis_curve_is_the_float64_laplace_delta_method(session, enc)
         assert shown.all() if enc.bases[v] is not None else shown.sum() >= 6
         np.testing.assert_allclose(fit.curve_se[v, : se.size][shown], se[shown], rtol=2e-3,
                                    err_msg=n)
+
+
+def test_cross_validation_and_path_with_bases_equal_sklearn_refits_per_fold(session):
+    """Each fold's held-out and training bits/spike, and each point of a regularization path,
+    equal sklearn refits on the discretised design (float64), fold by fold."""
+    n_folds = 4
+    enc = explorer.with_folds(explorer.encode(session, 0, N_BINS, n_basis=N_BASIS), n_folds)
+    include = [True, False, True]
+    X = reference_designs(session)
+    y, fold = enc.counts, fold_ids(enc.counts.size, n_folds)
+
+    def sklearn_scores(s_position, s_heading):
+        """Per-leaf strengths: one alpha on columns scaled by sqrt(alpha / s_leaf)."""
+        alpha = 1e-2
+        design = np.hstack([X["position"] * np.sqrt(alpha / s_position),
+                            X["head direction"] * np.sqrt(alpha / s_heading)])
+        test, train = [], []
+        for k in range(n_folds):
+            tr, te = fold != k, fold == k
+            model = PoissonRegressor(alpha=alpha, tol=1e-12, max_iter=1000,
+                                     solver="newton-cholesky").fit(design[tr], y[tr])
+            test.append(bits(y[te], model.predict(design[te]), y[tr].mean()))
+            train.append(bits(y[tr], model.predict(design[tr]), y[tr].mean()))
+        return np.array(test), np.array(train)
+
+    cv = explorer.cross_validate(enc, include, [3e-3] * 3, "Ridge")
+    test, train = sklearn_scores(3e-3, 3e-3)
+    assert cv.converged
+    np.testing.assert_allclose(cv.test_bits_per_spike, test, atol=1e-4)
+    np.testing.assert_allclose(cv.train_bits_per_spike, train, atol=1e-4)
+    logs = [-4.0, -1.0]  # along the heading's strength, position's held at 1e-3
+    for log_s, scores in zip(logs, explorer.path(enc, include, [1e-3] * 3, "Ridge", 2, logs)):
+        np.testing.assert_allclose(scores.test_bits_per_spike,
+                                   sklearn_scores(1e-3, 10.0**log_s)[0], atol=1e-4)
+
+
+def test_switching_encoding_basis_count_and_strengths_never_recompiles(session):
+    """After the app's warm-up (every regularizer's fit and cross-validation, on bins only),
+    switching variables to a basis and back, changing the basis count, strengths, folds and
+    paths compile nothing. Caches are cleared first."""
+    jax.clear_caches()
+    enc = explorer.encode(session, 0, N_BINS)
+    explorer.warm_up(enc)
+    grid = np.linspace(-5, -1, 3)
+    explorer.path(enc, [True] * 3, [1e-3] * 3, "Ridge", 0, grid)
+    with CompileCounter() as counter:
+        prev = None
+        for k in (4, 12, 20):
+            enc = explorer.with_basis(enc, session, 0, k)
+            enc = explorer.with_basis(enc, session, 2, k)
+            for name in STRENGTHS:
+                prev = explorer.fit(enc, [True] * 3, [10 ** -(k / 4)] * 3, name,
+                                    None if name != "Ridge" else prev and prev.theta)
+                explorer.cross_validate(enc, [True, False, True], [1e-3] * 3, name)
+        explorer.path(enc, [True] * 3, [1e-3] * 3, "Ridge", 2, grid)
+        curves = explorer.tuning_curves(session, enc, prev)
+        enc = explorer.with_bins(enc, session, 0, 24)
+        explorer.fit(enc, [True] * 3, [1e-3] * 3, "Lasso")
+    assert counter.count == 0
+    assert curves[0].smooth and curves[0].centres.size == FINE and not curves[1].smooth
+
+
+def test_fewer_samples_than_basis_functions_is_an_input_error():
+    small = simulate_session(12, seed=2)
+    enc = explorer.encode(small, 0, [3, 3, 3], n_folds=2)
+    with pytest.raises(InputError, match="14 basis functions but only 12 valid samples"):
+        explorer.with_basis(enc, small, 0, 14)
+    with pytest.raises(InputError, match="basis functions but only 12 valid samples"):
+        explorer.encode(small, 0, [3, 3, 3], n_folds=2, n_basis=[None, None, 13])
+    with pytest.raises(InputError, match="too few for order 4"):
+        explorer.with_basis(enc, small, 0, 3)
