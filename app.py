@@ -5,16 +5,18 @@ Composition only: each browser session gets its own ExplorerState and views.
 
 import panel as pn
 
-from widgets.page import keep_compiled_solvers, page_parts, start
-from widgets.state import ExplorerState
+from widgets.page import PRESENTATION_CSS, keep_compiled_solvers, page_parts, start
+from widgets.share import ShareLink
 
-pn.extension("filedropper", sizing_mode="stretch_width", notifications=False)
+pn.extension("filedropper", "tabulator", sizing_mode="stretch_width", notifications=False,
+             raw_css=[PRESENTATION_CSS])
 keep_compiled_solvers()
 
-state = ExplorerState()
+link = ShareLink()  # the settings in the URL, kept equal to each fit's
+state = link.new_state()
 sidebar, main = page_parts(state)
 start(state)
 
 # No busy spinner: it would cost two extra messages and a restyle per refit.
-pn.template.BootstrapTemplate(title="Pytree GLM explorer", sidebar=sidebar, main=main,
-                              busy_indicator=None).servable()
+pn.template.BootstrapTemplate(title="Pytree GLM explorer", sidebar=sidebar,
+                              main=[link.notice, *main], busy_indicator=None).servable()

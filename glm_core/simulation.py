@@ -94,3 +94,21 @@ def simulate_binned_truth(n_samples: int = 10_000, seed: int = 0, bin_width: flo
 
 def _binned_effect(x, binning, effect):
     return effect[bin_index(x, binning)]
+
+
+def simulate_place_cells(session: Session, n_units: int, seed: int = 0) -> np.ndarray:
+    """Spike counts (samples, ``n_units``) of place cells on ``session``'s ``position``: unit i
+    has log rate -3 + 3 exp(-(position - c_i)^2 / (2 w^2)) per bin, its centre c_i uniform
+    between the 5th and 95th percentiles of position, w 5% of that span. Counts are int16,
+    simulated one unit at a time, so 200 units at T = 1e6 fit in memory."""
+    if int(n_units) < 1:
+        raise InputError("simulate at least one unit")
+    rng = np.random.default_rng(seed)
+    position = session.variable("position").values
+    low, high = np.percentile(position, [5, 95])
+    width = 0.05 * (high - low)
+    counts = np.empty((int(n_units), position.size), np.int16)
+    for i, centre in enumerate(rng.uniform(low, high, int(n_units))):
+        field = np.exp(-((position - centre) ** 2) / (2.0 * width**2))
+        counts[i] = rng.poisson(np.exp(-3.0 + 3.0 * field))
+    return counts.T

@@ -76,8 +76,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, log_path: Path, timeout: float = 90.0) -> subprocess.Popen:
-    """``panel serve app.py`` on 127.0.0.1:``port`` in its own process group; waits for HTTP."""
+def start_server(port: int, log_path: Path, timeout: float = 300.0) -> subprocess.Popen:
+    """``panel serve app.py`` on 127.0.0.1:``port`` in its own process group; waits for HTTP
+    (the warm-up compiles every solver first: a minute or more on a cold, busy machine)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), BOKEH_LOG_LEVEL="info")
     panel = Path(sys.executable).with_name("panel")
     cmd = [str(panel), "serve", "app.py", "--setup", "warm_up.py", "--address", "127.0.0.1",

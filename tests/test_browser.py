@@ -12,25 +12,20 @@ import playwright.sync_api as pw
 import pytest
 
 from tests.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LOCAL_PREFIXES,
     curve,
     deep_text,
     figures,
     finite,
-    free_port,
     poll,
     press_slider,
     select_with_option,
-    server_errors,
     slider_handle,
-    start_server,
-    stop_server,
     variable_row,
     wait_for_app,
     write_npz,
 )
+from widgets.lessons import LESSONS
 
 SIM_VARS = ("position", "speed", "head direction")
 RECORDING = "linear track recording"
@@ -39,39 +34,7 @@ UPLOAD = "uploaded file"
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A ``panel serve app.py`` subprocess on a free port; yields (base url, log path)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("panel") / "server.log"
-    proc = start_server(port, log)
-    try:
-        yield f"http://127.0.0.1:{port}/app", log, proc
-    finally:
-        stop_server(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(server):
-    """Fail a test if the server died or logged a traceback while it ran."""
-    _, log, proc = server
-    assert proc.poll() is None, f"panel serve is gone (exit code {proc.returncode})"
-    offset = log.stat().st_size
-    yield
-    assert proc.poll() is None, (f"panel serve died during the test (exit code {proc.returncode}):"
-                                 f"\n{log.read_text(errors='replace')[-2000:]}")
-    errors = server_errors(log, offset)
-    assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def open_app(browser, url, names=SIM_VARS):
@@ -281,8 +244,10 @@ def test_ten_concurrent_sessions_do_not_cross_talk(browser, server):
             pages.append(page)
         for page in pages:
             wait_for_app(page, timeout=120)
-        # page i: position bins 64 - i; strength weakest (even i) or strongest (odd i). Keys are
-        # pressed round-robin so that the sessions refit at the same time.
+        # page i: Ridge, position bins 64 - i, strength weakest (even i) or strongest (odd i).
+        # Keys are pressed round-robin so that the sessions refit at the same time.
+        for page in pages:
+            select_with_option(page, "Ridge").select_option("Ridge")
         for page in pages:
             slider_handle(page, 0, "n_bins").focus()
             page.keyboard.press("End")
@@ -328,6 +293,30 @@ def button(page, name):
     return page.locator("button").filter(has_text=name).first
 
 
+# Visibility of each figure's shaded 95% band (the renderer of an Area: a Patch glyph).
+JS_BANDS = """() => { const out = [];
+  const walk = (v) => { if (!v) return;
+    if (v.model && v.model.type === 'Figure')
+      for (const r of v.model.renderers)
+        if (r.glyph && r.glyph.type === 'Patch') out.push(r.visible);
+    for (const c of (v.child_views || [])) walk(c); };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  return out; }"""
+
+
+def test_bands_are_shaded_and_toggle(page):
+    assert page.evaluate(JS_BANDS) == [True] * 3  # one band per figure, shown
+    toggle = page.locator(".bands-toggle input[type=checkbox]")
+    toggle.uncheck()
+    poll(lambda: page.evaluate(JS_BANDS) == [False] * 3, message="bands hidden")
+    before = curve(page, "position")[1]
+    press_slider(page, 0, "log_strength", "End")  # a refit keeps them hidden
+    poll(lambda: curve(page, "position")[1] != before, message="a refit")
+    assert page.evaluate(JS_BANDS) == [False] * 3
+    toggle.check()
+    poll(lambda: page.evaluate(JS_BANDS) == [True] * 3, message="bands shown again")
+
+
 def test_held_out_row_follows_a_strength_slider(page):
     before = held_out(page)
     train = page.locator("tr").filter(has_text="train bits/spike")
@@ -360,6 +349,64 @@ def test_paths_best_strengths_and_selection(page):
     apply.click()
     poll(lambda: not figures(page)["speed"]["shown"] and figures(page)["position"]["shown"],
          message="the selected model (position + head direction) to be shown")
+
+
+# --- presentation mode (issue 8) -----------------------------------------------------------------
+
+# The position figure's title size and GLM line width, and the page's font size and class.
+JS_PRESENTATION = """() => { let out = {};
+  const walk = (v) => { if (!v) return;
+    if (v.model && v.model.type === 'Figure' && v.model.title.text === 'position') {
+      out.title = parseFloat(v.model.title.text_font_size);
+      for (const r of v.model.renderers) {
+        const d = r.data_source && r.data_source.data;
+        const keys = d ? (d instanceof Map ? [...d.keys()] : Object.keys(d)) : [];
+        const w = r.glyph.line_width;  // a vectorised property: {value: ...}
+        if (keys.includes('model') && r.glyph.type === 'Line') out.line = w.value ?? w;
+      } }
+    for (const c of (v.child_views || [])) walk(c); };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  out.body = document.body.classList.contains('presentation');
+  out.font = parseFloat(getComputedStyle(document.body).fontSize);
+  return out; }"""
+
+
+def test_presentation_mode_enlarges_fonts_and_lines(page):
+    normal = page.evaluate(JS_PRESENTATION)
+    assert not normal["body"]
+    toggle = page.locator(".presentation-toggle input[type=checkbox]")
+    toggle.check()
+    big = poll(lambda: (p := page.evaluate(JS_PRESENTATION))["body"] and p["title"] != normal[
+        "title"] and p, message="presentation mode")
+    assert big["title"] >= 1.5 * normal["title"] and big["line"] >= 1.5 * normal["line"]
+    assert big["font"] >= 1.5 * normal["font"]
+    toggle.uncheck()
+
+    def back_to_normal():
+        now = page.evaluate(JS_PRESENTATION)
+        assert now == normal, (now, normal)
+        return True
+
+    poll(back_to_normal, message="back to normal")
+
+
+# --- lessons (issue 8) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.title.split(".")[0])
+def test_a_lesson_applies(page, lesson):
+    select_with_option(page, lesson.title).select_option(lesson.title)
+    text = page.locator(".lesson-text")
+    poll(lambda: lesson.title in deep_text(text), message="the lesson's text")
+    bins = {name: row["n_bins"] for name, row in lesson.variables.items()}
+    poll(lambda: all((c := curve(page, name)) and len(c[0]) == n for name, n in bins.items()),
+         timeout=60, message=f"curves with the lesson's bins {bins}")
+    assert select_with_option(page, "GroupLasso").input_value() == lesson.settings["regularizer"]
+    for i, row in enumerate(lesson.variables.values()):
+        handle = slider_handle(page, i, "log_strength")
+        assert float(handle.get_attribute("aria-valuenow")) == row["log_strength"]
+        pw.expect(variable_row(page, i).locator("input[type=checkbox]")).to_be_checked(
+            checked=row["include"])
 
 
 def test_encoding_select_turns_the_position_curve_smooth(page):

@@ -4,55 +4,28 @@ recording's running direction is drawn as points. Timings are in benchmarks/brow
 
 from __future__ import annotations
 
+import csv
 import json
+from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import playwright.sync_api as pw
 import pytest
+from PIL import Image
 
 from tests.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     curve,
-    free_port,
+    curves,
+    deep_text,
     poll,
+    press_slider,
     select_with_option,
-    server_errors,
     slider_handle,
-    start_server,
-    stop_server,
+    variable_row,
     wait_for_app,
 )
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("panel") / "server.log"
-    proc = start_server(port, log)
-    try:
-        yield f"http://127.0.0.1:{port}/app", log, proc
-    finally:
-        stop_server(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(server):
-    _, log, proc = server
-    offset = log.stat().st_size
-    yield
-    assert proc.poll() is None, "panel serve died during the test"
-    errors = server_errors(log, offset)
-    assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def new_page(browser, url):
@@ -76,7 +49,7 @@ def test_five_tabs_opened_at_once_all_show_a_fitted_page(browser, server):
             page.context.close()
 
 
-def test_one_refit_reaches_the_browser_as_one_document_patch(browser, server):
+def test_one_refit_reaches_the_browser_as_one_patch_and_its_score_as_one_more(browser, server):
     page = new_page(browser, server[0])
     patches = []
 
@@ -98,8 +71,12 @@ def test_one_refit_reaches_the_browser_as_one_document_patch(browser, server):
             handle.press("ArrowRight")
             poll(lambda before=before: curve(page, "position")[1] != before,
                  message="the position curve to change")
-            page.wait_for_timeout(1000)  # a late second patch would arrive here
-            assert len(patches) == 1, patches
+            page.wait_for_timeout(1000)  # any late patch would arrive here
+            # the curves and the fit table in one patch (the curves' columns as binary buffers),
+            # then the held-out score, which does not hold the curves back, in one small patch
+            assert len(patches) == 2, patches
+            first, second = (json.loads(p) for p in patches)
+            assert first["num_buffers"] > 0 and second["num_buffers"] == 0, patches
     finally:
         page.context.close()
 
@@ -127,5 +104,110 @@ def test_the_recordings_running_direction_is_drawn_as_points(browser, server):
         assert "Line" not in glyphs["running direction"], glyphs
         assert "Scatter" in glyphs["running direction"], glyphs
         assert "Line" in glyphs["linear position"], glyphs
+    finally:
+        page.context.close()
+
+
+# --- shareable links and export (widgets/share.py, widgets/export.py) ------------------------
+
+
+def query_of(page) -> dict:
+    """The page URL's query, one value per key."""
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def test_a_pages_url_opens_the_same_curves_in_a_fresh_browser(browser, server):
+    page = new_page(browser, server[0])
+    fresh = None
+    try:
+        page.goto(server[0])
+        wait_for_app(page)
+        press_slider(page, 0, "log_strength", "ArrowRight", "ArrowRight")
+        press_slider(page, 2, "n_bins", "ArrowLeft", "ArrowLeft")
+        variable_row(page, 1).locator("input[type=checkbox]").uncheck()
+        select_with_option(page, "Smooth").select_option("Smooth")
+        expected = {"regularizer": "Smooth", "include": "position,head direction",
+                    "bins": "20,20,14", "log_strength": "-2.8,-3.0,-3.0", "source": "simulation",
+                    "T": "20000", "seed": "0", "unit": "simulated unit", "folds": "10"}
+        poll(lambda: all(query_of(page).get(k) == v for k, v in expected.items())
+             or query_of(page), message=f"the URL to hold {expected}")
+        poll(lambda: len(curve(page, "head direction")[0]) == 14, message="14 bins drawn")
+        page.wait_for_timeout(1000)  # the last refit's patch has landed
+        included = ("position", "head direction")
+        shown = {name: curve(page, name) for name in included}
+
+        fresh = new_page(browser, page.url)  # a new context: no cookies, no storage
+        fresh.goto(page.url)
+        wait_for_app(fresh, included)
+        assert not fresh.locator(".share-notice").first.is_visible()
+        pw.expect(variable_row(fresh, 1).locator("input[type=checkbox]")).not_to_be_checked()
+        again = curves(fresh)
+        for name, (x, y) in shown.items():  # warm-started refits vs a cold start
+            np.testing.assert_allclose(again[name][0], x, rtol=1e-12)
+            np.testing.assert_allclose(again[name][1], y, rtol=1e-4)
+        assert query_of(fresh) == query_of(page)
+    finally:
+        page.context.close()
+        if fresh is not None:
+            fresh.context.close()
+
+
+def test_a_bad_query_value_gives_a_notice_and_a_fitted_page(browser, server):
+    page = new_page(browser, server[0])
+    try:
+        page.goto(server[0] + "?unit=junk&bins=20,999,16&regularizer=Elastic&T=abc&seed=3")
+        wait_for_app(page)
+        notice = page.locator(".share-notice").first
+        pw.expect(notice).to_be_visible()
+        text = deep_text(notice)
+        for key in ("unit='junk'", "bins='20,999,16'", "regularizer='Elastic'", "T='abc'"):
+            assert key in text, text
+        assert not page.locator(".alert-danger").first.is_visible()
+        pw.expect(page.locator("tr").filter(has_text="data")).to_contain_text("seed=3")
+        poll(lambda: query_of(page).get("regularizer") == "Ridge" and query_of(page),
+             message="the URL to hold the settings used")
+        assert query_of(page)["unit"] == "simulated unit" and query_of(page)["seed"] == "3"
+    finally:
+        page.context.close()
+
+
+def test_the_downloads_arrive_and_hold_the_plotted_fit(browser, server):
+    page = new_page(browser, server[0])
+    try:
+        page.goto(server[0])
+        wait_for_app(page)
+        shown = curves(page)
+        with page.expect_download() as info:
+            page.locator(".export-csv button").click()
+        assert info.value.suggested_filename == "glm_fit.csv"
+        rows = list(csv.DictReader(open(info.value.path(), newline="")))
+        assert len(rows) == 20 + 20 + 16
+        for name, (x, y) in shown.items():
+            mine = [r for r in rows if r["variable"] == name]
+            np.testing.assert_allclose([float(r["centre"]) for r in mine], x, rtol=1e-12)
+            np.testing.assert_allclose([float(r["model_hz"]) for r in mine], y, rtol=1e-12)
+
+        with page.expect_download() as info:
+            page.locator(".export-json button").click()
+        record = json.loads(open(info.value.path()).read())
+        assert [v["name"] for v in record["variables"]] == ["position", "speed", "head direction"]
+        assert record["regularizer"] == "Ridge" and record["unit"] == "simulated unit"
+        for var in record["variables"]:
+            np.testing.assert_allclose(var["model_hz"], shown[var["name"]][1], rtol=1e-12)
+            assert len(var["bin_edges"]) == var["n_bins"] + 1 == len(var["coefficients"]) + 1
+
+        with page.expect_download() as info:
+            page.locator(".export-png button").click()
+        assert info.value.suggested_filename == "tuning_curves.png"
+        image = Image.open(info.value.path())
+        assert image.format == "PNG"
+        heights = page.evaluate("""() => { const out = [];
+          const walk = (v) => { if (!v) return;
+            if (v.model && v.model.type === 'Figure' && v.model.title && v.el.checkVisibility())
+              out.push(v.el.getBoundingClientRect().height);
+            for (const c of (v.child_views || [])) walk(c); };
+          for (const v of Object.values(Bokeh.index)) walk(v); return out; }""")
+        assert image.height >= 3 * 300 and image.width >= 300, (image.size, heights)
+        assert len(image.convert("RGB").getcolors(1 << 20)) > 50  # drawn, not blank
     finally:
         page.context.close()

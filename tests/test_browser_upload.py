@@ -14,9 +14,12 @@ import io
 
 import numpy as np
 import playwright.sync_api as pw
+import pytest
 
 from tests.browser_support import curve, deep_text, poll, press_slider, select_with_option
-from tests.test_browser import UPLOAD, browser, no_server_errors, open_app, server  # noqa: F401
+from tests.test_browser import UPLOAD, open_app
+
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def slow_npz(n_bins: int = 8_000_000, seed: int = 0) -> bytes:
@@ -45,7 +48,7 @@ def reading(page, name: str) -> bool:
             and f"Reading {name}" in deep_text(progress.first))
 
 
-def test_other_tabs_respond_while_an_upload_is_read(browser, server, tmp_path):  # noqa: F811
+def test_other_tabs_respond_while_an_upload_is_read(browser, server, tmp_path):
     url = server[0]
     slow = tmp_path / "slow.npz"
     slow.write_bytes(slow_npz())

@@ -1,31 +1,22 @@
 """Tuning-curve figures without a browser: built once by HoloViews, then updated in place;
 few-valued variables as points; 95% bands; axes, legend; the notebook explorer."""
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 import panel as pn
 import pytest
 from bokeh.models import ColumnDataSource, Legend, Line, Patch, Scatter, Whisker
 
-from glm_core.explorer import TuningCurve
 from tests.test_binned_fit import CompileCounter
 from widgets import explorer
 from widgets.plots import TuningCurvePlot, TuningCurvesView
 from widgets.state import RECORDING, ExplorerState
 
 
-@dataclass(frozen=True)
-class BandedCurve(TuningCurve):
-    """A tuning curve with a 95% band, as the fit will provide it."""
-
-    lower: np.ndarray | None = None
-    upper: np.ndarray | None = None
-
-
 def banded(curve, width=0.2):
-    return BandedCurve(**vars(curve), lower=curve.model * (1 - width),
-                       upper=curve.model * (1 + width))
+    """``curve`` with a band of +-``width`` around the model rate."""
+    return replace(curve, lower=curve.model * (1 - width), upper=curve.model * (1 + width))
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +81,9 @@ def test_bands_are_shaded_and_toggled_without_rebuilding(state):
 
 def test_the_band_of_a_few_valued_variable_is_error_bars(state):
     curve = banded(state.curves[0])
-    few = BandedCurve(**{**vars(curve), "centres": curve.centres[:2], "model": curve.model[:2],
-                         "empirical": curve.empirical[:2], "truth": None,
-                         "lower": curve.lower[:2], "upper": curve.upper[:2]})
+    few = replace(curve, centres=curve.centres[:2], model=curve.model[:2],
+                  empirical=curve.empirical[:2], truth=None, lower=curve.lower[:2],
+                  upper=curve.upper[:2])
     plot = TuningCurvePlot(few)
     bars = plot.glyph("band")
     assert isinstance(bars, Whisker) and bars.visible

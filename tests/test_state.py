@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import widgets.state
 from tests.test_binned_fit import CompileCounter
 from widgets.state import RECORDING, UPLOAD, ExplorerState
 
@@ -33,6 +34,7 @@ def cold_state():
     """A started state whose solvers were compiled by its own start, not by earlier tests: a
     compile count then holds alone and in any order."""
     jax.clear_caches()
+    widgets.state._warm_shapes.clear()  # this process's record of compiled shapes, now stale
     return started_state()
 
 
@@ -45,6 +47,10 @@ def npz_bytes(**arrays):
 def test_start_fits_every_variable(state):
     assert [c.name for c in state.curves] == ["position", "speed", "head direction"]
     assert state.stats["converged"] is True
+    assert state.regularizer == "Smooth"  # the default: it interpolates unvisited bins
+    for c in state.curves:
+        assert np.isfinite(c.model).all()
+    state.regularizer = "Ridge"
     for c in state.curves:  # a model rate exactly where the bin was visited
         np.testing.assert_array_equal(np.isfinite(c.model), np.isfinite(c.empirical))
         assert np.isfinite(c.model).sum() >= c.centres.size // 2

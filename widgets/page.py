@@ -13,8 +13,11 @@ import panel as pn
 from bokeh.document import Document
 
 from .controls import data_controls, error_view, model_actions, stats_view, variable_controls
+from .export import code_view, export_controls
+from .lessons import lessons_view
 from .paths import paths_view
 from .plots import TuningCurvesView, traces_view
+from .population import population_view
 from .state import ExplorerState, solvers_ready
 
 
@@ -24,16 +27,38 @@ def keep_compiled_solvers() -> None:
                       str(Path.home() / ".cache" / "pytree-glm-explorer" / "jax"))
 
 
+# Presentation mode for the page around the plots: Bokeh and Panel widgets read their font size
+# from --bokeh-font-size, which (like font-size) reaches into their shadow roots.
+PRESENTATION_CSS = """
+body.presentation { font-size: 24px; --bokeh-font-size: 22px; }
+body.presentation table { font-size: 22px; }
+"""
+
+
+def presentation_toggle(state: ExplorerState) -> pn.widgets.Checkbox:
+    """Large fonts and thick lines: the plots through the state, the page by a class on <body>
+    (set in the browser, so it follows whoever changes the setting)."""
+    toggle = pn.widgets.Checkbox.from_param(state.param.presentation,
+                                            css_classes=["presentation-toggle"])
+    toggle.jscallback(value="document.body.classList.toggle('presentation', cb_obj.active)")
+    return toggle
+
+
 def page_parts(state: ExplorerState) -> tuple[list, list]:
     """``(sidebar, main)``: the controls and the views of one session."""
-    curves = pn.Column("## Tuning curves", pn.widgets.Checkbox.from_param(state.param.show_bands),
+    curves = pn.Column("## Tuning curves",
+                       pn.Row(pn.widgets.Checkbox.from_param(state.param.show_bands,
+                                                             css_classes=["bands-toggle"]),
+                              presentation_toggle(state)),
                        TuningCurvesView(state))
-    fit = pn.Column("## Fit", stats_view(state), width=320, sizing_mode="fixed")
-    main = pn.Column(error_view(state), pn.Row(curves, fit),
+    lesson, lesson_text = lessons_view(state)
+    fit = pn.Column(lesson_text, "## Fit", stats_view(state), width=320, sizing_mode="fixed")
+    main = pn.Column(error_view(state), pn.Row(curves, fit), code_view(state),
                      "## Held-out score along each strength", paths_view(state),
+                     "## Population", population_view(state),
                      "## Behaviour", traces_view(state), loading=state.param.busy)
-    sidebar = [data_controls(state), model_actions(state), "### Variables",
-               variable_controls(state)]
+    sidebar = [lesson, data_controls(state), model_actions(state), "### Variables",
+               variable_controls(state), export_controls(state)]
     return sidebar, [main]
 
 
@@ -50,7 +75,8 @@ def explorer(**settings) -> pn.Row:
     """The whole explorer as one layout, e.g. in Jupyter: ``from widgets import explorer;
     explorer()``. ``settings`` are initial :class:`ExplorerState` parameters (``n_samples=...``,
     ``source=...``)."""
-    pn.extension("filedropper", notifications=False)  # in Jupyter: loads Panel's JavaScript
+    # in Jupyter: loads Panel's JavaScript
+    pn.extension("filedropper", "tabulator", notifications=False, raw_css=[PRESENTATION_CSS])
     state = ExplorerState(**settings)
     sidebar, main = page_parts(state)
     start(state)

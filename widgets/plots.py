@@ -25,8 +25,13 @@ hv.renderer("bokeh").webgl = False  # a few hundred points: canvas draws them so
 
 FEW_BINS = 4  # at most this many bins: points with error bars, no line joining them
 PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
-                 legend_position="top", legend_cols=4)  # "top": above the plot, outside
+                 legend_position="top", legend_cols=4,  # "top": above the plot, outside
+                 # sizes unlike Bokeh's defaults, so they are sent and presentation mode scales
+                 # what the browser shows (an unsent default would give way to a theme's size)
+                 fontsize={"title": "15px", "labels": "14px", "ticks": "12px", "legend": "12px"})
 MODEL_COLOR, EMPIRICAL_COLOR, TRUTH_COLOR = "#1f5fa8", "#e6862a", "#666666"
+# Presentation mode (a projector at the back of a lecture hall): font sizes and line width scale.
+PRESENTATION_SCALE = 1.8
 
 
 def _axis(curve):
@@ -40,8 +45,7 @@ def _rate(name):
 
 def _band(curve):
     """The 95% band ``(lower, upper)`` in Hz, where the curve has one."""
-    lower, upper = getattr(curve, "lower", None), getattr(curve, "upper", None)
-    return None if lower is None or upper is None else (lower, upper)
+    return None if curve.lower is None or curve.upper is None else (curve.lower, curve.upper)
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,7 @@ def structure(curve) -> tuple:
 class TuningCurvePlot:
     """One variable's tuning-curve figure: built once by HoloViews, then fed new columns."""
 
-    def __init__(self, curve, show_bands: bool = True):
+    def __init__(self, curve, show_bands: bool = True, presentation: bool = False):
         self.structure = structure(curve)
         self._layers = (point_layers if few_valued(curve) else line_layers)(curve)
         overlay = hv.Overlay([layer.element(curve) for layer in self._layers])
@@ -158,6 +162,8 @@ class TuningCurvePlot:
         else:
             self.figure.x_range = DataRange1d(range_padding=0.02)
         self.show_bands(show_bands)
+        self._normal = {(model, prop): getattr(model, prop) for model, prop in self._sized()}
+        self.present(presentation)
 
     def update(self, curve) -> None:
         """Write a refit's curve into the figure's data sources."""
@@ -173,6 +179,26 @@ class TuningCurvePlot:
         if band is not None:
             band.visible = show
 
+    def present(self, on: bool) -> None:
+        """Large fonts and thick lines for a projector (``on``), or the normal ones."""
+        for (model, prop), normal in self._normal.items():
+            setattr(model, prop, _scaled(normal, PRESENTATION_SCALE if on else 1.0))
+
+    def _sized(self):
+        """(model, property) of every font size and line width that presentation mode scales."""
+        fig = self.figure
+        yield fig.title, "text_font_size"
+        for axis in (*fig.xaxis, *fig.yaxis):
+            yield axis, "axis_label_text_font_size"
+            yield axis, "major_label_text_font_size"
+        for legend in fig.legend:
+            yield legend, "label_text_font_size"
+        for handles in self._handles:
+            glyph = handles["glyph"]
+            for prop in ("line_width", "size"):
+                if prop in glyph.properties() and isinstance(getattr(glyph, prop), (int, float)):
+                    yield glyph, prop
+
     def glyph(self, name: str):
         """What draws the layer ``name`` ("model", "band", ...): a glyph renderer, or the
         Whisker annotation of error bars; None if the figure has no such layer."""
@@ -186,6 +212,14 @@ class TuningCurvePlot:
     def _layer_handles(self, name):
         return next((h for layer, h in zip(self._layers, self._handles) if layer.name == name),
                     None)
+
+
+def _scaled(value, factor: float):
+    """A font size ("13px", "1.2em") or a width times ``factor``."""
+    if isinstance(value, str):
+        number = value.rstrip("abcdefghijklmnopqrstuvwxyz%")
+        return f"{float(number) * factor:g}{value[len(number):]}"
+    return value * factor
 
 
 def _same(old, new) -> bool:
@@ -213,6 +247,7 @@ class TuningCurvesView(pn.viewable.Viewer):
         self._grid = pn.GridBox(ncols=2, sizing_mode="stretch_width")
         state.param.watch(self._send, "curves")
         state.param.watch(self._show_bands, "show_bands")
+        state.param.watch(self._present, "presentation")
         self._send(None)
 
     @property
@@ -228,7 +263,8 @@ class TuningCurvesView(pn.viewable.Viewer):
         for curve in curves:
             plot = self._plots.get(curve.name)
             if plot is None or plot.structure != structure(curve):
-                self._plots[curve.name] = TuningCurvePlot(curve, self._state.show_bands)
+                self._plots[curve.name] = TuningCurvePlot(curve, self._state.show_bands,
+                                                          self._state.presentation)
                 # Toggle a wrapper: ``visible`` on the Bokeh pane is forwarded to the figure.
                 self._panes[curve.name] = pn.Column(
                     pn.pane.Bokeh(self._plots[curve.name].figure, sizing_mode="stretch_width"),
@@ -252,6 +288,10 @@ class TuningCurvesView(pn.viewable.Viewer):
     def _show_bands(self, event):
         for plot in self._plots.values():
             plot.show_bands(event.new)
+
+    def _present(self, event):
+        for plot in self._plots.values():
+            plot.present(event.new)
 
     def __panel__(self):
         return self._grid

@@ -17,7 +17,7 @@ import numpy as np
 import panel as pn
 import param
 
-from glm_core import explorer
+from glm_core import explorer, population
 from glm_core.binned import max_bins_for
 from glm_core.errors import InputError
 from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
@@ -93,7 +93,7 @@ class ExplorerState(param.Parameterized):
                              doc="Time bin for recordings and uploads, in seconds.")
     upload = param.Parameter(default=None, doc="(filename, bytes) of an uploaded file.")
     unit = param.Selector(default=None, objects=[])
-    regularizer = param.Selector(default="Ridge", objects=list(REGULARIZERS))
+    regularizer = param.Selector(default="Smooth", objects=list(REGULARIZERS))
     n_folds = param.Integer(default=10, bounds=(2, 20), label="cross-validation folds")
     variables = param.List(default=[], item_type=VariableSettings)
 
@@ -107,8 +107,14 @@ class ExplorerState(param.Parameterized):
                                 "SelectionResult), variables by index.")
     busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
     progress = param.String(default="", doc="What is being read, while a data set loads.")
+    on_load = param.Dict(default={}, doc="Settings the next loaded data set takes, e.g. from a "
+                         "shared link: 'unit', and 'variables' (name -> its row's settings).")
+    population = param.Parameter(default=None, doc="Every unit's fit (glm_core PopulationFit) "
+                                 "after 'Fit all units'; it then follows every refit.")
     show_bands = param.Boolean(default=True, label="show 95% bands",
                                doc="Shade the GLM curves' 95% bands (a view setting: no refit).")
+    presentation = param.Boolean(default=False, label="presentation mode", doc="Large fonts and "
+                                 "thick lines for a projector (a view setting: no refit).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -117,6 +123,8 @@ class ExplorerState(param.Parameterized):
         self._row_watchers = []
         self._loading = False
         self._cv = None
+        self._population_grid = None  # (binnings, folds, PopulationGrid) of the last population
+        self._population_version = 0  # refits since start; a stale population update is skipped
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
         self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds"])
 
@@ -199,9 +207,12 @@ class ExplorerState(param.Parameterized):
         """The selected data set, its default unit, variable rows and encoding; no page change,
         so it may run on a thread."""
         session = self._read_session(keep_file_bins)
-        unit = DEFAULT_UNIT if DEFAULT_UNIT in session.unit_names else session.unit_names[0]
+        unit = next((u for u in (self.on_load.get("unit"), DEFAULT_UNIT)
+                     if u in session.unit_names), session.unit_names[0])
         max_bins = max_bins_for(len(session.variables))
         rows = [VariableSettings(v, max_bins) for v in session.variables]
+        for row in rows:
+            row.param.update(self.on_load.get("variables", {}).get(row.name, {}))
         encoding = explorer.encode(session, unit, [r.n_bins for r in rows], self.n_folds)
         return session, unit, rows, encoding
 
@@ -214,6 +225,7 @@ class ExplorerState(param.Parameterized):
             for row in rows
         ]
         self._encoding, self._fit, self._cv = encoding, None, None
+        self.on_load = {}
         self._loading = True
         try:
             self.param.unit.objects = list(session.unit_names)
@@ -235,6 +247,16 @@ class ExplorerState(param.Parameterized):
         if keep_file_bins:
             return load_upload(*self.upload, bin_width=None, default_bin_width=self.bin_width)
         return load_upload(*self.upload, bin_width=self.bin_width)
+
+    @property
+    def encoding(self):
+        """The current glm_core Encoding (bins of every variable), or None before the first."""
+        return self._encoding
+
+    @property
+    def fit(self):
+        """The last glm_core BinnedFit, or None."""
+        return self._fit
 
     def _refit(self):
         include = [r.include for r in self.variables]
@@ -261,12 +283,52 @@ class ExplorerState(param.Parameterized):
             pn.state.curdoc.add_next_tick_callback(self._score)
         else:
             self._score()
+        if self.population is not None:
+            self._follow_population()
         self.error = "" if fit.converged else (
             f"The solver stopped after {fit.n_iter} iterations without converging "
             f"(residual {fit.residual:.2g}). "
             + ("Without a penalty a bin with no spikes has no finite estimate: choose Ridge, "
                "Lasso or GroupLasso." if self.regularizer == "UnRegularized"
                else "Try a larger regularization strength."))
+
+    # --- the population ----------------------------------------------------------------------
+
+    def update_population(self, cross_validate: bool = True):
+        """Fit every unit of the session with the current settings (with ``cross_validate``,
+        their held-out scores too)."""
+        enc = self._encoding
+        if enc is None:
+            return
+        init = self.population
+        cached = self._population_grid
+        if cached is None or cached[0] is not enc.binnings or cached[1] != enc.grid.n_folds:
+            grid = population.population_grid(enc.grid, self.session.counts[self.session.valid])
+            self._population_grid, init = (enc.binnings, enc.grid.n_folds, grid), None
+        include, strengths = self._settings()
+        try:
+            self.population = population.fit_population(
+                self._population_grid[2], enc.n_bins, include, strengths, self.regularizer,
+                enc.circular, cross_validate, init=init)
+        except InputError as err:
+            self.error = str(err)
+
+    def _follow_population(self):
+        """Refit the population after the unit's refit, so that the unit's curves stay instant:
+        its fits on the next tick, its held-out scores (slower) once 0.4 s pass without another
+        change. Updates overtaken by a newer change are skipped."""
+        if not in_server():
+            self.update_population()
+            return
+        self._population_version += 1
+        version = self._population_version
+
+        def update(cross_validate):
+            if version == self._population_version:
+                self.update_population(cross_validate)
+
+        pn.state.curdoc.add_next_tick_callback(partial(update, False))
+        pn.state.add_periodic_callback(partial(update, True), period=400, count=1)
 
     # --- held-out scores, paths, best strengths, variable selection --------------------------
 
@@ -340,6 +402,28 @@ class ExplorerState(param.Parameterized):
             return
         self._set_rows("include", [v in self.selection.selected
                                    for v in range(len(self.variables))])
+
+    def apply_settings(self, settings: dict, variables: dict, unit=None):
+        """Set many things at once (a lesson): ``settings`` are parameters of this state,
+        ``variables`` per variable name its row's settings, ``unit`` the unit; one refit. A new
+        data set takes the rows and unit when it has loaded."""
+        if any(key in settings and settings[key] != getattr(self, key) for key in DATA_KEYS):
+            self.on_load = {"unit": unit, "variables": variables}
+            self.param.update(**settings)
+            return
+        self._loading = True
+        try:
+            self.param.update(**settings)
+            for row in self.variables:
+                row.param.update(variables.get(row.name, {}))
+            if unit in self.param.unit.objects:
+                self.unit = unit
+        finally:
+            self._loading = False
+        self._encoding = explorer.encode(self.session, self.unit,
+                                         [row.n_bins for row in self.variables], self.n_folds)
+        self._fit = self._cv = None
+        self._update(set(), ())
 
     def _set_rows(self, name, values):
         """Set one setting of every variable, then refit once."""

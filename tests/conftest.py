@@ -1,0 +1,52 @@
+"""Fixtures shared by the browser tests: one ``panel serve app.py`` (with its warm-up) and one
+Chromium for the whole run, so the app compiles and starts once."""
+
+from __future__ import annotations
+
+import playwright.sync_api as pw
+import pytest
+
+from tests.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    server_errors,
+    start_server,
+    stop_server,
+)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A ``panel serve app.py`` subprocess on a free port; yields (app url, log path, process)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("panel") / "server.log"
+    proc = start_server(port, log)
+    try:
+        yield f"http://127.0.0.1:{port}/app", log, proc
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def no_server_errors(server):
+    """Fail a test if the server died or logged a traceback while it ran (browser modules use it
+    for every test: ``pytestmark = pytest.mark.usefixtures("no_server_errors")``)."""
+    _, log, proc = server
+    assert proc.poll() is None, f"panel serve is gone (exit code {proc.returncode})"
+    offset = log.stat().st_size
+    yield
+    assert proc.poll() is None, (f"panel serve died during the test (exit code {proc.returncode}):"
+                                 f"\n{log.read_text(errors='replace')[-2000:]}")
+    errors = server_errors(log, offset)
+    assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)

@@ -1,0 +1,85 @@
+"""Real-browser test of the population view on the built-in recording: "Fit all units" draws a
+heatmap with one row per unit, and a click on a row selects that unit in the whole page."""
+
+from __future__ import annotations
+
+import playwright.sync_api as pw
+import pytest
+
+from tests.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    curve,
+    free_port,
+    poll,
+    select_with_option,
+    server_errors,
+    start_server,
+    stop_server,
+    wait_for_app,
+)
+
+# The "population" figure, scrolled into view: its y factors (units, in axis order) and, for
+# each, the viewport coordinates of the middle of its row.
+JS_POPULATION = """() => {
+  let out = null;
+  const walk = (v) => {
+    if (!v || out) return;
+    if (v.model && v.model.type === 'Figure' && v.model.title
+        && v.model.title.text === 'population' && v.model.y_range.factors) {
+      v.el.scrollIntoView({block: 'center'});
+      const box = v.el.getBoundingClientRect();
+      const frame = v.frame.bbox;
+      const rows = v.model.y_range.factors.map(f => ({
+        unit: f, x: box.left + frame.hcenter,
+        y: box.top + v.frame.y_scale.compute(v.model.y_range.synthetic(f))}));
+      out = {rows: rows};
+    }
+    for (const c of (v.child_views || [])) walk(c);
+  };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("panel") / "server.log"
+    proc = start_server(port, log, timeout=300)  # a busy machine starts slowly
+    try:
+        yield f"http://127.0.0.1:{port}/app", log, proc
+    finally:
+        stop_server(proc)
+
+
+def test_population_heatmap_has_a_row_per_unit_and_a_click_selects_the_unit(server):
+    url, log, proc = server
+    offset = log.stat().st_size
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            wait_for_app(page)
+            select_with_option(page, "linear track recording").select_option(
+                "linear track recording")
+            wait_for_app(page, ("linear position", "running direction"))
+            before = curve(page, "linear position")[1]
+            page.get_by_role("button", name="Fit all units").click()
+            heat = poll(lambda: (h := page.evaluate(JS_POPULATION)) and len(h["rows"]) == 31 and h,
+                        timeout=240, message="a population heatmap with 31 rows")
+            unit_select = select_with_option(page, "t10c18")
+            assert unit_select.input_value() == "t10c18"
+            target = next(r for r in heat["rows"][3:] if r["unit"] != "t10c18")
+            page.mouse.click(target["x"], target["y"])
+            poll(lambda: unit_select.input_value() == target["unit"], timeout=60,
+                 message=f"the unit select to show {target['unit']}")
+            poll(lambda: curve(page, "linear position")[1] != before, timeout=60,
+                 message="the position curve to show the clicked unit")
+        finally:
+            browser.close()
+    assert proc.poll() is None, "panel serve died during the test"
+    errors = server_errors(log, offset)
+    assert not errors, "the server logged errors:\n" + "\n".join(errors)

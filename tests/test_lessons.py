@@ -1,0 +1,62 @@
+"""Lessons set every parameter they name, and show what their text says."""
+
+import numpy as np
+import pytest
+
+from widgets.lessons import LESSONS
+from widgets.state import ExplorerState
+
+
+@pytest.fixture(scope="module")
+def state():
+    s = ExplorerState(n_samples=5_000, seed=3, regularizer="Lasso")  # unlike any lesson
+    s.start()
+    return s
+
+
+def curve(state, name):
+    return next(c for c in state.curves if c.name == name)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.title)
+def test_a_lesson_sets_everything_it_names(state, lesson):
+    state.variables[0].log_strength = -1.0  # a leftover from free exploration
+    state.apply_settings(lesson.settings, lesson.variables, lesson.unit)
+    assert state.error == "" or lesson.settings["regularizer"] == "UnRegularized"
+    for key, value in lesson.settings.items():
+        assert getattr(state, key) == value, key
+    assert {row.name: dict(include=row.include, n_bins=row.n_bins, log_strength=row.log_strength)
+            for row in state.variables} == lesson.variables
+    if lesson.unit:
+        assert state.unit == lesson.unit
+    for c in state.curves:  # the plotted curves have the lesson's bins
+        assert c.centres.size == lesson.variables[c.name]["n_bins"]
+    assert state.stats["unit"] == state.unit
+
+
+def test_lesson_texts_hold(state):
+    by_number = {lesson.title.split(".")[0]: lesson for lesson in LESSONS}
+
+    def apply(number):
+        lesson = by_number[number]
+        state.apply_settings(lesson.settings, lesson.variables, lesson.unit)
+
+    def score(name):
+        return float(state.stats[name].split("±")[0])
+
+    apply("3")
+    ridge = score("held-out bits/spike")
+    apply("2")  # no penalty on 64 bins: overfits (held-out far below train, and below Ridge)
+    assert score("held-out bits/spike") < min(ridge, score("train bits/spike")) - 0.15
+    apply("4")  # a strength per variable: jagged position, flat speed
+    rough = np.nanstd(np.diff(np.log(curve(state, "position").model)))
+    speed = curve(state, "speed").model
+    assert np.nanmax(speed) / np.nanmin(speed) < 1.1 and rough > 0.1
+    apply("5")  # GroupLasso at 1e-3 removes exactly speed
+    flat = {c.name: np.nanmax(c.model) / np.nanmin(c.model) for c in state.curves}
+    assert flat["speed"] == pytest.approx(1.0, abs=1e-6)
+    assert flat["position"] > 3 and flat["head direction"] > 1.5
+    apply("6")  # the recording: direction raises the fit
+    with_direction = state.stats["pseudo-R2 (McFadden)"]
+    state.variables[1].include = False
+    assert state.stats["pseudo-R2 (McFadden)"] < with_direction - 0.02

@@ -1,0 +1,105 @@
+"""Export views: downloads of the fit (CSV, JSON), of the tuning-curve figure (PNG, drawn in the
+browser by Bokeh), and the "Code" card with snippets that reproduce the fit. No maths: the texts
+come from ``glm_core.export``."""
+
+from __future__ import annotations
+
+import io
+
+import panel as pn
+
+from glm_core import export
+
+from .state import RECORDING, SIMULATION, ExplorerState
+
+SOURCES = {SIMULATION: export.SIMULATION, RECORDING: export.RECORDING}
+
+# Every shown tuning-curve figure (a renderer with a `model` column), exported by Bokeh itself
+# (PlotView.export, as its SaveTool does: no server-side browser), stacked into one PNG.
+JS_FIGURE_PNG = """
+const views = [];
+const walk = (v) => {
+  if (!v) return;
+  if (v.model && v.model.type === 'Figure' && v.el.checkVisibility()) {
+    const keys = (r) => { const d = r.data_source && r.data_source.data;
+                          return d ? (d instanceof Map ? [...d.keys()] : Object.keys(d)) : []; };
+    if (v.model.renderers.some(r => keys(r).includes('model'))) views.push(v);
+  }
+  for (const c of (v.child_views || [])) walk(c);
+};
+for (const v of Object.values(Bokeh.index)) walk(v);
+if (!views.length) return;
+const layers = views.map(v => v.export('png', true).canvas);
+const out = document.createElement('canvas');
+out.width = Math.max(...layers.map(c => c.width));
+out.height = layers.reduce((h, c) => h + c.height, 0);
+const ctx = out.getContext('2d');
+ctx.fillStyle = 'white';
+ctx.fillRect(0, 0, out.width, out.height);
+let y = 0;
+for (const c of layers) { ctx.drawImage(c, 0, y); y += c.height; }
+out.toBlob((blob) => {
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(blob);
+  link.download = 'tuning_curves.png';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+}, 'image/png');
+"""
+
+
+def fit_settings(state: ExplorerState) -> export.FitSettings:
+    """What decides the state's current fit, for glm_core.export."""
+    rows = state.variables
+    return export.FitSettings(
+        data=SOURCES.get(state.source, export.UPLOAD), unit=str(state.unit),
+        regularizer=state.regularizer, names=tuple(r.name for r in rows),
+        circular=tuple(r.circular for r in rows), n_bins=tuple(r.n_bins for r in rows),
+        include=tuple(r.include for r in rows),
+        log_strengths=tuple(float(r.log_strength) for r in rows),
+        n_samples=state.n_samples, seed=state.seed, bin_width=float(state.session.bin_width),
+        filename=state.upload[0] if state.upload else "")
+
+
+def fit_record(state: ExplorerState) -> dict:
+    """The state's current fit as glm_core.export's JSON-ready record."""
+    return export.fit_record(fit_settings(state), state.session.source,
+                             state.encoding.binnings, state.fit, state.curves, state.stats)
+
+
+def export_controls(state: ExplorerState) -> pn.Column:
+    """Download buttons: the fit as CSV and JSON (built on click), the figure as PNG."""
+    def text(render):
+        return lambda: io.StringIO(render(fit_record(state)))
+
+    csv = pn.widgets.FileDownload(callback=text(export.record_csv), filename="glm_fit.csv",
+                                  label="Coefficients and curves (CSV)", embed=False,
+                                  button_type="default", css_classes=["export-csv"])
+    json = pn.widgets.FileDownload(callback=text(export.record_json), filename="glm_fit.json",
+                                   label="Coefficients and curves (JSON)", embed=False,
+                                   button_type="default", css_classes=["export-json"])
+    figure = pn.widgets.Button(name="Figure of the tuning curves (PNG)",
+                               css_classes=["export-png"])
+    figure.js_on_click(code=JS_FIGURE_PNG)
+    return pn.Column("### Export", csv, json, figure, sizing_mode="stretch_width")
+
+
+def code_view(state: ExplorerState) -> pn.Card:
+    """A collapsed "Code" card: the current fit as a glm_core snippet and as a NeMoS snippet.
+    While collapsed it sends nothing, so refits stay one small patch."""
+    card = pn.Card(title="Code: reproduce this fit", collapsed=True,
+                   sizing_mode="stretch_width", css_classes=["code-card"])
+
+    def snippet(write, _curves, collapsed):
+        if collapsed or state.fit is None:
+            return ""
+        return f"```python\n{write(fit_settings(state))}```"
+
+    tabs = pn.Tabs(*[(title, pn.pane.Markdown(pn.bind(snippet, write, state.param.curves,
+                                                       card.param.collapsed),
+                                              css_classes=[f"snippet-{key}"]))
+                     for title, key, write in (("glm_core", "glm", export.glm_snippet),
+                                               ("NeMoS", "nemos", export.nemos_snippet))])
+    card.append(tabs)
+    return card

@@ -1,0 +1,115 @@
+"""Lessons: scenes for a lecture, each setting every parameter of the explorer and explaining
+what to look at. Choosing one applies it (``ExplorerState.apply_settings``); the text shows beside
+the plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import panel as pn
+
+from .state import RECORDING, SIMULATION
+
+SIM = {"source": SIMULATION, "n_samples": 20_000, "seed": 0, "n_folds": 10}
+NO_LESSON = "(free exploration)"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """``settings``: ExplorerState parameters; ``variables``: per variable name its include, bins
+    and log10 strength; ``unit``: the unit to show (None: the data set's default)."""
+
+    title: str
+    text: str
+    settings: dict
+    variables: dict = field(default_factory=dict)
+    unit: str | None = None
+
+
+def _rows(**rows) -> dict:
+    """``name=(include, bins, log10 strength)`` as ``{name: settings}`` (underscores: spaces)."""
+    return {name.replace("_", " "): dict(include=i, n_bins=b, log_strength=s)
+            for name, (i, b, s) in rows.items()}
+
+
+LESSONS = (
+    Lesson(
+        "1. Named coefficients",
+        "The model's predictors are a **dict** of design matrices, one per variable: "
+        "`{'position': X_pos, 'speed': X_speed, 'head direction': X_hd}`. The fit returns its "
+        "coefficients as a dict with the same keys, and each leaf becomes one tuning curve here. "
+        "With a list, `w[1]` would be speed only by convention; with a dict it is `w['speed']`, "
+        "whatever order the variables were added in. The *Code* view shows the dict snippet that "
+        "reproduces this fit.",
+        dict(SIM, regularizer="Smooth"),
+        _rows(position=(True, 20, -3), speed=(True, 20, -3), head_direction=(True, 16, -3)),
+    ),
+    Lesson(
+        "2. Too many bins, no penalty",
+        "A short recording (T = 3,000 samples), 64 position bins and no penalty: bins the "
+        "animal barely visited get wild estimates. Compare the two scores in the Fit table: "
+        "**train** bits/spike stays high, **held-out** bits/spike (data the model did not see) "
+        "is far lower. That gap is overfitting. Next lesson: the same bins with a penalty.",
+        dict(SIM, n_samples=3_000, regularizer="UnRegularized"),
+        _rows(position=(True, 64, -3), speed=(True, 20, -3), head_direction=(True, 16, -3)),
+    ),
+    Lesson(
+        "3. The same bins with Ridge",
+        "Ridge pulls every coefficient towards zero, most where there are few samples, so the "
+        "64-bin curve calms down and the held-out score recovers. Move the position strength "
+        "slider and watch the held-out row: too weak overfits, too strong flattens the field. "
+        "*Regularization paths* draws that trade-off; *Best strengths* picks its optimum. "
+        "(Smooth, which pulls each bin towards its neighbours instead, does better still.)",
+        dict(SIM, n_samples=3_000, regularizer="Ridge"),
+        _rows(position=(True, 64, -4.5), speed=(True, 20, -4.5), head_direction=(True, 16, -4.5)),
+    ),
+    Lesson(
+        "4. A strength per variable",
+        "Each variable has its own slider. Here position is barely penalised (1e-6: jagged), "
+        "head direction moderately (1e-3) and speed as strongly as the slider allows (1: flat). "
+        "One global strength would have to compromise between them.",
+        dict(SIM, regularizer="Ridge"),
+        _rows(position=(True, 20, -6), speed=(True, 20, 0), head_direction=(True, 16, -3)),
+    ),
+    Lesson(
+        "5. GroupLasso removes speed",
+        "GroupLasso penalises each variable's coefficients as one group, so a whole variable can "
+        "drop out. At 1e-3 the speed group is exactly zero (its curve is flat at the mean "
+        "effect), while position and head direction stay: in this simulation speed truly has no "
+        "effect. *Which variables matter?* reaches the same answer by held-out forward "
+        "selection.",
+        dict(SIM, regularizer="GroupLasso"),
+        _rows(position=(True, 20, -3), speed=(True, 20, -3), head_direction=(True, 16, -3)),
+    ),
+    Lesson(
+        "6. A real place cell",
+        "Unit t10c18 of a rat on a linear track (Buzsaki lab). Place fields on a track are "
+        "directional: running direction raises the fit (untick it and watch the pseudo-R2 "
+        "drop). Speed is included too, and moves the field's peak towards the track end: the "
+        "rat runs fast through the field and lingers slowly at the reward end, so speed and "
+        "position are confounded there. The model's answer is to \"what if the rat ran at its "
+        "average speed there\", not the raw rate.",
+        dict(source=RECORDING, bin_width=0.025, n_folds=10, regularizer="Smooth"),
+        _rows(linear_position=(True, 20, -3), running_direction=(True, 2, -3),
+              speed=(True, 20, -3)),
+        unit="t10c18",
+    ),
+)
+
+
+def lessons_view(state) -> tuple[pn.widgets.Select, pn.pane.Markdown]:
+    """A lesson selector (sidebar) and the chosen lesson's text (beside the plots)."""
+    by_title = {lesson.title: lesson for lesson in LESSONS}
+    select = pn.widgets.Select(name="Lessons", options=[NO_LESSON, *by_title])
+    text = pn.pane.Markdown("", css_classes=["lesson-text"], visible=False,
+                            sizing_mode="stretch_width")
+
+    def choose(event):
+        lesson = by_title.get(event.new)
+        text.object, text.visible = (f"### {lesson.title}\n\n{lesson.text}", True) if lesson \
+            else ("", False)
+        if lesson:
+            state.apply_settings(lesson.settings, lesson.variables, lesson.unit)
+
+    select.param.watch(choose, "value")
+    return select, text

@@ -1,0 +1,97 @@
+"""The population view: every unit's tuning curve as one heatmap row, and a table of scores.
+
+"Fit all units" fills ``state.population``; the view then follows it. Rows are the units, sorted
+by where their model curve peaks on the chosen variable, each normalised to its peak (from
+``PopulationFit.sorted_map``). Clicking a heatmap row or a table row selects that unit in the
+rest of the page; the table downloads as CSV. No maths here.
+"""
+
+from __future__ import annotations
+
+import io
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+
+TABLE_COLUMNS = ["unit", "held-out bits/spike", "pseudo-R2 (train)", "Skaggs bits/spike",
+                 "spikes", "status"]
+
+
+def population_table(state, variable: int) -> pd.DataFrame:
+    """One row per unit: scores, Skaggs information on ``variable``, spike count, status."""
+    fit = state.population
+    if fit is None:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    status = np.where(~fit.has_spikes, "no spikes", np.where(fit.converged, "fitted",
+                                                             "not converged"))
+    held_out = fit.held_out if fit.test_bits_per_spike is not None else np.nan  # pending
+    return pd.DataFrame({
+        "unit": list(state.session.unit_names), "held-out bits/spike": held_out,
+        "pseudo-R2 (train)": fit.pseudo_r2, "Skaggs bits/spike": fit.skaggs[:, variable],
+        "spikes": state.session.counts[state.session.valid].sum(0).astype(int),
+        "status": status})
+
+
+def heatmap(state, variable: int) -> hv.HeatMap:
+    """Rows: units sorted by peak position; columns: bin centres of ``variable``; values: the
+    model rate divided by the unit's peak."""
+    var = state.session.variables[variable] if state.session else None
+    fit, enc = state.population, state.encoding
+    label = "variable" if var is None else f"{var.name} [{var.unit}]" if var.unit else var.name
+    data = []
+    if fit is not None and enc is not None and fit.weights.shape[0] == len(
+            state.session.unit_names):
+        n = enc.n_bins[variable]
+        order, rows = fit.sorted_map(variable, n)
+        centres = enc.binnings[variable].centres
+        names = np.asarray(state.session.unit_names)[order]
+        data = [(float(x), str(name), float(value)) for name, row in zip(names, rows)
+                for x, value in zip(centres, row)]
+    return hv.HeatMap(data, kdims=[hv.Dimension("x", label=label), "unit"],
+                      vdims=hv.Dimension("rate", label="rate / peak")).opts(
+        title="population", cmap="viridis", colorbar=True, clim=(0, 1), tools=["hover", "tap"],
+        invert_yaxis=True, responsive=True, min_height=420, min_width=420,
+        clipping_colors={"NaN": "#eeeeee"}, ylabel="unit (sorted by peak)")
+
+
+def population_view(state) -> pn.Column:
+    """The "Fit all units" button, a variable select, the heatmap, the table and a CSV
+    download."""
+    fit_all = pn.widgets.Button(name="Fit all units", button_type="primary")
+    fit_all.on_click(lambda _: state.update_population())
+    variable = pn.widgets.Select(name="variable", options={}, width=220)
+
+    def variables(session):
+        variable.options = {v.name: i for i, v in enumerate(session.variables)} if session else {}
+
+    variables(state.session)
+    state.param.watch(lambda e: variables(e.new), "session")
+
+    def draw(fit, v):  # a new figure each time: its unit axis is categorical from the start
+        element = heatmap(state, v or 0)
+        tap = hv.streams.Tap(source=element, x=None, y=None)
+        tap.param.watch(lambda e: _select(state, e.new), "y")
+        return element
+
+    table = pn.widgets.Tabulator(
+        pn.bind(lambda fit, v: population_table(state, v or 0), state.param.population,
+                variable),
+        show_index=False, disabled=True, selectable=1, height=420, width=560,
+        formatters={c: {"type": "money", "precision": 4} for c in TABLE_COLUMNS[1:4]})
+    table.param.watch(lambda e: e.new and _select(state, table.value["unit"].iloc[e.new[0]]),
+                      "selection")
+    download = pn.widgets.FileDownload(
+        callback=lambda: io.StringIO(population_table(state, variable.value or 0).to_csv(
+            index=False)), filename="population.csv", label="Download table (CSV)",
+        button_type="light", width=220)
+    return pn.Column(pn.Row(fit_all, variable, download),
+                     pn.Row(pn.pane.HoloViews(pn.bind(draw, state.param.population, variable),
+                                              sizing_mode="stretch_width"), table),
+                     sizing_mode="stretch_width")
+
+
+def _select(state, unit) -> None:
+    if unit in state.param.unit.objects and unit != state.unit:
+        state.unit = unit

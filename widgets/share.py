@@ -1,0 +1,213 @@
+"""Shareable links: every setting of the explorer in the page's URL query string.
+
+The query (see the README, "Share and export") holds the data source, T, seed, bin width, unit,
+regularizer, folds and, in the data set's variable order, each variable's bins and log10 strength,
+with the included variables by name::
+
+    ?source=simulation&T=20000&seed=0&unit=simulated+unit&regularizer=Ridge&folds=10
+     &include=position,head+direction&bins=20,20,16&log_strength=-3,-3,-2.5
+
+:func:`encode_query` writes it from a state; :func:`decode_query` reads one back, checking every
+value against the data set it names, and replaces what does not fit (unknown, out of range, wrong
+count, junk) by the default with a notice. :class:`ShareLink` keeps a served session's URL and
+state in step through Panel's ``pn.state.location.sync``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import panel as pn
+import param
+
+from glm_core.binned import MAX_BINS
+from glm_core.errors import InputError
+from glm_core.regularizers import REGULARIZERS
+
+from .state import RECORDING, SIMULATION, UPLOAD, ExplorerState, shared_recording, shared_simulation
+
+SOURCES = {"simulation": SIMULATION, "recording": RECORDING, "upload": UPLOAD}
+KEYS = ("source", "T", "seed", "bin_width", "unit", "regularizer", "folds", "include", "bins",
+        "log_strength")
+SHARED_BIN_WIDTH = (0.005, 1.0)  # s: a link may ask for bins this fine or coarse, no more
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class SharedSettings:
+    """A decoded query: ``state`` are ExplorerState parameters, ``on_load`` the settings its data
+    set takes when it loads (ExplorerState.on_load), ``notices`` what was replaced and why."""
+
+    state: dict
+    on_load: dict
+    notices: tuple[str, ...]
+
+
+def encode_query(state: ExplorerState) -> dict[str, str]:
+    """The query of ``state``'s current settings (values as text). T and seed apply to the
+    simulation, bin_width to the recording; both are always written."""
+    short = {value: key for key, value in SOURCES.items()}
+    return dict(
+        source=short[state.source], T=str(state.n_samples), seed=str(state.seed),
+        bin_width=repr(float(state.bin_width)), unit=str(state.unit),
+        regularizer=state.regularizer, folds=str(state.n_folds),
+        include=",".join(row.name for row in state.variables if row.include),
+        bins=",".join(str(row.n_bins) for row in state.variables),
+        log_strength=",".join(repr(round(float(row.log_strength), 6)) for row in state.variables))
+
+
+def load_shared(source: str, n_samples: int, seed: int, bin_width: float):
+    """The built-in data set a link names (the server's shared copies)."""
+    return shared_simulation(n_samples, seed) if source == SIMULATION else shared_recording(
+        bin_width)
+
+
+def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
+    """Settings from a query (values as text or as Panel parses them); ``load(source, n_samples,
+    seed, bin_width)`` returns the data set, whose units and variables the rest is checked
+    against. Missing keys keep their defaults silently; bad ones with a notice."""
+    values = {key: str(value) for key, value in query.items() if key in KEYS}
+    defaults = ExplorerState.param
+    notices = []
+
+    def take(key, parse, default, rule):
+        if key not in values:
+            return default
+        try:
+            return parse(values[key])
+        except (ValueError, TypeError):
+            notices.append(f"{key}={values[key]!r:.60} ({rule}): {_default_text(default)} is "
+                           "used instead")
+            return default
+
+    source = take("source", lambda s: _member(s, ("simulation", "recording")),
+                  "simulation", "one of simulation, recording")
+    if values.get("source") == "upload":
+        notices[-1] = ("source=upload: an uploaded file cannot be shared by a link; the "
+                       "simulation is shown instead (upload the file again)")
+    state = {"source": SOURCES[source]}
+    if state["source"] == SIMULATION:
+        state["n_samples"] = take("T", lambda s: _integer(s, *defaults.n_samples.bounds),
+                                  defaults.n_samples.default, "whole number, 100 to 2,000,000")
+        state["seed"] = take("seed", lambda s: _integer(s, 0, MAX_SEED), defaults.seed.default,
+                             f"whole number, 0 to {MAX_SEED}")
+    else:
+        state["bin_width"] = take("bin_width", lambda s: _number(s, *SHARED_BIN_WIDTH),
+                                  defaults.bin_width.default, "seconds, 0.005 to 1")
+    state["regularizer"] = take("regularizer", lambda s: _member(s, REGULARIZERS),
+                                defaults.regularizer.default, "one of " + ", ".join(REGULARIZERS))
+    state["n_folds"] = take("folds", lambda s: _integer(s, *defaults.n_folds.bounds),
+                            defaults.n_folds.default, "whole number, 2 to 20")
+    try:
+        session = load(state["source"], state.get("n_samples"), state.get("seed"),
+                       state.get("bin_width"))
+    except InputError as err:  # the state reads it again and shows the message
+        return SharedSettings(state, {}, (*notices, str(err)))
+    on_load = {}
+    unit = take("unit", lambda s: _member(s, session.unit_names), None,
+                "a unit of this data set")
+    if unit is not None:
+        on_load["unit"] = unit
+    names, n = session.names, len(session.names)
+    include = take("include", lambda s: _names(s, names), None,
+                   "names of this data set's variables: " + ", ".join(names))
+    bins = take("bins", lambda s: _per_variable(s, n, lambda b: _integer(b, 2, MAX_BINS)), None,
+                f"{n} whole numbers, 2 to {MAX_BINS}")
+    logs = take("log_strength", lambda s: _per_variable(s, n, lambda x: _number(x, -6.0, 0.0)),
+                None, f"{n} numbers, -6 to 0")
+    rows = {name: {} for name in names}
+    for v, name in enumerate(names):
+        if include is not None:
+            rows[name]["include"] = name in include
+        if bins is not None:
+            rows[name]["n_bins"] = bins[v]
+        if logs is not None:
+            rows[name]["log_strength"] = logs[v]
+    on_load["variables"] = {name: row for name, row in rows.items() if row}
+    return SharedSettings(state, on_load, tuple(notices))
+
+
+class ShareQuery(param.Parameterized):
+    """The query string's values, as ``pn.state.location.sync`` reads and writes them."""
+
+    source = param.Parameter()
+    T = param.Parameter()
+    seed = param.Parameter()
+    bin_width = param.Parameter()
+    unit = param.Parameter()
+    regularizer = param.Parameter()
+    folds = param.Parameter()
+    include = param.Parameter()
+    bins = param.Parameter()
+    log_strength = param.Parameter()
+
+
+class ShareLink:
+    """A served session's URL: read once at the start (``location.sync`` brings its values into
+    a :class:`ShareQuery`), then rewritten after every fit, inside the refit's held document
+    change, so that it travels in the same patch."""
+
+    def __init__(self, location=None):
+        self.query = ShareQuery()
+        self.location = location or pn.state.location
+        self.location.sync(self.query, list(KEYS))  # the URL's values into self.query
+        given = {key: getattr(self.query, key) for key in KEYS}
+        self.settings = decode_query({k: v for k, v in given.items() if v is not None})
+        self.notice = pn.pane.Alert(
+            "**This link's settings could not all be used.** " + "; ".join(self.settings.notices),
+            alert_type="warning", visible=bool(self.settings.notices),
+            sizing_mode="stretch_width", css_classes=["share-notice"])
+
+    def new_state(self) -> ExplorerState:
+        """An ExplorerState with the link's settings, its URL following every fit."""
+        state = ExplorerState(**self.settings.state, on_load=self.settings.on_load)
+        state.param.watch(lambda _: self._write(state), "curves")
+        # A fit made while the page is built is written once the browser has the page (the
+        # browser's own URL would otherwise win).
+        pn.state.onload(lambda: self._write(state))
+        return state
+
+    def _write(self, state: ExplorerState) -> None:
+        # Every key, each time: the browser may have sent back its own (older) query, and a
+        # synced parameter that did not change would not be written again.
+        if state.curves:
+            self.location.update_query(**encode_query(state))
+
+
+def _default_text(default) -> str:
+    return "the data set's default" if default is None else f"{default!r}"
+
+
+def _member(text: str, options):
+    if text not in options:
+        raise ValueError(text)
+    return text
+
+
+def _integer(text: str, low: int, high: int) -> int:
+    number = float(text)
+    if not number.is_integer() or not low <= number <= high:
+        raise ValueError(text)
+    return int(number)
+
+
+def _number(text: str, low: float, high: float) -> float:
+    number = float(text)
+    if not low <= number <= high:  # NaN fails too
+        raise ValueError(text)
+    return number
+
+
+def _names(text: str, names) -> set[str]:
+    chosen = {name.strip() for name in text.split(",")}
+    if not chosen <= set(names):
+        raise ValueError(text)
+    return chosen
+
+
+def _per_variable(text: str, n: int, parse) -> list:
+    parts = text.split(",")
+    if len(parts) != n:
+        raise ValueError(text)
+    return [parse(part.strip()) for part in parts]
