@@ -18,6 +18,15 @@ the unit reuses one compiled solver. Inactive coefficients are held at zero, whi
 dense solution (an empty bin's column is all zeros, so only the penalty acts on it); Smooth keeps
 empty bins inside the chosen range active, where the penalty interpolates them, as it would in
 the dense fit.
+
+A variable may instead enter through a basis: a (slots x k) matrix B whose row s holds the k
+basis functions at the centre of fine bin s, so its design is one-hot(fine bin) @ B. The cell
+totals are the same; the solver's coordinates are then the k coefficients c, the linear
+predictor of a cell on that variable is (B c)[slot], and the per-bin gradient and Hessian are
+pulled back through B. Every variable has a (max_bins x max_bins) matrix (the identity for bins,
+B padded with zero rows and columns for a basis), so switching encoding or basis size is a new
+run-time value, never a new shape; a run-time flag keeps the one-hot fast paths when no included
+variable has a basis.
 """
 
 from __future__ import annotations
@@ -167,16 +176,20 @@ def _fold_log_factorial(fold, counts, n_folds):
 class BinnedFit:
     """One fit on a bin grid; arrays are padded to ``max_bins`` per variable.
 
-    ``weights[v, k]`` is the coefficient of bin k of variable v (zero where ``active`` is False);
+    ``weights[v, k]`` is coefficient k of variable v (of bin k, or of basis function k; zero where
+    ``active`` is False); ``effects[v, s]`` is variable v's term of the log rate in bin slot s
+    (``weights`` for bins, B @ weights for a basis), drawn where ``shown``.
     ``log_others_gain[v]`` is the log of the mean over samples of exp(sum of the other
-    variables' coefficients), the factor by which the other variables scale the rate on average.
-    ``theta`` is the flat solver vector, for warm starts. ``curve_se[v, k]`` is the standard
-    error of the log of the plotted curve (intercept + weights[v, k] + log_others_gain[v]) by
-    the Laplace approximation (NaN where not active).
+    variables' effects), the factor by which they scale the rate on average. ``theta`` is the flat
+    solver vector, for warm starts. ``curve_se[v, k]`` is the standard error of the log of the
+    plotted curve (intercept + effects[v, k] + log_others_gain[v]) by the Laplace approximation
+    (NaN where not shown).
     """
 
     weights: np.ndarray
     active: np.ndarray
+    effects: np.ndarray
+    shown: np.ndarray
     intercept: float
     log_others_gain: np.ndarray
     log_likelihood: float
@@ -188,9 +201,9 @@ class BinnedFit:
     theta: jax.Array
     curve_se: np.ndarray
 
-    def coef(self, names, n_bins) -> dict:
-        """Coefficients as a dict ``name -> (n_bins,)`` array, like the dense GLM's ``coef_``."""
-        return {name: self.weights[v, : n_bins[v]] for v, name in enumerate(names)}
+    def coef(self, names, n_coef) -> dict:
+        """Coefficients as a dict ``name -> (n_coef,)`` array, like the dense GLM's ``coef_``."""
+        return {name: self.weights[v, : n_coef[v]] for v, name in enumerate(names)}
 
 
 @dataclass(frozen=True)
@@ -218,7 +231,10 @@ class CVScores:
         return float(np.std(scores, ddof=1) / np.sqrt(scores.size)) if scores.size > 1 else np.nan
 
 
-def _settings(grid, n_bins, include, strengths, regularizer):
+def _settings(grid, n_bins, include, strengths, regularizer, bases):
+    """The regularizer and the jitted solver's run-time settings: coefficients per variable,
+    include flags, strengths, the (V, max_bins, max_bins) maps from coefficients to bin slots and
+    which variables have a basis."""
     reg = get_regularizer(regularizer)
     n_bins = np.asarray(n_bins, np.int32)
     if n_bins.shape != (grid.n_variables,) or np.any(n_bins < 1) or np.any(n_bins > grid.max_bins):
@@ -227,8 +243,21 @@ def _settings(grid, n_bins, include, strengths, regularizer):
         raise InputError("this unit has no spikes in the selected samples: nothing to fit")
     if not any(include):
         raise InputError("include at least one variable in the model")
-    return reg, (jnp.asarray(n_bins), jnp.asarray(include, bool),
-                 jnp.asarray(strengths, jnp.float32))
+    bases = [None] * grid.n_variables if bases is None else list(bases)
+    maps = np.tile(np.eye(grid.max_bins, dtype=np.float32), (grid.n_variables, 1, 1))
+    n_coef = n_bins.copy()
+    for v, basis in enumerate(bases):
+        if basis is not None:
+            basis = np.asarray(basis, np.float32)
+            if basis.ndim != 2 or basis.shape[0] != n_bins[v] or basis.shape[1] > grid.max_bins:
+                raise InputError(f"variable {v}'s basis must be ({n_bins[v]} bins x at most "
+                                 f"{grid.max_bins} functions), got {basis.shape}")
+            maps[v] = 0.0
+            maps[v, : basis.shape[0], : basis.shape[1]] = basis
+            n_coef[v] = basis.shape[1]
+    is_basis = np.array([b is not None for b in bases])
+    return reg, (jnp.asarray(n_coef), jnp.asarray(include, bool),
+                 jnp.asarray(strengths, jnp.float32), jnp.asarray(maps), jnp.asarray(is_basis))
 
 
 def fit_bin_grid(
@@ -241,20 +270,25 @@ def fit_bin_grid(
     circular=None,
     tol: float = 1e-6,
     maxiter: int = 100,
+    bases=None,
 ) -> BinnedFit:
-    """Fit the GLM of the one-hot design described by ``n_bins`` and ``include`` (one entry per
+    """Fit the GLM of the design described by ``n_bins`` and ``include`` (one entry per
     variable) with per-variable ``strengths``, warm-started from ``init`` (a previous ``theta``).
-    ``circular`` flags variables whose first and last bins are neighbours (for Smooth)."""
-    reg, settings = _settings(grid, n_bins, include, strengths, regularizer)
+    ``circular`` flags variables whose first and last coefficients are neighbours (for Smooth).
+    ``bases`` has one entry per variable: None (one-hot bins) or a (n_bins, k) matrix, the k
+    basis functions at the variable's bin centres (the design is then one-hot(bin) @ basis)."""
+    reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases)
     n_vars = grid.n_variables
     theta0 = jnp.zeros(n_vars * grid.max_bins + 1, jnp.float32) if init is None else init
     out = _fit_full(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
                     jnp.float32(grid.log_factorial), *settings, _circular(circular, n_vars),
                     theta0, reg, tol, maxiter)
-    res, active, log_others_gain, ll, ll_null, curve_se = jax.device_get(out)  # one transfer
+    res, active, effects, shown, log_others_gain, ll, ll_null, curve_se = jax.device_get(out)
     return BinnedFit(
         weights=res.theta[:-1].reshape(n_vars, grid.max_bins),
         active=active,
+        effects=effects,
+        shown=shown,
         intercept=float(res.theta[-1]),
         log_others_gain=log_others_gain,
         log_likelihood=float(ll),
@@ -278,11 +312,13 @@ def cross_validate_grid(
     circular=None,
     tol: float = 1e-6,
     maxiter: int = 100,
+    bases=None,
 ) -> CVScores:
     """Fit every fold's training cells in one vmapped call and score the held-out fold.
 
-    ``init`` is a previous ``CVScores.theta`` or a single ``theta`` used for every fold."""
-    reg, settings = _settings(grid, n_bins, include, strengths, regularizer)
+    ``init`` is a previous ``CVScores.theta`` or a single ``theta`` used for every fold; the
+    other arguments as for :func:`fit_bin_grid`."""
+    reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases)
     size = grid.n_variables * grid.max_bins + 1
     theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
         jnp.asarray(init), (FOLD_SLOTS, size))
@@ -304,17 +340,19 @@ def regularization_path(
     circular=None,
     tol: float = 1e-6,
     maxiter: int = 100,
+    bases=None,
 ) -> list[CVScores]:
     """Cross-validated scores along ``log_strengths`` of one variable, the others fixed; each
     point is warm-started from the previous one (a scan over the path, vmapped over folds)."""
-    reg, (n_bins_, include_, strengths_) = _settings(grid, n_bins, include, strengths, regularizer)
+    reg, (n_bins_, include_, strengths_, maps, is_basis) = _settings(
+        grid, n_bins, include, strengths, regularizer, bases)
     size = grid.n_variables * grid.max_bins + 1
     theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
         jnp.asarray(init), (FOLD_SLOTS, size))
     path = jnp.tile(strengths_, (len(log_strengths), 1)).at[:, variable].set(
         10.0 ** jnp.asarray(log_strengths, jnp.float32))
     out = _path(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid), jnp.int32(grid.n_folds),
-                n_bins_, include_, path,
+                n_bins_, include_, path, maps, is_basis,
                 _circular(circular, grid.n_variables), theta0, reg, tol, maxiter)
     out = jax.device_get(out)
     return [_cv_scores(grid, tuple(a[i] for a in out)) for i in range(len(log_strengths))]
@@ -352,9 +390,22 @@ def _over_folds(rows):
     return jnp.ones(rows.shape[0], rows.dtype) @ rows
 
 
+def _to_slots(theta, maps):
+    """[per-slot effects (B @ c per variable)..., intercept] from [coefficients..., intercept]."""
+    n_vars, max_bins, _ = maps.shape
+    coef = theta[:-1].reshape(n_vars, max_bins)
+    return jnp.concatenate([jnp.einsum("vsk,vk->vs", maps, coef).ravel(), theta[-1:]])
+
+
+def _pull(per_slot, maps):
+    """B' x per variable: per-slot sums (V, max_bins) to per-coefficient sums."""
+    return jnp.einsum("vsk,vs->vk", maps, per_slot)
+
+
 def _walk(slots, occupancy, n_chunks, theta, max_bins, hessian=True):
-    """One pass over the occupied cells at ``theta``: total expected count, per-bin expected
-    counts (V, max_bins) and, with ``hessian``, per-bin-pair ones {(v, u): (max_bins**2,)}."""
+    """One pass over the occupied cells at ``theta`` (per-slot effects): total expected count,
+    per-bin expected counts (V, max_bins) and, with ``hessian``, per-bin-pair ones
+    {(v, u): (max_bins**2,)}."""
     n_vars = slots.shape[0]
     w = theta[:-1].reshape(n_vars, max_bins)
     pairs = [(v, u) for v in range(n_vars) for u in range(v + 1, n_vars)] if hessian else []
@@ -379,7 +430,8 @@ def _walk(slots, occupancy, n_chunks, theta, max_bins, hessian=True):
 
 
 def _log_likelihood_terms(slots, occupancy, spikes, n_chunks, theta, max_bins):
-    """sum over cells of spikes * eta - occupancy * exp(eta) (log y! left out)."""
+    """sum over cells of spikes * eta - occupancy * exp(eta) (log y! left out; ``theta`` holds
+    per-slot effects)."""
     n_vars = slots.shape[0]
     w = theta[:-1].reshape(n_vars, max_bins)
 
@@ -422,6 +474,16 @@ def _hessian(total, per_bin, per_pair, n_vars, max_bins):
     return jnp.block(rows)
 
 
+def _pull_hessian(h, maps):
+    """Blockdiag(B_1, ..., B_V, 1)' H blockdiag(B_1, ..., B_V, 1), block by block."""
+    n_vars, max_bins, _ = maps.shape
+    size = n_vars * max_bins
+    blocks = h[:size, :size].reshape(n_vars, max_bins, n_vars, max_bins)
+    inner = jnp.einsum("vsk,vsut,utl->vkul", maps, blocks, maps).reshape(size, size)
+    border = _pull(h[:size, -1].reshape(n_vars, max_bins), maps).ravel()
+    return jnp.block([[inner, border[:, None]], [border[None, :], h[-1:, -1:]]])
+
+
 def _roughness(n, circular, max_bins):
     """``regularizers.roughness(n, circular)`` in the first ``n`` of ``max_bins`` slots, for a
     run-time ``n``: D'D of first differences, with the wrap-around difference when circular."""
@@ -434,82 +496,95 @@ def _roughness(n, circular, max_bins):
     return jnp.diag(adjacency.sum(1)) - adjacency
 
 
-def _problem(slots, occupancy, spikes, n_chunks, n_bins, include, strengths, circular, reg):
-    """Value, gradient/Hessian, penalty weights, groups and active mask of one training set."""
+def _problem(slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis,
+             circular, reg):
+    """Value, gradient/Hessian (in coefficients), penalty weights, groups, active mask of one
+    training set, and whether every included variable is one-hot (the Hessian's blocks are then
+    diagonal)."""
     n_vars, max_bins = slots.shape[0], MAX_BINS
+    one_hot = ~jnp.any(is_basis & include)
     n = jnp.maximum(jnp.sum(occupancy), 1.0)
-    counts = _per_bin(slots, occupancy, n_chunks, max_bins)
-    in_range = include[:, None] & (jnp.arange(max_bins)[None, :] < n_bins[:, None])
+    # a coefficient whose column of the design is all zeros (no samples) is held at zero
+    counts = _pull(_per_bin(slots, occupancy, n_chunks, max_bins), maps)
+    in_range = include[:, None] & (jnp.arange(max_bins)[None, :] < n_coef[:, None])
     active = in_range if isinstance(reg, Smooth) else in_range & (counts > 0)
     keep = jnp.concatenate([active.ravel(), jnp.ones(1, bool)])
-    spike_bins = _per_bin(slots, spikes, n_chunks, max_bins)
-    # X'y of the one-hot design: constant, so the linear term costs no pass over the cells.
+    spike_bins = _pull(_per_bin(slots, spikes, n_chunks, max_bins), maps)
+    # X'y of the design: constant, so the linear term costs no pass over the cells.
     spike_totals = jnp.concatenate([spike_bins.ravel(), jnp.sum(spikes)[None]])
 
     def value(theta):
-        total, _, _ = _walk(slots, occupancy, n_chunks, theta, max_bins, hessian=False)
+        total, _, _ = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps), max_bins,
+                            hessian=False)
         return (total - spike_totals @ theta) / n
 
     def grad_hess(theta):
-        total, per_bin, per_pair = _walk(slots, occupancy, n_chunks, theta, max_bins)
-        g = (jnp.concatenate([per_bin.ravel(), total[None]]) - spike_totals) / n * keep
+        total, per_bin, per_pair = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps),
+                                         max_bins)
+        g = (jnp.concatenate([_pull(per_bin, maps).ravel(), total[None]]) - spike_totals) / n
         h = _hessian(total, per_bin, per_pair, n_vars, max_bins) / n
+        h = jax.lax.cond(one_hot, lambda a: a, lambda a: _pull_hessian(a, maps), h)
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
-        return g, h
+        return g * keep, h
 
     if isinstance(reg, GroupLasso):
-        weights = strengths * jnp.sqrt(n_bins.astype(strengths.dtype))
+        weights = strengths * jnp.sqrt(n_coef.astype(strengths.dtype))
     elif isinstance(reg, Smooth):
         blocks = [jnp.where(active[v][:, None] & active[v][None, :], strengths[v] * (
-            _roughness(n_bins[v], circular[v], max_bins) + SMOOTH_RIDGE * jnp.eye(max_bins)), 0.0)
-            for v in range(n_vars)]
+            _roughness(n_coef[v], circular[v], max_bins) + SMOOTH_RIDGE * jnp.eye(max_bins)),
+            0.0) for v in range(n_vars)]
         weights = jax.scipy.linalg.block_diag(*blocks, jnp.zeros((1, 1)))
     else:
-        per_bin = jnp.where(active, strengths[:, None], 0.0).ravel()
-        weights = jnp.concatenate([per_bin, jnp.zeros(1, strengths.dtype)])
+        per_coef = jnp.where(active, strengths[:, None], 0.0).ravel()
+        weights = jnp.concatenate([per_coef, jnp.zeros(1, strengths.dtype)])
     groups = tuple((v * max_bins, (v + 1) * max_bins) for v in range(n_vars))
     scale = jnp.maximum(jnp.sum(spikes) / n, 1e-6)
-    return value, grad_hess, weights, groups, scale, keep, active, n
+    return value, grad_hess, weights, groups, scale, keep, active, n, one_hot
 
 
-def _solve_cells(slots, occupancy, spikes, n_chunks, n_bins, include, strengths, circular,
-                 theta0, reg, tol, maxiter):
-    value, grad_hess, weights, groups, scale, keep, active, n = _problem(
-        slots, occupancy, spikes, n_chunks, n_bins, include, strengths, circular, reg)
+def _solve_cells(slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis,
+                 circular, theta0, reg, tol, maxiter):
+    value, grad_hess, weights, groups, scale, keep, active, n, one_hot = _problem(
+        slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis, circular,
+        reg)
     res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
-                diagonal_blocks=True)
+                diagonal_blocks=one_hot)
     return res, (grad_hess, weights, groups, keep, active, n)
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_bins, include, strengths,
-              circular, theta0, reg, tol, maxiter):
+def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_coef, include, strengths,
+              maps, is_basis, circular, theta0, reg, tol, maxiter):
     occupancy, spikes = _over_folds(occupancy), _over_folds(spikes)
     n_vars, max_bins = slots.shape[0], MAX_BINS
     res, (grad_hess, weights, groups, keep, active, n) = _solve_cells(
-        slots, occupancy, spikes, n_chunks, n_bins, include, strengths, circular, theta0, reg,
-        tol, maxiter)
+        slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis, circular,
+        theta0, reg, tol, maxiter)
     theta = res.theta
-    w = theta[:-1].reshape(n_vars, max_bins)
+    slot_theta = _to_slots(theta, maps)
+    w = slot_theta[:-1].reshape(n_vars, max_bins)
+    # A bin's effect is drawn where its coefficient is active; a basis's at every slot.
+    shown = jnp.where((is_basis & include)[:, None], True, active)
 
     # The others' mean effect on each variable's curve, and its gradient (for the bands): per
-    # variable v, G_v = mean over samples of exp(sum_{u != v} w_u), and dG_v/dw_u per bin of u.
-    # Each variable's largest active coefficient is taken out before exponentiating, so an
-    # unpenalised fit whose coefficients trade off against the intercept cannot overflow.
-    peak = jnp.max(jnp.where(active, w, -jnp.inf), axis=1)
+    # variable v, G_v = mean over samples of exp(sum_{u != v} w_u), and dG_v/dc_u per
+    # coefficient of u. Each variable's largest shown effect is taken out before exponentiating,
+    # so an unpenalised fit whose coefficients trade off against the intercept cannot overflow.
+    peak = jnp.max(jnp.where(shown, w, -jnp.inf), axis=1)
     peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
 
     def others(v):
         wv = (w - peak[:, None]).at[v].set(0.0)
         th = jnp.concatenate([wv.ravel(), jnp.zeros(1)])
         total, per_bin, _ = _walk(slots, occupancy, n_chunks, th, max_bins, hessian=False)
-        return jnp.log(total / n) + jnp.sum(peak) - peak[v], per_bin.at[v].set(0.0) / total
+        return (jnp.log(total / n) + jnp.sum(peak) - peak[v],
+                _pull(per_bin.at[v].set(0.0), maps) / total)
 
     log_gains, d_log_gain = (jnp.stack(a) for a in zip(*(others(v) for v in range(n_vars))))
 
     # Laplace: covariance = inverse Hessian of the summed penalised negative log-likelihood,
-    # restricted to the free coordinates (the active bins, and for Lasso/GroupLasso the nonzero
-    # ones); the delta method on log(curve) = b + w_v[k] + log G_v.
+    # restricted to the free coordinates (the active coefficients, and for Lasso/GroupLasso the
+    # nonzero ones); the delta method on log(curve) = b + (B_v c_v)[s] + log G_v.
     _, h = grad_hess(theta)
     if reg.smooth:
         h = h + jax.hessian(lambda th: reg.penalty(th, weights, groups))(theta)
@@ -525,44 +600,46 @@ def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_bins, include
     jac = jac.at[:, :, -1].set(1.0)
     jac = jac + jnp.concatenate([d_log_gain.reshape(n_vars, 1, -1).repeat(max_bins, 1),
                                  jnp.zeros((n_vars, max_bins, 1))], axis=2)
-    own = jnp.eye(n_vars * max_bins).reshape(n_vars, max_bins, n_vars * max_bins)
+    own = jnp.einsum("vu,vsk->vsuk", jnp.eye(n_vars), maps).reshape(n_vars, max_bins, size - 1)
     jac = jac.at[:, :, :-1].add(own)
     var = jnp.einsum("vki,ij,vkj->vk", jac, cov, jac)
-    curve_se = jnp.where(active, jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
+    curve_se = jnp.where(shown, jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
 
-    rate_terms = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, theta, max_bins)
+    rate_terms = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, slot_theta, max_bins)
     ll = (rate_terms - log_factorial) / n
     mean_y = jnp.sum(spikes) / n
     ll_null = (jnp.sum(spikes) * jnp.log(mean_y) - n * mean_y - log_factorial) / n
-    return res, active, log_gains, ll, ll_null, curve_se
+    return res, active, w, shown, log_gains, ll, ll_null, curve_se
 
 
-def _cv_one(slots, occupancy, spikes, total_occ, total_spk, n_chunks, n_bins, include, strengths,
-            circular, theta0, reg, tol, maxiter):
+def _cv_one(slots, occupancy, spikes, total_occ, total_spk, n_chunks, n_coef, include,
+            strengths, maps, is_basis, circular, theta0, reg, tol, maxiter):
     """Fit the complement of one fold and score the fold and the training cells."""
     train_occ, train_spk = total_occ - occupancy, total_spk - spikes
-    res, (*_, n_train) = _solve_cells(slots, train_occ, train_spk, n_chunks, n_bins,
-                                              include, strengths, circular, theta0, reg, tol,
-                                              maxiter)
+    res, (*_, n_train) = _solve_cells(slots, train_occ, train_spk, n_chunks, n_coef, include,
+                                      strengths, maps, is_basis, circular, theta0, reg, tol,
+                                      maxiter)
     max_bins = MAX_BINS
+    slot_theta = _to_slots(res.theta, maps)
     rate = jnp.sum(train_spk) / n_train  # the training folds' mean count
     log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-    ll_test = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, res.theta, max_bins)
+    ll_test = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, slot_theta, max_bins)
     ll_test_mean = jnp.sum(spikes) * log_rate - jnp.sum(occupancy) * rate
-    ll_train = _log_likelihood_terms(slots, train_occ, train_spk, n_chunks, res.theta, max_bins)
+    ll_train = _log_likelihood_terms(slots, train_occ, train_spk, n_chunks, slot_theta, max_bins)
     ll_train_mean = jnp.sum(train_spk) * log_rate - n_train * rate
     return res.theta, res.converged, ll_test, ll_test_mean, ll_train, ll_train_mean
 
 
-def _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_bins, include, strengths, circular,
-              theta0, reg, tol, maxiter):
+def _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, strengths, maps,
+              is_basis, circular, theta0, reg, tol, maxiter):
     """Every fold in turn, up to the run-time ``n_folds``: a loop rather than a vmap, so that
     each fold stops at its own convergence and unused fold rows cost nothing."""
     total_occ, total_spk = _over_folds(occupancy), _over_folds(spikes)
 
     def one(k, out):
-        result = _cv_one(slots, occupancy[k], spikes[k], total_occ, total_spk, n_chunks, n_bins,
-                         include, strengths, circular, theta0[k], reg, tol, maxiter)
+        result = _cv_one(slots, occupancy[k], spikes[k], total_occ, total_spk, n_chunks, n_coef,
+                         include, strengths, maps, is_basis, circular, theta0[k], reg, tol,
+                         maxiter)
         return tuple(o.at[k].set(r) for o, r in zip(out, result))
 
     zeros = jnp.zeros(FOLD_SLOTS, theta0.dtype)
@@ -574,11 +651,11 @@ _cross_validate = jax.jit(_cv_batch, static_argnames=("reg", "tol", "maxiter"))
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _path(slots, occupancy, spikes, n_chunks, n_folds, n_bins, include, path, circular, theta0,
-          reg, tol, maxiter):
+def _path(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, path, maps, is_basis,
+          circular, theta0, reg, tol, maxiter):
     def point(theta, strengths):
-        out = _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_bins, include, strengths,
-                        circular, theta, reg, tol, maxiter)
+        out = _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, strengths,
+                        maps, is_basis, circular, theta, reg, tol, maxiter)
         return out[0], out
 
     return jax.lax.scan(point, theta0, path)[1]

@@ -22,6 +22,14 @@ from scipy.linalg import block_diag
 SMOOTH_RIDGE = 1e-3  # Smooth adds this ridge, times the leaf's strength, so its optimum is unique
 
 
+def branch(flag, if_true, if_false, *operands):
+    """``if_true(*operands)`` where ``flag`` holds, else ``if_false(*operands)``: chosen while
+    tracing for a Python bool, at run time (``lax.cond``, both compiled once) for a JAX bool."""
+    if isinstance(flag, bool):
+        return (if_true if flag else if_false)(*operands)
+    return jax.lax.cond(flag, if_true, if_false, *operands)
+
+
 @dataclass(frozen=True)
 class Regularizer:
     """Base class; subclasses are stateless and hashable, so they can be static jit arguments."""
@@ -84,6 +92,7 @@ class Lasso(Regularizer):
 
         With ``diagonal_blocks`` (each group's block of H is diagonal, as for one-hot leaves) the
         coordinates of a group do not interact, so each group is updated at once, exactly.
+        ``diagonal_blocks`` may be a JAX bool, decided at run time.
         """
         diag = jnp.diagonal(hess)
 
@@ -121,7 +130,9 @@ class Lasso(Regularizer):
                 z, resid = z + c * d, resid + c * hd
             return z
 
-        base = block_sweep if diagonal_blocks else coordinate_sweep
+        def base(z):
+            return branch(diagonal_blocks, block_sweep, coordinate_sweep, z)
+
         return _iterate_sweeps(lambda z: shifts(base(z)), z0, tol, max_sweeps)
 
 
@@ -148,15 +159,19 @@ class GroupLasso(Regularizer):
     def solve_quadratic(self, hess, linear, z0, weights, groups, tol, max_sweeps,
                         diagonal_blocks=False):
         """Block coordinate descent with an exact solve per group, through the eigen-decomposition
-        of its block of H (its diagonal when ``diagonal_blocks``).
+        of its block of H (its diagonal when ``diagonal_blocks``, which may be a JAX bool).
 
         Coordinates outside every group (the intercept) are updated exactly with no penalty.
         """
         free = _ungrouped(groups, z0.shape[0])
-        if diagonal_blocks:
+        if isinstance(diagonal_blocks, bool) and diagonal_blocks:
             eig = [(jnp.diagonal(hess)[a:b], None) for a, b in groups]
         else:
-            eig = [jnp.linalg.eigh(hess[a:b, a:b]) for a, b in groups]
+            eig = branch(diagonal_blocks,
+                         lambda h: [(jnp.diagonal(h)[a:b], jnp.eye(b - a, dtype=h.dtype))
+                                    for a, b in groups],
+                         lambda h: [tuple(jnp.linalg.eigh(h[a:b, a:b])) for a, b in groups],
+                         hess)
 
         def sweep(z):
             for g, (a, b) in enumerate(groups):

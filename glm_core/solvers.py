@@ -22,7 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .regularizers import Regularizer
+from .regularizers import Regularizer, branch
 
 MAX_BACKTRACKS = 30
 ARMIJO = 1e-4
@@ -50,18 +50,23 @@ def solve(
     scale: jax.Array,
     tol: float,
     maxiter: int,
-    diagonal_blocks: bool = False,
+    diagonal_blocks=False,
 ) -> SolverResult:
     """Minimise ``value(theta) + regularizer.penalty(theta)`` from ``theta0``.
 
     ``diagonal_blocks`` promises that each group's block of the Hessian is diagonal (one-hot
-    leaves), which lets the non-smooth inner solvers update a whole group at once.
+    leaves), which lets the non-smooth inner solvers update a whole group at once; a JAX bool
+    decides it at run time.
     """
     penalty = lambda th: regularizer.penalty(th, weights, groups)  # noqa: E731
     if regularizer.smooth:
         value, grad_hess = _with_smooth_penalty(value, grad_hess, penalty)
-        diagonal = diagonal_blocks and regularizer.keeps_blocks_diagonal
-        direction = partial(_newton_direction, block=groups[0] if diagonal else None)
+        diagonal = diagonal_blocks if regularizer.keeps_blocks_diagonal else False
+
+        def direction(*args):
+            return branch(diagonal, partial(_newton_direction, block=groups[0]),
+                          _newton_direction, *args)
+
         composite = value
     else:
         def direction(theta, g, h, res):

@@ -408,3 +408,17 @@ def test_a_lesson_applies(page, lesson):
         assert float(handle.get_attribute("aria-valuenow")) == row["log_strength"]
         pw.expect(variable_row(page, i).locator("input[type=checkbox]")).to_be_checked(
             checked=row["include"])
+
+
+def test_encoding_select_turns_the_position_curve_smooth(page):
+    """Choosing B-spline in the position card redraws its GLM curve through the 64 fine bins
+    (a smooth curve, no dots), finite and positive, with no error; bins bring the 20 back."""
+    assert len(curve(page, "position")[0]) == 20
+    encoding = variable_row(page, 0).locator("select")
+    encoding.select_option("B-spline")
+    x, y = poll(lambda: (c := curve(page, "position")) and len(c[0]) >= 50 and c,
+                message="a smooth position curve")
+    assert len(x) == 64 and finite(y) and all(v > 0 for v in y) and x == sorted(x)
+    assert not alert(page).is_visible(), deep_text(alert(page))
+    encoding.select_option("bins")
+    poll(lambda: len(curve(page, "position")[0]) == 20, message="20 position bins again")

@@ -9,7 +9,7 @@ import panel as pn
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
 
-from .state import SIMULATION, UPLOAD, in_server
+from .state import BINS, SIMULATION, UPLOAD, in_server
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 
@@ -105,11 +105,21 @@ def variable_controls(state) -> pn.Column:
 def _variable_card(row) -> pn.Column:
     details = ", ".join(x for x in (row.unit, "circular" if row.circular else "") if x)
     title = f"{row.name} ({details})" if details else row.name
+    n_bins = _live_slider(pn.widgets.IntSlider, row, "n_bins")
+    n_basis = _live_slider(pn.widgets.IntSlider, row, "n_basis")
+
+    def show(encoding):  # the bin count for bins, the basis size for a basis
+        n_bins.visible, n_basis.visible = encoding == BINS, encoding != BINS
+
+    show(row.encoding)
+    row.param.watch(lambda e: show(e.new), "encoding")
     return pn.Column(
         f"**{title}**",
         pn.widgets.Checkbox.from_param(row.param.include),
-        _live_slider(pn.widgets.IntSlider, row, "n_bins"),
+        n_bins,
         _live_slider(pn.widgets.FloatSlider, row, "log_strength"),
+        pn.widgets.Select.from_param(row.param.encoding, sizing_mode="stretch_width"),
+        n_basis,
         css_classes=["variable-row"],
         sizing_mode="stretch_width",
     )

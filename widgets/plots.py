@@ -59,8 +59,9 @@ class Layer:
 
 
 def line_layers(curve) -> list[Layer]:
-    """A many-valued variable: the GLM rate as a line, the empirical rate as dots, the ground
-    truth dashed and the 95% band shaded."""
+    """A many-valued variable: the GLM rate as a line (with a dot per bin, unless it is a smooth
+    basis curve), the empirical rate as dots, the ground truth dashed and the 95% band
+    shaded."""
     x = _axis(curve)
     layers = []
     if _band(curve):
@@ -88,11 +89,12 @@ def line_layers(curve) -> list[Layer]:
               lambda c: hv.Curve((c.centres, c.model), x, _rate("model"), label="GLM")
               .opts(color=MODEL_COLOR, line_width=3),
               lambda c: (c.centres, c.model)),
-        Layer("model points",
-              lambda c: hv.Scatter((c.centres, c.model), x, _rate("model"))
-              .opts(color=MODEL_COLOR, size=4),
-              lambda c: (c.centres, c.model)),
     ]
+    if not _smooth(curve):
+        layers.append(Layer("model points",
+                            lambda c: hv.Scatter((c.centres, c.model), x, _rate("model"))
+                            .opts(color=MODEL_COLOR, size=4),
+                            lambda c: (c.centres, c.model)))
     return layers
 
 
@@ -132,10 +134,14 @@ def few_valued(curve) -> bool:
     return len(curve.centres) <= FEW_BINS
 
 
+def _smooth(curve) -> bool:
+    return getattr(curve, "smooth", False)
+
+
 def structure(curve) -> tuple:
     """What decides a figure's glyphs; a curve with another structure needs a new figure."""
     return (curve.name, curve.truth is None, _band(curve) is None, few_valued(curve),
-            tuple(curve.centres) if few_valued(curve) else None)
+            _smooth(curve), tuple(curve.centres) if few_valued(curve) else None)
 
 
 class TuningCurvePlot:

@@ -30,6 +30,8 @@ RECORDING = "linear track recording"
 UPLOAD = "uploaded file"
 DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
 PATH_POINTS = np.linspace(-6.0, 0.0, 25)  # log10 strengths of a regularization path
+BINS, SPLINE, CYCLIC_SPLINE = "bins", "B-spline", "cyclic B-spline"
+ENCODING_KEYS = ("n_bins", "encoding", "n_basis")  # settings that re-encode one variable
 
 
 # Built-in data sets and compiled solvers are shared read-only by every session of a server
@@ -64,12 +66,18 @@ class VariableSettings(param.Parameterized):
     n_bins = param.Integer(default=20, bounds=(2, 64), doc="One-hot bins.")
     log_strength = param.Number(default=-3.0, bounds=(-6.0, 0.0), step=0.1,
                                 label="log10 strength", doc="Regularization strength (log10).")
+    encoding = param.Selector(default=BINS, objects=[BINS, SPLINE],
+                              doc="One-hot bins, or a B-spline basis on fine bins (cyclic for "
+                                  "circular variables).")
+    n_basis = param.Integer(default=10, bounds=(4, 20), label="basis functions",
+                            doc="Number of B-spline basis functions.")
 
     def __init__(self, variable, max_bins, **params):
         n_bins = variable.default_bins or (16 if variable.circular else 20)
         super().__init__(name=variable.name, n_bins=min(n_bins, max_bins),
                          include=variable.default_include, **params)
         self.param.n_bins.bounds = (2, max_bins)
+        self.param.encoding.objects = [BINS, CYCLIC_SPLINE if variable.circular else SPLINE]
         self.unit = variable.unit
         self.circular = variable.circular
 
@@ -175,19 +183,25 @@ class ExplorerState(param.Parameterized):
                 self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
             elif "n_folds" in changed:
                 self._encoding = explorer.with_folds(self._encoding, self.n_folds)
-            elif "n_bins" in changed:
+            elif changed & set(ENCODING_KEYS):
                 for event in events:
-                    if event.name == "n_bins":
-                        v = self.variables.index(event.obj)
-                        self._encoding = explorer.with_bins(self._encoding, self.session, v,
-                                                            event.new)
-                        self._fit = self._cv = None
+                    if event.name in ENCODING_KEYS:
+                        self._reencode(event.obj)
             self._refit()
         except InputError as err:
             self.error = str(err)
         finally:
             self.busy = False
             self.progress = ""
+
+    def _reencode(self, row):
+        """Encode one variable as its row says: one-hot bins, or a basis on fine bins."""
+        v = self.variables.index(row)
+        if row.encoding == BINS:
+            self._encoding = explorer.with_bins(self._encoding, self.session, v, row.n_bins)
+        else:
+            self._encoding = explorer.with_basis(self._encoding, self.session, v, row.n_basis)
+        self._fit = self._cv = None
 
     def _prepare(self, keep_file_bins):
         """The selected data set, its default unit, variable rows and encoding; no page change,
@@ -207,7 +221,8 @@ class ExplorerState(param.Parameterized):
         for row, watcher in zip(self.variables, self._row_watchers):
             row.param.unwatch(watcher)
         self._row_watchers = [
-            row.param.watch(self._refresh, ["include", "n_bins", "log_strength"]) for row in rows
+            row.param.watch(self._refresh, ["include", "log_strength", *ENCODING_KEYS])
+            for row in rows
         ]
         self._encoding, self._fit, self._cv = encoding, None, None
         self.on_load = {}
