@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from .binned import BinGrid, _roughness
+from .binned import BinGrid, _hessian, _roughness
 from .errors import InputError
 from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Smooth, get_regularizer
 from .solvers import solve
@@ -295,20 +295,9 @@ def _problem(cells, occupancy, spikes, n_bins, include, strengths, circular, reg
         per_bin = jnp.stack([mu @ e for e in one_hot])
         total = jnp.sum(mu)
         g = (jnp.concatenate([per_bin.ravel(), total[None]]) - spike_totals) / n * keep
-        rows = []
-        for v in range(n_vars):
-            row = []
-            for u in range(n_vars):
-                if u == v:
-                    row.append(jnp.diag(per_bin[v]))
-                else:
-                    a, b = min(v, u), max(v, u)
-                    block = jax.ops.segment_sum(mu, pair_index[(a, b)], slots * slots).reshape(
-                        slots, slots)
-                    row.append(block if v < u else block.T)
-            rows.append(row + [per_bin[v][:, None]])
-        rows.append([per_bin[v][None, :] for v in range(n_vars)] + [total[None, None]])
-        h = jnp.block(rows) / n
+        per_pair = {(v, u): jax.ops.segment_sum(mu, pair_index[(v, u)], slots * slots)
+                    for v in range(n_vars) for u in range(v + 1, n_vars)}
+        h = _hessian(total, per_bin, per_pair, n_vars, slots) / n
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
         return g, h
 

@@ -34,7 +34,8 @@ UPLOAD = "uploaded file"
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-pytestmark = pytest.mark.usefixtures("no_server_errors")
+# One worker runs every browser test (`-n 2 --dist loadgroup`), so one server serves them all.
+pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
 
 
 def open_app(browser, url, names=SIM_VARS):
