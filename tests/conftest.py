@@ -1,5 +1,5 @@
 """Fixtures shared by the browser tests: one ``panel serve app.py`` (with its warm-up) and one
-Chromium for the whole run, so the app compiles and starts once."""
+Chromium per test process (per xdist worker), so the app compiles and starts once there."""
 
 from __future__ import annotations
 

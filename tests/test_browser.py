@@ -34,8 +34,7 @@ UPLOAD = "uploaded file"
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-# One worker runs every browser test (`-n 2 --dist loadgroup`), so one server serves them all.
-pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def open_app(browser, url, names=SIM_VARS):

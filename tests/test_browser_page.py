@@ -25,8 +25,7 @@ from tests.browser_support import (
     wait_for_app,
 )
 
-# One worker runs every browser test (`-n 2 --dist loadgroup`), so one server serves them all.
-pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def new_page(browser, url):

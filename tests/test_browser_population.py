@@ -35,8 +35,7 @@ JS_POPULATION = """() => {
 }"""
 
 
-# One worker runs every browser test (`-n 2 --dist loadgroup`), so one server serves them all.
-pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def test_population_heatmap_has_a_row_per_unit_and_a_click_selects_the_unit(browser, server):

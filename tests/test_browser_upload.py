@@ -19,8 +19,7 @@ import pytest
 from tests.browser_support import curve, deep_text, poll, press_slider, select_with_option
 from tests.test_browser import UPLOAD, open_app
 
-# One worker runs every browser test (`-n 2 --dist loadgroup`), so one server serves them all.
-pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def slow_npz(n_bins: int = 8_000_000, seed: int = 0) -> bytes:
