@@ -213,8 +213,12 @@ class ExplorerState(param.Parameterized):
         rows = [VariableSettings(v, max_bins) for v in session.variables]
         for row in rows:
             row.param.update(self.on_load.get("variables", {}).get(row.name, {}))
-        encoding = explorer.encode(session, unit, [r.n_bins for r in rows], self.n_folds)
-        return session, unit, rows, encoding
+        return session, unit, rows, self._encode(session, unit, rows)
+
+    def _encode(self, session, unit, rows):
+        """Encode every variable as its row says: one-hot bins, or a basis on fine bins."""
+        return explorer.encode(session, unit, [r.n_bins for r in rows], self.n_folds,
+                               [None if r.encoding == BINS else r.n_basis for r in rows])
 
     def _load(self, prepared):
         session, unit, rows, encoding = prepared
@@ -420,8 +424,7 @@ class ExplorerState(param.Parameterized):
                 self.unit = unit
         finally:
             self._loading = False
-        self._encoding = explorer.encode(self.session, self.unit,
-                                         [row.n_bins for row in self.variables], self.n_folds)
+        self._encoding = self._encode(self.session, self.unit, self.variables)
         self._fit = self._cv = None
         self._update(set(), ())
 
