@@ -59,6 +59,26 @@ def test_the_recordings_query_keeps_its_bin_width_unit_and_rows():
         **query, "bin_width": "0.05", "log_strength": "-2.0,-3.0,-1.0"}
 
 
+def test_a_query_keeps_each_variables_basis():
+    """A B-spline position and a cyclic B-spline head direction come back as bases with the same
+    curves (a link that dropped them would refit bins: a jagged 20-point curve)."""
+    state = fitted_state(n_samples=4000, seed=2, n_folds=4)
+    position, _, direction = state.variables
+    position.param.update(encoding="B-spline", n_basis=8)
+    direction.param.update(encoding="cyclic B-spline", n_basis=6)
+    query = encode_query(state)
+    assert query["encoding"] == "B-spline,bins,cyclic B-spline"
+    assert query["n_basis"] == "8,10,6"
+    copy = state_from(decode_query(query))
+    assert [(r.encoding, r.n_basis) for r in copy.variables] == [
+        ("B-spline", 8), ("bins", 10), ("cyclic B-spline", 6)]
+    curves = model_curves(copy)
+    assert len(curves["position"][0]) >= 50
+    for name, (x, rate) in model_curves(state).items():
+        np.testing.assert_array_equal(curves[name][0], x)
+        np.testing.assert_allclose(curves[name][1], rate, rtol=2e-5)
+
+
 DEFAULTS = decode_query({})
 BAD = [  # (query, the key its notice names, what decodes to the default)
     ({"unit": "junk"}, "unit", lambda s: "unit" not in s.on_load),
@@ -70,6 +90,10 @@ BAD = [  # (query, the key its notice names, what decodes to the default)
     ({"log_strength": "-3,nan,-3"}, "log_strength", lambda s: s.on_load["variables"] == {}),
     ({"log_strength": "-3,5,-3"}, "log_strength", lambda s: s.on_load["variables"] == {}),
     ({"include": "position,nose"}, "include", lambda s: s.on_load["variables"] == {}),
+    ({"encoding": "bins,bins,B-spline"}, "encoding",  # head direction's spline is cyclic
+     lambda s: s.on_load["variables"] == {}),
+    ({"encoding": "B-spline,bins"}, "encoding", lambda s: s.on_load["variables"] == {}),
+    ({"n_basis": "10,3,10"}, "n_basis", lambda s: s.on_load["variables"] == {}),
     ({"T": "-5"}, "T", lambda s: s.state["n_samples"] == 20_000),
     ({"T": "abc"}, "T", lambda s: s.state["n_samples"] == 20_000),
     ({"T": [1, 2]}, "T", lambda s: s.state["n_samples"] == 20_000),  # Panel parses "[1,2]"

@@ -1,11 +1,12 @@
 """Shareable links: every setting of the explorer in the page's URL query string.
 
 The query (see the README, "Share and export") holds the data source, T, seed, bin width, unit,
-regularizer, folds and, in the data set's variable order, each variable's bins and log10 strength,
-with the included variables by name::
+regularizer, folds and, in the data set's variable order, each variable's bins, log10 strength,
+encoding and number of basis functions, with the included variables by name::
 
     ?source=simulation&T=20000&seed=0&unit=simulated+unit&regularizer=Ridge&folds=10
      &include=position,head+direction&bins=20,20,16&log_strength=-3,-3,-2.5
+     &encoding=B-spline,bins,bins&n_basis=10,10,10
 
 :func:`encode_query` writes it from a state; :func:`decode_query` reads one back, checking every
 value against the data set it names, and replaces what does not fit (unknown, out of range, wrong
@@ -25,11 +26,22 @@ from glm_core.binned import MAX_BINS
 from glm_core.errors import InputError
 from glm_core.regularizers import REGULARIZERS
 
-from .state import RECORDING, SIMULATION, UPLOAD, ExplorerState, shared_recording, shared_simulation
+from .state import (
+    BINS,
+    CYCLIC_SPLINE,
+    RECORDING,
+    SIMULATION,
+    SPLINE,
+    UPLOAD,
+    ExplorerState,
+    VariableSettings,
+    shared_recording,
+    shared_simulation,
+)
 
 SOURCES = {"simulation": SIMULATION, "recording": RECORDING, "upload": UPLOAD}
 KEYS = ("source", "T", "seed", "bin_width", "unit", "regularizer", "folds", "include", "bins",
-        "log_strength")
+        "log_strength", "encoding", "n_basis")
 SHARED_BIN_WIDTH = (0.005, 1.0)  # s: a link may ask for bins this fine or coarse, no more
 MAX_SEED = 2**32 - 1
 
@@ -54,7 +66,9 @@ def encode_query(state: ExplorerState) -> dict[str, str]:
         regularizer=state.regularizer, folds=str(state.n_folds),
         include=",".join(row.name for row in state.variables if row.include),
         bins=",".join(str(row.n_bins) for row in state.variables),
-        log_strength=",".join(repr(round(float(row.log_strength), 6)) for row in state.variables))
+        log_strength=",".join(repr(round(float(row.log_strength), 6)) for row in state.variables),
+        encoding=",".join(row.encoding for row in state.variables),
+        n_basis=",".join(str(row.n_basis) for row in state.variables))
 
 
 def load_shared(source: str, n_samples: int, seed: int, bin_width: float):
@@ -116,14 +130,18 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
                 f"{n} whole numbers, 2 to {MAX_BINS}")
     logs = take("log_strength", lambda s: _per_variable(s, n, lambda x: _number(x, -6.0, 0.0)),
                 None, f"{n} numbers, -6 to 0")
+    spline = [CYCLIC_SPLINE if var.circular else SPLINE for var in session.variables]
+    encodings = take("encoding", lambda s: _encodings(s, spline), None, "per variable: bins, or "
+                     + ", ".join(f"{b} for {a}" for a, b in zip(names, spline)))
+    low, high = VariableSettings.param.n_basis.bounds
+    n_basis = take("n_basis", lambda s: _per_variable(s, n, lambda b: _integer(b, low, high)),
+                   None, f"{n} whole numbers, {low} to {high}")
     rows = {name: {} for name in names}
     for v, name in enumerate(names):
-        if include is not None:
-            rows[name]["include"] = name in include
-        if bins is not None:
-            rows[name]["n_bins"] = bins[v]
-        if logs is not None:
-            rows[name]["log_strength"] = logs[v]
+        for key, values_ in (("include", include), ("n_bins", bins), ("log_strength", logs),
+                             ("encoding", encodings), ("n_basis", n_basis)):
+            if values_ is not None:
+                rows[name][key] = name in include if key == "include" else values_[v]
     on_load["variables"] = {name: row for name, row in rows.items() if row}
     return SharedSettings(state, on_load, tuple(notices))
 
@@ -141,6 +159,8 @@ class ShareQuery(param.Parameterized):
     include = param.Parameter()
     bins = param.Parameter()
     log_strength = param.Parameter()
+    encoding = param.Parameter()
+    n_basis = param.Parameter()
 
 
 class ShareLink:
@@ -211,3 +231,11 @@ def _per_variable(text: str, n: int, parse) -> list:
     if len(parts) != n:
         raise ValueError(text)
     return [parse(part.strip()) for part in parts]
+
+
+def _encodings(text: str, splines) -> list[str]:
+    """One encoding per variable: bins, or that variable's spline (``splines[v]``)."""
+    parts = _per_variable(text, len(splines), str)
+    if any(e not in (BINS, spline) for e, spline in zip(parts, splines)):
+        raise ValueError(text)
+    return parts
