@@ -3,7 +3,8 @@
 :class:`FitSettings` says what the fit was (data set, unit, model); :func:`fit_record` gathers the
 coefficients and tuning curves into plain JSON-ready data (NaN as null); :func:`record_csv` flattens
 that record to one row per variable bin; :func:`glm_snippet` and :func:`nemos_snippet` write
-self-contained scripts that rebuild the one-hot design from the data and refit it.
+self-contained scripts that rebuild the design from the data (one-hot bins, or a B-spline basis on
+fine bins) and refit it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 SIMULATION, RECORDING, UPLOAD = "simulation", "recording", "upload"
-CSV_COLUMNS = ("variable", "variable_unit", "circular", "included", "log10_strength", "strength",
-               "bin", "left_edge", "right_edge", "centre", "coefficient", "model_hz", "lower_hz",
-               "upper_hz", "empirical_hz", "truth_hz", "intercept", "regularizer", "unit",
-               "data_source")
+CSV_COLUMNS = ("variable", "variable_unit", "circular", "included", "encoding", "log10_strength",
+               "strength", "bin", "left_edge", "right_edge", "centre", "coefficient",
+               "log_rate_term", "model_hz", "lower_hz", "upper_hz", "empirical_hz", "truth_hz",
+               "intercept", "regularizer", "unit", "data_source")
 CURVE_FIELDS = {"model_hz": "model", "lower_hz": "lower", "upper_hz": "upper",
                 "empirical_hz": "empirical", "truth_hz": "truth"}
 
@@ -29,7 +30,8 @@ CURVE_FIELDS = {"model_hz": "model", "lower_hz": "lower", "upper_hz": "upper",
 class FitSettings:
     """Everything that decides one explorer fit. ``data`` is SIMULATION (``n_samples``, ``seed``),
     RECORDING (``bin_width``) or UPLOAD (``filename``, ``bin_width``); the per-variable tuples
-    follow the data set's variable order."""
+    follow the data set's variable order. ``n_basis[v]`` is None for one-hot bins, else the size
+    of variable v's B-spline basis (cyclic if circular) on its ``n_bins`` fine bins."""
 
     data: str
     unit: str
@@ -43,6 +45,16 @@ class FitSettings:
     seed: int = 0
     bin_width: float = 0.0
     filename: str = ""
+    n_basis: tuple = ()
+
+    @property
+    def bases(self) -> tuple:
+        return self.n_basis or (None,) * len(self.names)
+
+    def encoding(self, v: int) -> str:
+        if self.bases[v] is None:
+            return "bins"
+        return "cyclic B-spline" if self.circular[v] else "B-spline"
 
     @property
     def strengths(self) -> tuple[float, ...]:
@@ -53,20 +65,28 @@ class FitSettings:
         return [v for v, keep in enumerate(self.include) if keep]
 
 
-def fit_record(settings: FitSettings, source: str, binnings, fit, curves, stats: dict) -> dict:
-    """The fit as JSON-ready data: per variable its bins (edges, centres), coefficients (null
-    when excluded), strengths and curves in Hz; the intercept, regularizer, statistics, the data
+def fit_record(settings: FitSettings, source: str, binnings, fit, curves, stats: dict,
+               bases=None) -> dict:
+    """The fit as JSON-ready data: per variable its encoding, bins (edges, centres),
+    coefficients (null when excluded), each bin's term of the log rate, strengths and curves in
+    Hz; for a basis also the (bins x functions) basis at the bin centres (``bases[v]``, so that
+    the terms are ``basis @ coefficients``); the intercept, regularizer, statistics, the data
     source's description and ``reproduce`` (the settings that regenerate the data)."""
+    bases = bases or (None,) * len(binnings)
     variables = []
-    for v, (name, binning, curve) in enumerate(zip(settings.names, binnings, curves)):
+    for v, (name, binning, curve, basis) in enumerate(zip(settings.names, binnings, curves,
+                                                          bases)):
         n = binning.n_bins
+        k = n if basis is None else basis.shape[1]
         included = settings.include[v]
         entry = {
             "name": name, "unit": curve.unit, "circular": settings.circular[v],
-            "included": included, "n_bins": n, "log10_strength": settings.log_strengths[v],
-            "strength": settings.strengths[v],
+            "included": included, "encoding": settings.encoding(v), "n_bins": n,
+            "log10_strength": settings.log_strengths[v], "strength": settings.strengths[v],
             "bin_edges": _plain(binning.edges), "bin_centres": _plain(binning.centres),
-            "coefficients": _plain(fit.weights[v, :n]) if included else None,
+            "basis": None if basis is None else _plain(np.asarray(basis)),
+            "coefficients": _plain(fit.weights[v, :k]) if included else None,
+            "log_rate_terms": _plain(fit.effects[v, :n]) if included else None,
         }
         entry.update({key: _plain(getattr(curve, field)) for key, field in CURVE_FIELDS.items()})
         variables.append(entry)
@@ -86,7 +106,8 @@ def record_json(record: dict) -> str:
 
 
 def record_csv(record: dict) -> str:
-    """The record as CSV, one row per bin of every variable (``CSV_COLUMNS``; blank = none)."""
+    """The record as CSV, one row per bin of every variable (``CSV_COLUMNS``; blank = none; a
+    basis's coefficients are in the JSON only, its bins' log-rate terms in both)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -95,10 +116,13 @@ def record_csv(record: dict) -> str:
             row = {
                 "variable": var["name"], "variable_unit": var["unit"],
                 "circular": var["circular"], "included": var["included"],
-                "log10_strength": var["log10_strength"], "strength": var["strength"], "bin": k,
+                "encoding": var["encoding"], "log10_strength": var["log10_strength"],
+                "strength": var["strength"], "bin": k,
                 "left_edge": var["bin_edges"][k], "right_edge": var["bin_edges"][k + 1],
                 "centre": var["bin_centres"][k],
-                "coefficient": var["coefficients"][k] if var["coefficients"] else None,
+                "coefficient": (var["coefficients"][k] if var["coefficients"]
+                                and var["basis"] is None else None),
+                "log_rate_term": var["log_rate_terms"][k] if var["log_rate_terms"] else None,
                 **{key: var[key][k] if var[key] else None for key in CURVE_FIELDS},
                 "intercept": record["intercept"], "regularizer": record["regularizer"],
                 "unit": record["unit"], "data_source": record["data_source"],
@@ -108,8 +132,9 @@ def record_csv(record: dict) -> str:
 
 
 def glm_snippet(settings: FitSettings) -> str:
-    """A runnable script that refits ``settings`` with glm_core's pytree GLM: a dict of one-hot
-    designs and a dict of strengths, as in the README."""
+    """A runnable script that refits ``settings`` with glm_core's pytree GLM: a dict of designs
+    (one-hot bins, or a B-spline basis on fine bins) and a dict of strengths, as in the
+    README."""
     names = [settings.names[v] for v in settings.included]
     strengths = _strength_dict(settings, names)
     if settings.regularizer == "Smooth":
@@ -125,8 +150,7 @@ def glm_snippet(settings: FitSettings) -> str:
           else []),
         *_data_lines(settings),
         "X = {",
-        *(f"    {name!r}: one_hot_bins({name!r}, {settings.n_bins[settings.names.index(name)]}),"
-          for name in names),
+        *(f"    {name!r}: {_design(settings, name)}," for name in names),
         "}",
         f"strengths = {strengths}",
         f"model = {model}.fit(X, y)",
@@ -160,9 +184,7 @@ def nemos_snippet(settings: FitSettings) -> str:
                  if settings.regularizer == "GroupLasso" else ["import nemos as nmo"]),
         *_data_lines(settings),
         "X = nmo.pytrees.FeaturePytree(",
-        *(f"    {keys[name]}=one_hot_bins({name!r}, "
-          f"{settings.n_bins[settings.names.index(name)]}),"
-          for name in names),
+        *(f"    {keys[name]}={_design(settings, name)}," for name in names),
         ")",
         f"model = {model}",
         "model.fit(X, y)",
@@ -171,9 +193,18 @@ def nemos_snippet(settings: FitSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _design(settings: FitSettings, name: str) -> str:
+    v = settings.names.index(name)
+    if settings.bases[v] is None:
+        return f"one_hot_bins({name!r}, {settings.n_bins[v]})"
+    return f"spline_bins({name!r}, {settings.n_bins[v]}, {settings.bases[v]})"
+
+
 def _header(settings: FitSettings, library: str, imports) -> list[str]:
+    splines = any(b is not None for b in settings.bases)
     return [f"# Reproduces the explorer's fit with {library}: {settings.regularizer}, unit "
             f"{settings.unit!r}.", *imports,
+            *(["from glm_core.basis import bspline, cyclic_bspline"] if splines else []),
             "from glm_core.encoding import bin_index, make_binning, one_hot"]
 
 
@@ -202,7 +233,21 @@ def _data_lines(settings: FitSettings) -> list[str]:
         "    return one_hot(bin_index(var.values[valid], binning), n_bins)",
         "",
         "",
+        *(_SPLINE_LINES if any(b is not None for b in settings.bases) else []),
     ]
+
+
+_SPLINE_LINES = [
+    "def spline_bins(name, n_bins, n_basis):",
+    '    """B-spline basis (cyclic if circular) at the centres of fine bins: one-hot @ basis."""',
+    "    var = session.variable(name)",
+    "    binning = make_binning(var.values, n_bins, var.circular, valid)",
+    "    evaluate = cyclic_bspline if var.circular else bspline",
+    "    basis = evaluate(binning.centres, n_basis, (binning.edges[0], binning.edges[-1]))",
+    "    return one_hot_bins(name, n_bins) @ basis",
+    "",
+    "",
+]
 
 
 def _strength_dict(settings: FitSettings, names) -> dict:

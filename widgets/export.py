@@ -51,11 +51,12 @@ out.toBlob((blob) => {
 
 def fit_settings(state: ExplorerState) -> export.FitSettings:
     """What decides the state's current fit, for glm_core.export."""
-    rows = state.variables
+    rows, enc = state.variables, state.encoding
     return export.FitSettings(
         data=SOURCES.get(state.source, export.UPLOAD), unit=str(state.unit),
         regularizer=state.regularizer, names=tuple(r.name for r in rows),
-        circular=tuple(r.circular for r in rows), n_bins=tuple(r.n_bins for r in rows),
+        circular=tuple(r.circular for r in rows), n_bins=enc.n_bins,
+        n_basis=tuple(None if b is None else b.shape[1] for b in enc.bases),
         include=tuple(r.include for r in rows),
         log_strengths=tuple(float(r.log_strength) for r in rows),
         n_samples=state.n_samples, seed=state.seed, bin_width=float(state.session.bin_width),
@@ -65,7 +66,8 @@ def fit_settings(state: ExplorerState) -> export.FitSettings:
 def fit_record(state: ExplorerState) -> dict:
     """The state's current fit as glm_core.export's JSON-ready record."""
     return export.fit_record(fit_settings(state), state.session.source,
-                             state.encoding.binnings, state.fit, state.curves, state.stats)
+                             state.encoding.binnings, state.fit, state.curves, state.stats,
+                             state.encoding.bases)
 
 
 def export_controls(state: ExplorerState) -> pn.Column:
