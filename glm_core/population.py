@@ -4,15 +4,16 @@ All units see the same behaviour, so they share the occupied joint cells and eac
 occupancy; only the spike totals per cell differ. :func:`population_grid` totals every unit's
 spikes per cell and cross-validation fold (the folds of ``binned``), and :func:`fit_population`
 runs one jitted call: the Newton solver of ``solvers.solve`` vmapped over units for the full fits
-and, for the held-out scores, over units and folds. The objective, penalties, active bins and
-scores are those of ``binned.fit_bin_grid`` / ``binned.cross_validate_grid``.
+and, for the held-out scores, over units and folds. The objective, penalties, active bins, bases
+(a variable's (slots x k) matrix B from coefficients to bins, as in ``binned``) and scores are
+those of ``binned.fit_bin_grid`` / ``binned.cross_validate_grid``.
 
 Shapes are bucketed so that nothing recompiles while the user works: units are padded to a power
 of two (at least 8), cells to a power of two (at least 256), and each variable gets ``slots`` bin
 slots, the smallest of 8, 16, 32, 64 that holds its bins (changing a strength, the variables
-included, the unit count or bin counts within a bucket reuses the compiled solver). The cell table
-is small, so it is walked whole, without the chunks of ``binned``. A unit without spikes (or a
-padding unit) is swapped for a problem solved at its start and reported as NaN.
+included, the unit count, bin counts within a bucket or a basis reuses the compiled solver). The
+cell table is small, so it is walked whole, without the chunks of ``binned``. A unit without
+spikes (or a padding unit) is swapped for a problem solved at its start and reported as NaN.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from .binned import BinGrid, _hessian, _roughness
+from .binned import BinGrid, _hessian, _pull, _pull_hessian, _roughness, _to_slots
 from .errors import InputError
 from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Smooth, get_regularizer
 from .solvers import solve
@@ -115,9 +116,11 @@ def population_grid(grid: BinGrid, counts: np.ndarray) -> PopulationGrid:
 class PopulationFit:
     """Per unit (first axis, ``n_units``): the fit of every unit, its scores and tuning.
 
-    ``weights[u, v, k]`` is unit u's coefficient of bin k of variable v (zero where ``active``
-    is False), ``log_others_gain[u, v]`` the log of the others' mean effect on variable v's curve
-    (as ``binned.BinnedFit``). ``pseudo_r2`` is the McFadden pseudo-R2 on the fitted samples;
+    ``weights[u, v, k]`` is unit u's coefficient k of variable v (of bin k, or of basis
+    function k; zero where ``active`` is False), ``effects[u, v, s]`` its term of the log rate in
+    bin s (drawn where ``shown``), ``log_others_gain[u, v]`` the log of the others' mean effect
+    on variable v's curve (as ``binned.BinnedFit``). ``pseudo_r2`` is the McFadden pseudo-R2 on
+    the fitted samples;
     ``test_bits_per_spike[u, k]`` the held-out score of fold k (None without cross-validation);
     ``skaggs[u, v]`` the Skaggs information (bits/spike) of the empirical rate map of variable v.
     Units without spikes have ``has_spikes`` False and NaN scores and curves.
@@ -125,6 +128,8 @@ class PopulationFit:
 
     weights: np.ndarray
     active: np.ndarray
+    effects: np.ndarray
+    shown: np.ndarray
     intercept: np.ndarray
     log_others_gain: np.ndarray
     pseudo_r2: np.ndarray
@@ -149,9 +154,9 @@ class PopulationFit:
         """Each unit's model rate (Hz) at the ``n_bins`` bins of variable ``v``, the other
         variables at their mean effect (as ``explorer.tuning_curves``); NaN at inactive bins and
         for units without spikes."""
-        log_rate = (self.intercept[:, None] + self.weights[:, v, :n_bins]
+        log_rate = (self.intercept[:, None] + self.effects[:, v, :n_bins]
                     + self.log_others_gain[:, v, None])
-        shown = self.active[None, v, :n_bins] & self.has_spikes[:, None]
+        shown = self.shown[None, v, :n_bins] & self.has_spikes[:, None]
         return np.where(shown, np.exp(np.where(shown, log_rate, 0.0)), np.nan) / bin_width
 
     def sorted_map(self, v: int, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -193,11 +198,12 @@ def fit_population(
     init: PopulationFit | None = None,
     tol: float = 1e-6,
     maxiter: int = 100,
+    bases=None,
 ) -> PopulationFit:
     """Fit every unit of ``pop`` with the model of ``binned.fit_bin_grid`` (same ``n_bins``,
-    ``include``, ``strengths``, ``regularizer``, ``circular``) in one jitted call; with
-    ``cross_validate`` also every unit's held-out bits/spike per fold (the folds of the grid),
-    all folds of all units in one more. ``init``: a previous fit, for warm starts."""
+    ``include``, ``strengths``, ``regularizer``, ``circular``, ``bases``) in one jitted call;
+    with ``cross_validate`` also every unit's held-out bits/spike per fold (the folds of the
+    grid), all folds of all units in one more. ``init``: a previous fit, for warm starts."""
     reg = get_regularizer(regularizer)
     n_vars, slots = pop.cells.shape[0], pop.slots
     n_bins = np.asarray(n_bins, np.int32)
@@ -205,14 +211,23 @@ def fit_population(
         raise InputError(f"each variable needs between 1 and {slots} bins")
     if not any(include):
         raise InputError("include at least one variable in the model")
-    settings = (jnp.asarray(n_bins), jnp.asarray(include, bool),
+    maps = np.tile(np.eye(slots, dtype=np.float32), (n_vars, 1, 1))
+    n_coef = n_bins.copy()
+    for v, basis in enumerate(bases or ()):
+        if basis is not None:
+            maps[v] = 0.0
+            maps[v, : basis.shape[0], : basis.shape[1]] = basis
+            n_coef[v] = basis.shape[1]
+    is_basis = np.array([b is not None for b in bases or (None,) * n_vars])
+    settings = (jnp.asarray(n_coef), jnp.asarray(include, bool),
                 jnp.asarray(strengths, jnp.float32),
-                jnp.zeros(n_vars, bool) if circular is None else jnp.asarray(circular, bool))
+                jnp.zeros(n_vars, bool) if circular is None else jnp.asarray(circular, bool),
+                jnp.asarray(maps), jnp.asarray(is_basis))
     size = n_vars * slots + 1
     n_pad = pop.spikes.shape[0]
     theta0 = jnp.zeros((n_pad, size), jnp.float32) if init is None else init.theta
     full = _fit_units(pop.cells, pop.occupancy, pop.spikes, *settings, theta0, reg, tol, maxiter)
-    theta, converged, active, log_gains, ll, ll_null = jax.device_get(full)
+    theta, converged, active, shown, effects, log_gains, ll, ll_null = jax.device_get(full)
     u = pop.n_units
     has_spikes = pop.fold_spikes.sum(1) > 0
     log_factorial = pop.fold_log_factorial.sum(1)
@@ -236,6 +251,8 @@ def fit_population(
     return PopulationFit(
         weights=theta[:u, :-1].reshape(u, n_vars, slots),
         active=active,
+        effects=effects[:u],
+        shown=shown,
         intercept=theta[:u, -1] * nan,
         log_others_gain=log_gains[:u],
         pseudo_r2=pseudo_r2 * nan,
@@ -267,22 +284,26 @@ def _log_mean_exp_others(cells, occupancy, w, active):
     return jnp.stack(gains)
 
 
-def _problem(cells, occupancy, spikes, n_bins, include, strengths, circular, reg, slots):
-    """Value, gradient/Hessian, penalty weights, groups, scale, kept coordinates and active bins
-    of one unit's training cells (``binned._problem`` on a whole, small cell table)."""
+def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis,
+             reg, slots):
+    """Value, gradient/Hessian, penalty weights, groups, scale, kept coordinates and active
+    coefficients of one unit's training cells (``binned._problem`` on a whole, small cell
+    table)."""
     n_vars = cells.shape[0]
     one_hot = [jax.nn.one_hot(cells[v], slots, dtype=occupancy.dtype) for v in range(n_vars)]
     pairs = [(v, u) for v in range(n_vars) for u in range(v + 1, n_vars)]
     pair_index = {(v, u): cells[v] * slots + cells[u] for v, u in pairs}
+    diagonal = ~jnp.any(is_basis & include)
     n = jnp.maximum(jnp.sum(occupancy), 1.0)
-    counts = jnp.stack([occupancy @ e for e in one_hot])
-    in_range = include[:, None] & (jnp.arange(slots)[None, :] < n_bins[:, None])
+    counts = _pull(jnp.stack([occupancy @ e for e in one_hot]), maps)
+    in_range = include[:, None] & (jnp.arange(slots)[None, :] < n_coef[:, None])
     active = in_range if isinstance(reg, Smooth) else in_range & (counts > 0)
     keep = jnp.concatenate([active.ravel(), jnp.ones(1, bool)])
-    spike_totals = jnp.concatenate([jnp.stack([spikes @ e for e in one_hot]).ravel(),
+    spike_totals = jnp.concatenate([_pull(jnp.stack([spikes @ e for e in one_hot]), maps).ravel(),
                                     jnp.sum(spikes)[None]])
 
     def expected(theta):
+        theta = _to_slots(theta, maps)
         w = theta[:-1].reshape(n_vars, slots)
         eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
         return jnp.where(occupancy > 0, occupancy * jnp.exp(eta), 0.0)
@@ -294,18 +315,20 @@ def _problem(cells, occupancy, spikes, n_bins, include, strengths, circular, reg
         mu = expected(theta)
         per_bin = jnp.stack([mu @ e for e in one_hot])
         total = jnp.sum(mu)
-        g = (jnp.concatenate([per_bin.ravel(), total[None]]) - spike_totals) / n * keep
+        g = (jnp.concatenate([_pull(per_bin, maps).ravel(), total[None]]) - spike_totals) / n
         per_pair = {(v, u): jax.ops.segment_sum(mu, pair_index[(v, u)], slots * slots)
                     for v in range(n_vars) for u in range(v + 1, n_vars)}
         h = _hessian(total, per_bin, per_pair, n_vars, slots) / n
+        h = jax.lax.cond(diagonal, lambda a: a, lambda a: _pull_hessian(a, maps), h)
+        g = g * keep
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
         return g, h
 
     if isinstance(reg, GroupLasso):
-        weights = strengths * jnp.sqrt(n_bins.astype(strengths.dtype))
+        weights = strengths * jnp.sqrt(n_coef.astype(strengths.dtype))
     elif isinstance(reg, Smooth):
         blocks = [jnp.where(active[v][:, None] & active[v][None, :], strengths[v] * (
-            _roughness(n_bins[v], circular[v], slots) + SMOOTH_RIDGE * jnp.eye(slots)), 0.0)
+            _roughness(n_coef[v], circular[v], slots) + SMOOTH_RIDGE * jnp.eye(slots)), 0.0)
             for v in range(n_vars)]
         weights = jax.scipy.linalg.block_diag(*blocks, jnp.zeros((1, 1)))
     else:
@@ -313,29 +336,31 @@ def _problem(cells, occupancy, spikes, n_bins, include, strengths, circular, reg
                                    jnp.zeros(1, strengths.dtype)])
     groups = tuple((v * slots, (v + 1) * slots) for v in range(n_vars))
     scale = jnp.maximum(jnp.sum(spikes) / n, 1e-6)
-    return value, grad_hess, weights, groups, scale, keep, active
+    return value, grad_hess, weights, groups, scale, keep, active, diagonal
 
 
 def _log_likelihood_terms(cells, occupancy, spikes, theta, slots):
-    """sum over cells of spikes * eta - occupancy * exp(eta) (log y! left out)."""
+    """sum over cells of spikes * eta - occupancy * exp(eta) (log y! left out; ``theta`` holds
+    per-bin effects)."""
     n_vars = cells.shape[0]
     w = theta[:-1].reshape(n_vars, slots)
     eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
     return jnp.sum(jnp.where(occupancy > 0, spikes * eta - occupancy * jnp.exp(eta), 0.0))
 
 
-def _solve_unit(cells, occupancy, spikes, n_bins, include, strengths, circular, theta0, reg, tol,
-                maxiter):
+def _solve_unit(cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis,
+                theta0, reg, tol, maxiter):
     """One training set; without spikes it is swapped for a rate of one per sample, whose
     optimum, zero, is the start (reported as NaN by the caller)."""
     slots = (theta0.shape[0] - 1) // cells.shape[0]
     empty = jnp.sum(spikes) <= 0
     spikes = jnp.where(empty, occupancy, spikes)
     theta0 = jnp.where(empty, 0.0, theta0)
-    value, grad_hess, weights, groups, scale, keep, active = _problem(
-        cells, occupancy, spikes, n_bins, include, strengths, circular, reg, slots)
+    value, grad_hess, weights, groups, scale, keep, active, diagonal = _problem(
+        cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis, reg,
+        slots)
     res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
-                diagonal_blocks=True)
+                diagonal_blocks=diagonal)
     return res, active, slots
 
 
@@ -344,39 +369,42 @@ def _sum_folds(rows):
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _fit_units(cells, occupancy, spikes, n_bins, include, strengths, circular, theta0, reg, tol,
-               maxiter):
+def _fit_units(cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis,
+               theta0, reg, tol, maxiter):
     occupancy = _sum_folds(occupancy)
 
     def one(spk, th0):
         spk = _sum_folds(spk)
-        res, active, slots = _solve_unit(cells, occupancy, spk, n_bins, include, strengths,
-                                         circular, th0, reg, tol, maxiter)
-        w = res.theta[:-1].reshape(cells.shape[0], slots)
-        log_gains = _log_mean_exp_others(cells, occupancy, w, active)
+        res, active, slots = _solve_unit(cells, occupancy, spk, n_coef, include, strengths,
+                                         circular, maps, is_basis, th0, reg, tol, maxiter)
+        slot_theta = _to_slots(res.theta, maps)
+        w = slot_theta[:-1].reshape(cells.shape[0], slots)
+        # a bin's effect is drawn where its coefficient is active; a basis's at every bin
+        shown = jnp.where((is_basis & include)[:, None], True, active)
+        log_gains = _log_mean_exp_others(cells, occupancy, w, shown)
         n = jnp.sum(occupancy)
-        ll = _log_likelihood_terms(cells, occupancy, spk, res.theta, slots) / n
+        ll = _log_likelihood_terms(cells, occupancy, spk, slot_theta, slots) / n
         mean_y = jnp.sum(spk) / n
         ll_null = (jnp.sum(spk) * jnp.log(mean_y) - n * mean_y) / n
-        return res.theta, res.converged, active, log_gains, ll, ll_null
+        return res.theta, res.converged, active, shown, w, log_gains, ll, ll_null
 
-    theta, converged, active, log_gains, ll, ll_null = jax.vmap(one)(spikes, theta0)
-    return theta, converged, active[0], log_gains, ll, ll_null
+    theta, converged, active, shown, w, log_gains, ll, ll_null = jax.vmap(one)(spikes, theta0)
+    return theta, converged, active[0], shown[0], w, log_gains, ll, ll_null
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _cross_validate_units(cells, occupancy, spikes, n_bins, include, strengths, circular, theta0,
-                          reg, tol, maxiter):
+def _cross_validate_units(cells, occupancy, spikes, n_coef, include, strengths, circular, maps,
+                          is_basis, theta0, reg, tol, maxiter):
     """Every (unit, fold): fit the other folds, score the fold (``binned._cv_one``)."""
     total_occ = _sum_folds(occupancy)
 
     def one(occ, spk, total_spk, th0):
         train_occ, train_spk = total_occ - occ, total_spk - spk
-        res, _, slots = _solve_unit(cells, train_occ, train_spk, n_bins, include, strengths,
-                                    circular, th0, reg, tol, maxiter)
+        res, _, slots = _solve_unit(cells, train_occ, train_spk, n_coef, include, strengths,
+                                    circular, maps, is_basis, th0, reg, tol, maxiter)
         rate = jnp.sum(train_spk) / jnp.maximum(jnp.sum(train_occ), 1.0)
         log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-        ll_test = _log_likelihood_terms(cells, occ, spk, res.theta, slots)
+        ll_test = _log_likelihood_terms(cells, occ, spk, _to_slots(res.theta, maps), slots)
         ll_test_mean = jnp.sum(spk) * log_rate - jnp.sum(occ) * rate
         return res.theta, res.converged, ll_test, ll_test_mean
 

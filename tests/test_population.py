@@ -7,6 +7,7 @@ import pytest
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core import explorer
+from glm_core.basis import bspline
 from glm_core.binned import cross_validate_grid, fit_bin_grid
 from glm_core.linear_track import load_linear_track
 from glm_core.population import fit_population, population_grid, skaggs_information
@@ -88,6 +89,35 @@ def test_population_curves_equal_per_unit_fits_for_every_regularizer(recording, 
         np.testing.assert_allclose(  # a bin of near-zero rate is pinned down loosely
             fit.tuning_curves(0, n, 1.0)[u], single, rtol=5e-4, atol=1e-4 * np.nanmax(single),
             err_msg=f"unit {u}")
+
+
+def test_population_with_a_spline_basis_matches_sklearn():
+    """Linear position on 8 B-splines over 64 fine bins (np.histogram bins, basis from
+    glm_core.basis, itself equal to NeMoS), running direction on 2 bins, Ridge: two units'
+    coefficients, intercepts and drawn curves against sklearn (float64) on that dense design."""
+    session = load_linear_track()
+    enc = explorer.encode(session, 0, N_BINS, n_basis=[8, None, None])
+    pop = population_grid(enc.grid, session.counts[session.valid])
+    s = 3e-3
+    fit = fit_population(pop, enc.n_bins, INCLUDE, [s] * 3, "Ridge", enc.circular,
+                         cross_validate=False, bases=enc.bases)
+    valid = session.valid
+    fine, edges = ref.histogram_bins(session.variables[0].values[valid], 64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    basis = bspline(centres, 8, (edges[0], edges[-1]))
+    direction = ref.histogram_bins(session.variables[1].values[valid], 2)[0]
+    X = np.hstack([ref.one_hot(fine, 64) @ basis, ref.one_hot(direction, 2)])
+    for name in ("t10c18", "t1c20"):
+        u = session.unit_names.index(name)
+        sk = PoissonRegressor(alpha=s, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+        sk.fit(X, session.counts[valid, u].astype(float))
+        np.testing.assert_allclose(fit.weights[u, 0, :8], sk.coef_[:8], atol=5e-5)
+        np.testing.assert_allclose(fit.weights[u, 1, :2], sk.coef_[8:], atol=5e-5)
+        assert fit.intercept[u] == pytest.approx(sk.intercept_, abs=5e-5)
+        gain = np.log(np.mean(np.exp(X[:, 8:] @ sk.coef_[8:])))  # direction at its mean effect
+        expected = np.exp(sk.intercept_ + basis @ sk.coef_[:8] + gain) / session.bin_width
+        np.testing.assert_allclose(fit.tuning_curves(0, 64, session.bin_width)[u], expected,
+                                   rtol=2e-4)
 
 
 def test_population_matches_sklearn_on_the_one_hot_design(recording):
@@ -244,6 +274,12 @@ def test_the_page_state_population_follows_refits_and_matches_the_unit_curve():
         np.testing.assert_allclose(
             state.population.tuning_curves(0, n, state.session.bin_width)[u], page_curve,
             rtol=5e-4)
+    state.variables[0].param.update(encoding="B-spline", n_basis=8)  # a basis: smooth curves
+    page_curve = next(c for c in state.curves if c.name == "linear position").model
+    assert page_curve.size == 64
+    np.testing.assert_allclose(
+        state.population.tuning_curves(0, 64, state.session.bin_width)[u], page_curve,
+        rtol=5e-4)
     table = population_table(state, 0)
     assert list(table["unit"]) == list(state.session.unit_names)
     assert set(table.loc[table["spikes"] == 0, "status"]) == {"no spikes"}

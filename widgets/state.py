@@ -313,7 +313,7 @@ class ExplorerState(param.Parameterized):
         try:
             self.population = population.fit_population(
                 self._population_grid[2], enc.n_bins, include, strengths, self.regularizer,
-                enc.circular, cross_validate, init=init)
+                enc.circular, cross_validate, init=init, bases=enc.bases)
         except InputError as err:
             self.error = str(err)
 
