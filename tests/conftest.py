@@ -1,10 +1,12 @@
 """Fixtures shared by the browser tests: one ``panel serve app.py`` (with its warm-up) and one
-Chromium per test process (per xdist worker), so the app compiles and starts once there."""
+Chromium per test process. The browser modules are marked ``xdist_group("browser")``, so with
+``-n 2 --dist loadgroup`` they all run on one worker and the app compiles and starts once."""
 
 from __future__ import annotations
 
 import playwright.sync_api as pw
 import pytest
+from _pytest.nodeid import coerce_node_id
 
 from tests.browser_support import (
     CHROMIUM,
@@ -14,6 +16,18 @@ from tests.browser_support import (
     start_server,
     stop_server,
 )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give ``--dist loadgroup`` the ``@group`` node ids it schedules by. pytest-xdist 3.8 writes
+    them to ``item._nodeid``, which pytest 9 no longer reads (it keeps ids in ``item._id``), so
+    its groups are silently spread over the workers; without loadgroup this does nothing."""
+    if not config.getvalue("loadgroup"):
+        return
+    for item in items:
+        mark = item.get_closest_marker("xdist_group")
+        if mark is not None and "@" not in item.nodeid.rpartition("]")[2]:
+            item._id = coerce_node_id(f"{item.nodeid}@{mark.args[0]}")
 
 
 @pytest.fixture(scope="session")
