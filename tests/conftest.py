@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(config, items):
     """Give ``--dist loadgroup`` the ``@group`` node ids it schedules by. pytest-xdist 3.8 writes
     them to ``item._nodeid``, which pytest 9 no longer reads (it keeps ids in ``item._id``), so
     its groups are silently spread over the workers; without loadgroup this does nothing."""
-    if not config.getvalue("loadgroup"):
+    if not getattr(config.option, "loadgroup", False):  # set in the workers of --dist loadgroup
         return
     for item in items:
         mark = item.get_closest_marker("xdist_group")

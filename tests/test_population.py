@@ -216,6 +216,23 @@ def test_units_without_spikes_are_reported_not_fitted(recording):
     assert np.isfinite(fit.pseudo_r2[[0, 1, 3]]).all()
 
 
+def test_the_servers_warm_up_compiles_the_first_fit_all_units():
+    """After warm_population (run by warm_up.py before the first visitor), a new session on the
+    built-in recording fits all units with held-out scores, and then with another strength and
+    regularizer settings within the warmed ones, compiling nothing. Caches are cleared first."""
+    from widgets.state import RECORDING, ExplorerState, warm_population
+
+    jax.clear_caches()
+    warm_population()
+    state = ExplorerState(source=RECORDING)
+    state.start()
+    with CompileCounter() as counter:
+        state.update_population()
+        state.variables[0].log_strength = -1.0
+    assert state.population is not None and np.isfinite(state.population.held_out).any()
+    assert counter.count == 0
+
+
 def test_strengths_units_and_bins_within_a_bucket_never_recompile():
     """After one fit (with held-out scores), new strengths, variables, bin counts and another
     unit count within the buckets (17..32 units, 1025..2048 cells, 9..16 bins) compile nothing.

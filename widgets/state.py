@@ -49,6 +49,14 @@ def warm_solvers(encoding) -> None:
         _warm_shapes.add(shape)
 
 
+def warm_population() -> None:
+    """Compile the population fit and its held-out scores for the built-in recording's default
+    model, once per process, so that the first "Fit all units" answers at once."""
+    state = ExplorerState(source=RECORDING)
+    state.start()
+    state.update_population()
+
+
 def solvers_ready() -> bool:
     """Whether this process has compiled solvers (a warmed-up server)."""
     return bool(_warm_shapes)
