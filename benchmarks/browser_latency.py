@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.browser_support import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
-    JS_CURVES,
     REPO,
     free_port,
     slider_handle,
@@ -44,22 +43,56 @@ from tests.browser_support import (  # noqa: E402
 
 # On every ArrowRight key press: note the time, then check each animation frame whether the GLM
 # curve of `position` changed; one frame after it did (so the change has been painted), record.
+# The curve's data source is found once: walking every view on each frame would load the page
+# being measured. `__patches` (from JS_SOCKET) gives the arrival of the first document patch.
 JS_PROBE = """() => {
-  const curves = CURVES;
-  const sig = () => JSON.stringify((curves()['position'] || {}).y);
+  let src = null;
+  const walk = (v) => {
+    if (!v || src) return;
+    if (v.model && v.model.type === 'Figure' && v.model.title && v.model.title.text === 'position')
+      for (const r of v.model.renderers) {
+        const d = r.data_source && r.data_source.data;
+        if (d && (d instanceof Map ? d.has('model') : 'model' in d)) src = r.data_source;
+      }
+    for (const c of (v.child_views || [])) walk(c);
+  };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  const sig = () => {
+    const d = src.data;
+    return JSON.stringify(Array.from(d instanceof Map ? d.get('model') : d.model));
+  };
   window.__latency = [];
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'ArrowRight') return;
     const before = sig(), t0 = performance.now();
+    const press = {t0};
+    window.__latency.push(press);
     const tick = () => {
-      const done = () => window.__latency.push(performance.now() - t0);
+      const done = () => { press.painted = performance.now() - t0;
+                           const p = window.__patches.find(t => t > t0);
+                           press.patch = p === undefined ? null : p - t0; };
       if (sig() !== before) requestAnimationFrame(done);
-      else if (performance.now() - t0 > 10000) window.__latency.push(null);
+      else if (performance.now() - t0 > 10000) press.painted = null;
       else requestAnimationFrame(tick);
     };
     requestAnimationFrame(tick);
   }, true);
-}""".replace("CURVES", JS_CURVES)
+}"""
+
+# Before the page loads: note when each document patch from the server arrives (its header).
+JS_SOCKET = """
+window.__patches = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = function (...args) {
+  const ws = new NativeWebSocket(...args);
+  ws.addEventListener('message', (e) => {
+    if (typeof e.data === 'string' && e.data.includes('"msgtype": "PATCH-DOC"'))
+      window.__patches.push(performance.now());
+  });
+  return ws;
+};
+window.WebSocket.prototype = NativeWebSocket.prototype;
+"""
 
 UPDATE_LOG = re.compile(r"update ([\d.]+) ms \(solver ([\d.]+) ms\)")
 
@@ -128,6 +161,7 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
         frames.append((time.monotonic(), len(payload), text.startswith('{"msgid"')))
 
     page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    page.add_init_script(JS_SOCKET)
     page.reload()  # reconnect with the websocket hook in place
     wait_for_app(page, timeout=120)
     page.evaluate(JS_PROBE)
@@ -140,12 +174,16 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
     for i in range(presses):
         t = time.monotonic()
         handle.press("ArrowRight")
-        page.wait_for_function(f"window.__latency.length > {i}", timeout=15_000)
-        page.wait_for_timeout(400)  # let any trailing messages of this update arrive
+        page.wait_for_function(f"window.__latency.length > {i} && "
+                               f"window.__latency[{i}].painted !== undefined", timeout=15_000)
+        page.wait_for_timeout(1000)  # the rest of this update (the held-out score) arrives
         sent = [f for f in frames if f[0] >= t]
         per_press.append((sum(f[2] for f in sent), sum(f[1] for f in sent)))
     cpu = (cpu_s(server_pid) - cpu_start) / presses
-    ms = [v for v in page.evaluate("window.__latency") if v is not None]
+    timed = [p for p in page.evaluate("window.__latency") if p["painted"] is not None]
+    ms = [p["painted"] for p in timed]
+    patch = [p["patch"] for p in timed if p["patch"] is not None]
+    browser = [p["painted"] - p["patch"] for p in timed if p["patch"] is not None]
     page.context.close()
     server = [float(m[0]) for m in UPDATE_LOG.findall(
         log.read_bytes()[log_offset:].decode(errors="replace"))]
@@ -154,6 +192,8 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
     return Printed({
         "presses": presses, "painted": len(ms),
         "median ms": statistics.median(ms), "p90 ms": _p90(ms), "max ms": max(ms),
+        "key press to first patch, median ms": statistics.median(patch),
+        "first patch to painted, median ms": statistics.median(browser),
         "messages / update": statistics.median(m for m, _ in per_press),
         "kB / update": statistics.median(b for _, b in per_press) / 1e3,
         "server ms / update (median)": statistics.median(server) if server else None,
@@ -235,12 +275,14 @@ def main():
         port = free_port()
         proc, accepted = start(port, log)
         url = f"http://127.0.0.1:{port}/app"
+        print(f"{'load average (1 min) at start':45s} {os.getloadavg()[0]:.1f}", flush=True)
         try:
             if args.what in ("all", "tabs"):
                 tabs(browser, url, proc, accepted, args.tabs, args.cycles)
             if args.what in ("all", "latency"):
                 latency(browser, url, log, proc.pid, args.presses)
         finally:
+            print(f"{'load average (1 min) at end':45s} {os.getloadavg()[0]:.1f}", flush=True)
             stop(proc)
             browser.close()
 
