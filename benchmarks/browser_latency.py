@@ -169,6 +169,9 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
     handle.focus()
     page.wait_for_timeout(1000)
     log_offset = log.stat().st_size
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    busy_start = _browser_busy(cdp)
     cpu_start = cpu_s(server_pid)
     per_press = []
     for i in range(presses):
@@ -180,6 +183,7 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
         sent = [f for f in frames if f[0] >= t]
         per_press.append((sum(f[2] for f in sent), sum(f[1] for f in sent)))
     cpu = (cpu_s(server_pid) - cpu_start) / presses
+    busy = {k: (v - busy_start[k]) / presses for k, v in _browser_busy(cdp).items()}
     timed = [p for p in page.evaluate("window.__latency") if p["painted"] is not None]
     ms = [p["painted"] for p in timed]
     patch = [p["patch"] for p in timed if p["patch"] is not None]
@@ -199,7 +203,16 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
         "server ms / update (median)": statistics.median(server) if server else None,
         "solver ms / update (median)": statistics.median(solver) if solver else None,
         "server CPU ms / update (mean)": 1e3 * cpu,
+        **{f"browser {k} ms / update (mean)": 1e3 * v for k, v in busy.items()},
     })
+
+
+def _browser_busy(cdp) -> dict:
+    """Seconds the page's main thread has spent: in all tasks, in script, in style and layout
+    (Chrome's performance metrics; like CPU time, less inflated by the machine's load)."""
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {"main thread": metrics["TaskDuration"], "script": metrics["ScriptDuration"],
+            "style + layout": metrics["RecalcStyleDuration"] + metrics["LayoutDuration"]}
 
 
 def tabs(browser, url, proc, accepted: float, n_tabs: int, cycles: int) -> dict:

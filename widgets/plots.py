@@ -154,6 +154,9 @@ class TuningCurvePlot:
         plot = hv.renderer("bokeh").get_plot(overlay.opts(title=curve.name, **PLOT_OPTS))
         self._handles = [sub.handles for sub in plot.subplots.values()]
         self.figure = plot.state
+        points = self._layer_handles("model points")
+        if points is not None:  # the model's dots read the line's source: one copy per refit
+            points["source"] = points["glyph_renderer"].data_source = self.source("model")
         # Ranges follow the data in the browser: the server never sends a range.
         self.figure.y_range = DataRange1d(start=0, range_padding=0.1)
         if few_valued(curve):
