@@ -6,8 +6,11 @@
 
 ``latency``: a strength-slider key press (ArrowRight on the handle) until the GLM curve's data in
 ``Bokeh.documents[0]`` has changed and one more animation frame has passed (painted), timed inside
-the page; the websocket messages and bytes the server sent for each press; the server's own time
-per update (refit + publishing, from its log).
+the page, split at the arrival of the first document patch; the websocket messages and bytes the
+server sent for each press (the curves, then the held-out score, table and URL once the slider
+rests); the server's own time per update (refit + publishing, from its log) and CPU; the
+browser main thread's time per update (Chrome's performance metrics). The load average is
+printed at the start and the end: compare runs made back to back.
 
 ``tabs``: seconds from the server accepting connections until the first tab shows fitted curves,
 then a later tab, then N tabs opened at once; then the server's RSS growth over open/close cycles.
