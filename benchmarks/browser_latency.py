@@ -6,8 +6,11 @@
 
 ``latency``: a strength-slider key press (ArrowRight on the handle) until the GLM curve's data in
 ``Bokeh.documents[0]`` has changed and one more animation frame has passed (painted), timed inside
-the page; the websocket messages and bytes the server sent for each press; the server's own time
-per update (refit + publishing, from its log).
+the page, split at the arrival of the first document patch; the websocket messages and bytes the
+server sent for each press (the curves, then the held-out score, table and URL once the slider
+rests); the server's own time per update (refit + publishing, from its log) and CPU; the
+browser main thread's time per update (Chrome's performance metrics). The load average is
+printed at the start and the end: compare runs made back to back.
 
 ``tabs``: seconds from the server accepting connections until the first tab shows fitted curves,
 then a later tab, then N tabs opened at once; then the server's RSS growth over open/close cycles.
@@ -35,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.browser_support import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
-    JS_CURVES,
     REPO,
     free_port,
     slider_handle,
@@ -44,22 +46,56 @@ from tests.browser_support import (  # noqa: E402
 
 # On every ArrowRight key press: note the time, then check each animation frame whether the GLM
 # curve of `position` changed; one frame after it did (so the change has been painted), record.
+# The curve's data source is found once: walking every view on each frame would load the page
+# being measured. `__patches` (from JS_SOCKET) gives the arrival of the first document patch.
 JS_PROBE = """() => {
-  const curves = CURVES;
-  const sig = () => JSON.stringify((curves()['position'] || {}).y);
+  let src = null;
+  const walk = (v) => {
+    if (!v || src) return;
+    if (v.model && v.model.type === 'Figure' && v.model.title && v.model.title.text === 'position')
+      for (const r of v.model.renderers) {
+        const d = r.data_source && r.data_source.data;
+        if (d && (d instanceof Map ? d.has('model') : 'model' in d)) src = r.data_source;
+      }
+    for (const c of (v.child_views || [])) walk(c);
+  };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  const sig = () => {
+    const d = src.data;
+    return JSON.stringify(Array.from(d instanceof Map ? d.get('model') : d.model));
+  };
   window.__latency = [];
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'ArrowRight') return;
     const before = sig(), t0 = performance.now();
+    const press = {t0};
+    window.__latency.push(press);
     const tick = () => {
-      const done = () => window.__latency.push(performance.now() - t0);
+      const done = () => { press.painted = performance.now() - t0;
+                           const p = window.__patches.find(t => t > t0);
+                           press.patch = p === undefined ? null : p - t0; };
       if (sig() !== before) requestAnimationFrame(done);
-      else if (performance.now() - t0 > 10000) window.__latency.push(null);
+      else if (performance.now() - t0 > 10000) press.painted = null;
       else requestAnimationFrame(tick);
     };
     requestAnimationFrame(tick);
   }, true);
-}""".replace("CURVES", JS_CURVES)
+}"""
+
+# Before the page loads: note when each document patch from the server arrives (its header).
+JS_SOCKET = """
+window.__patches = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = function (...args) {
+  const ws = new NativeWebSocket(...args);
+  ws.addEventListener('message', (e) => {
+    if (typeof e.data === 'string' && e.data.includes('"msgtype": "PATCH-DOC"'))
+      window.__patches.push(performance.now());
+  });
+  return ws;
+};
+window.WebSocket.prototype = NativeWebSocket.prototype;
+"""
 
 UPDATE_LOG = re.compile(r"update ([\d.]+) ms \(solver ([\d.]+) ms\)")
 
@@ -128,6 +164,7 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
         frames.append((time.monotonic(), len(payload), text.startswith('{"msgid"')))
 
     page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    page.add_init_script(JS_SOCKET)
     page.reload()  # reconnect with the websocket hook in place
     wait_for_app(page, timeout=120)
     page.evaluate(JS_PROBE)
@@ -135,17 +172,25 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
     handle.focus()
     page.wait_for_timeout(1000)
     log_offset = log.stat().st_size
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    busy_start = _browser_busy(cdp)
     cpu_start = cpu_s(server_pid)
     per_press = []
     for i in range(presses):
         t = time.monotonic()
         handle.press("ArrowRight")
-        page.wait_for_function(f"window.__latency.length > {i}", timeout=15_000)
-        page.wait_for_timeout(400)  # let any trailing messages of this update arrive
+        page.wait_for_function(f"window.__latency.length > {i} && "
+                               f"window.__latency[{i}].painted !== undefined", timeout=15_000)
+        page.wait_for_timeout(1000)  # the rest of this update (the held-out score) arrives
         sent = [f for f in frames if f[0] >= t]
         per_press.append((sum(f[2] for f in sent), sum(f[1] for f in sent)))
     cpu = (cpu_s(server_pid) - cpu_start) / presses
-    ms = [v for v in page.evaluate("window.__latency") if v is not None]
+    busy = {k: (v - busy_start[k]) / presses for k, v in _browser_busy(cdp).items()}
+    timed = [p for p in page.evaluate("window.__latency") if p["painted"] is not None]
+    ms = [p["painted"] for p in timed]
+    patch = [p["patch"] for p in timed if p["patch"] is not None]
+    browser = [p["painted"] - p["patch"] for p in timed if p["patch"] is not None]
     page.context.close()
     server = [float(m[0]) for m in UPDATE_LOG.findall(
         log.read_bytes()[log_offset:].decode(errors="replace"))]
@@ -154,12 +199,23 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
     return Printed({
         "presses": presses, "painted": len(ms),
         "median ms": statistics.median(ms), "p90 ms": _p90(ms), "max ms": max(ms),
+        "key press to first patch, median ms": statistics.median(patch),
+        "first patch to painted, median ms": statistics.median(browser),
         "messages / update": statistics.median(m for m, _ in per_press),
         "kB / update": statistics.median(b for _, b in per_press) / 1e3,
         "server ms / update (median)": statistics.median(server) if server else None,
         "solver ms / update (median)": statistics.median(solver) if solver else None,
         "server CPU ms / update (mean)": 1e3 * cpu,
+        **{f"browser {k} ms / update (mean)": 1e3 * v for k, v in busy.items()},
     })
+
+
+def _browser_busy(cdp) -> dict:
+    """Seconds the page's main thread has spent: in all tasks, in script, in style and layout
+    (Chrome's performance metrics; like CPU time, less inflated by the machine's load)."""
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {"main thread": metrics["TaskDuration"], "script": metrics["ScriptDuration"],
+            "style + layout": metrics["RecalcStyleDuration"] + metrics["LayoutDuration"]}
 
 
 def tabs(browser, url, proc, accepted: float, n_tabs: int, cycles: int) -> dict:
@@ -235,12 +291,14 @@ def main():
         port = free_port()
         proc, accepted = start(port, log)
         url = f"http://127.0.0.1:{port}/app"
+        print(f"{'load average (1 min) at start':45s} {os.getloadavg()[0]:.1f}", flush=True)
         try:
             if args.what in ("all", "tabs"):
                 tabs(browser, url, proc, accepted, args.tabs, args.cycles)
             if args.what in ("all", "latency"):
                 latency(browser, url, log, proc.pid, args.presses)
         finally:
+            print(f"{'load average (1 min) at end':45s} {os.getloadavg()[0]:.1f}", flush=True)
             stop(proc)
             browser.close()
 

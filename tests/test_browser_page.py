@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.browser_support import (
+    JS_FIGURES,
     curve,
     curves,
     deep_text,
@@ -210,5 +211,28 @@ def test_the_downloads_arrive_and_hold_the_plotted_fit(browser, server):
           for (const v of Object.values(Bokeh.index)) walk(v); return out; }""")
         assert image.height >= 3 * 300 and image.width >= 300, (image.size, heights)
         assert len(image.convert("RGB").getcolors(1 << 20)) > 50  # drawn, not blank
+    finally:
+        page.context.close()
+
+
+# --- sections built when first opened (widgets/page.py, lazy_card) -----------------------------
+
+
+def test_the_code_and_behaviour_sections_are_built_when_opened(browser, server):
+    page = new_page(browser, server[0])
+    try:
+        page.goto(server[0])
+        wait_for_app(page)
+        def n_figures():
+            return len(page.evaluate(JS_FIGURES))
+
+        assert n_figures() == 3  # the tuning curves only
+        assert page.locator(".snippet-glm").count() == 0
+        page.locator(".behaviour-card .card-header").first.click()
+        poll(lambda: n_figures() == 3 + 4, timeout=60,
+             message="a behaviour trace per variable and the unit's spikes")
+        page.locator(".code-card .card-header").first.click()
+        poll(lambda: "from glm_core" in deep_text(page.locator(".snippet-glm").first),
+             timeout=60, message="the glm_core snippet of the shown fit")
     finally:
         page.context.close()

@@ -49,6 +49,7 @@ def test_population_heatmap_has_a_row_per_unit_and_a_click_selects_the_unit(brow
             "linear track recording")
         wait_for_app(page, ("linear position", "running direction"))
         before = curve(page, "linear position")[1]
+        page.locator(".population-card .card-header").first.click()  # built when opened
         page.get_by_role("button", name="Fit all units").click()
         heat = poll(lambda: (h := page.evaluate(JS_POPULATION)) and len(h["rows"]) == 31 and h,
                     timeout=240, message="a population heatmap with 31 rows")

@@ -10,7 +10,7 @@ from bokeh.models import ColumnDataSource, Legend, Line, Patch, Scatter, Whisker
 
 from tests.test_binned_fit import CompileCounter
 from widgets import explorer
-from widgets.plots import TuningCurvePlot, TuningCurvesView
+from widgets.plots import TuningCurvePlot, TuningCurvesView, tuning_curve_plot
 from widgets.state import RECORDING, ExplorerState
 
 
@@ -122,3 +122,22 @@ def test_explorer_renders_in_a_notebook_and_sessions_share_only_read_only_data()
               if "model" in s.data}
     for curve in first.state.curves:
         assert curve.model.tobytes() in models, curve.name
+
+
+def test_a_later_figure_of_the_same_structure_is_an_independent_copy(state):
+    """Sessions get copies of one HoloViews-built figure: each with its own models and ids, fed
+    its own curve and settings, never writing into another's."""
+    curve = state.curves[0]
+    first = tuning_curve_plot(curve)
+    second = tuning_curve_plot(curve, show_bands=False, presentation=True)
+    ids = [{m.id for m in plot.figure.references()} for plot in (first, second)]
+    assert len(ids[1]) == len(ids[0]) and not ids[0] & ids[1]
+    doubled = replace(curve, model=2 * curve.model)
+    second.update(doubled)
+    for plot, expected in ((first, curve.model), (second, doubled.model)):
+        np.testing.assert_array_equal(plot.source("model").data["model"], expected)
+        assert plot.glyph("model points").data_source is plot.source("model")
+    assert first.glyph("band").visible and not second.glyph("band").visible
+    assert (first.figure.title.text_font_size, second.figure.title.text_font_size) == (
+        "15px", "27px")
+    assert second.figure.xaxis[0].axis_label == first.figure.xaxis[0].axis_label

@@ -15,13 +15,10 @@ LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per 
 
 
 def data_controls(state) -> pn.Column:
-    """Data source, simulation settings, bin width, upload, unit and regularizer type."""
-    # No accepted_filetypes: browsers report .npz and .nwb under varying MIME types, so the type
-    # is checked on the server, with a message, like everything else about the file.
-    upload = pn.widgets.FileDropper(
-        multiple=False, previews=[],
-        max_file_size=f"{MAX_UPLOAD_BYTES // 2**20}MB", sizing_mode="stretch_width")
-    upload.param.watch(lambda e: _send_upload(state, e.new), "value")
+    """Data source, simulation settings, bin width, upload, unit and regularizer type. The upload
+    box is made when the uploaded-file source is first chosen: its file-drop widget (FilePond)
+    redraws on every animation frame, hidden or not, and would load every tab's browser."""
+    upload = pn.Column(sizing_mode="stretch_width")
     source = pn.widgets.Select.from_param(state.param.source, name="data source")
     n_samples = pn.widgets.IntInput.from_param(state.param.n_samples)
     seed = pn.widgets.IntInput.from_param(state.param.seed)
@@ -34,6 +31,8 @@ def data_controls(state) -> pn.Column:
         n_samples.visible = seed.visible = source == SIMULATION
         bin_width.visible = source != SIMULATION
         upload.visible = source == UPLOAD
+        if upload.visible and not upload.objects:
+            upload.objects = [_file_dropper(state)]
 
     show(state.source)
     state.param.watch(lambda e: show(e.new), "source")
@@ -43,6 +42,16 @@ def data_controls(state) -> pn.Column:
     return pn.Column(source, n_samples, seed, bin_width, upload, note, progress_view(state),
                      unit, regularizer, folds,
                      sizing_mode="stretch_width")
+
+
+def _file_dropper(state) -> pn.widgets.FileDropper:
+    # No accepted_filetypes: browsers report .npz and .nwb under varying MIME types, so the type
+    # is checked on the server, with a message, like everything else about the file.
+    dropper = pn.widgets.FileDropper(
+        multiple=False, previews=[],
+        max_file_size=f"{MAX_UPLOAD_BYTES // 2**20}MB", sizing_mode="stretch_width")
+    dropper.param.watch(lambda e: _send_upload(state, e.new), "value")
+    return dropper
 
 
 def model_actions(state) -> pn.Column:
@@ -186,8 +195,10 @@ STATS_CSS = ("table {border-collapse: collapse; width: 100%} "
 
 
 def stats_view(state) -> pn.pane.HTML:
-    """Fit statistics as a small table, one row per entry of ``state.stats``."""
-    return pn.pane.HTML(pn.bind(stats_table, state.param.stats), name="Fit statistics",
+    """Fit statistics as a small table, one row per entry of ``state.stats``, redrawn once the
+    settings rest (``settled``, with the held-out score): a key press repaints only the curves."""
+    return pn.pane.HTML(pn.bind(lambda _: stats_table(state.stats), state.param.settled),
+                        name="Fit statistics",
                         sizing_mode="stretch_width", stylesheets=[STATS_CSS])
 
 

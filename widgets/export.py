@@ -87,21 +87,18 @@ def export_controls(state: ExplorerState) -> pn.Column:
     return pn.Column("### Export", csv, json, figure, sizing_mode="stretch_width")
 
 
-def code_view(state: ExplorerState) -> pn.Card:
-    """A collapsed "Code" card: the current fit as a glm_core snippet and as a NeMoS snippet.
-    While collapsed it sends nothing, so refits stay one small patch."""
-    card = pn.Card(title="Code: reproduce this fit", collapsed=True,
-                   sizing_mode="stretch_width", css_classes=["code-card"])
+def code_view(state: ExplorerState, hidden=False) -> pn.Tabs:
+    """The current fit as a glm_core snippet and as a NeMoS snippet, following every fit while
+    ``hidden`` (a bool or a parameter, e.g. its card's ``collapsed``) is false, so that a hidden
+    view adds nothing to a refit's patch. The page builds it when its card is first opened."""
 
-    def snippet(write, _curves, collapsed):
-        if collapsed or state.fit is None:
+    def snippet(write, _curves, hidden):
+        if hidden or state.fit is None:
             return ""
         return f"```python\n{write(fit_settings(state))}```"
 
-    tabs = pn.Tabs(*[(title, pn.pane.Markdown(pn.bind(snippet, write, state.param.curves,
-                                                       card.param.collapsed),
+    return pn.Tabs(*[(title, pn.pane.Markdown(pn.bind(snippet, write, state.param.curves,
+                                                       hidden),
                                               css_classes=[f"snippet-{key}"]))
                      for title, key, write in (("glm_core", "glm", export.glm_snippet),
                                                ("NeMoS", "nemos", export.nemos_snippet))])
-    card.append(tabs)
-    return card

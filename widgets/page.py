@@ -44,8 +44,23 @@ def presentation_toggle(state: ExplorerState) -> pn.widgets.Checkbox:
     return toggle
 
 
+def lazy_card(title: str, build, css_class: str) -> pn.Card:
+    """A collapsed card whose content ``build()`` makes when it is first opened: a tab pays
+    for (server time, Bokeh models, browser rendering) only the sections that are looked at."""
+    card = pn.Card(title=title, collapsed=True, sizing_mode="stretch_width",
+                   css_classes=["lazy-card", css_class])
+
+    def open_first(event):
+        if not event.new and not card.objects:
+            card.objects = [build()]
+
+    card.param.watch(open_first, "collapsed")
+    return card
+
+
 def page_parts(state: ExplorerState) -> tuple[list, list]:
-    """``(sidebar, main)``: the controls and the views of one session."""
+    """``(sidebar, main)``: the controls and the views of one session. The code, paths,
+    population and behaviour sections are built when first opened."""
     curves = pn.Column("## Tuning curves",
                        pn.Row(pn.widgets.Checkbox.from_param(state.param.show_bands,
                                                              css_classes=["bands-toggle"]),
@@ -53,10 +68,17 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                        TuningCurvesView(state))
     lesson, lesson_text = lessons_view(state)
     fit = pn.Column(lesson_text, "## Fit", stats_view(state), width=320, sizing_mode="fixed")
-    main = pn.Column(error_view(state), pn.Row(curves, fit), code_view(state),
-                     "## Held-out score along each strength", paths_view(state),
-                     "## Population", population_view(state),
-                     "## Behaviour", traces_view(state), loading=state.param.busy)
+    paths = lazy_card("Held-out score along each strength (regularization paths)",
+                      lambda: paths_view(state), "paths-card")
+    # computed paths (the Regularization paths or Best strengths buttons) are shown at once
+    state.param.watch(lambda e: e.new and setattr(paths, "collapsed", False), "paths")
+    code = lazy_card("Code: reproduce this fit",
+                     lambda: code_view(state, code.param.collapsed), "code-card")
+    main = pn.Column(error_view(state), pn.Row(curves, fit), code, paths,
+                     lazy_card("Population: every unit", lambda: population_view(state),
+                               "population-card"),
+                     lazy_card("Behaviour", lambda: traces_view(state), "behaviour-card"),
+                     loading=state.param.busy)
     sidebar = [lesson, data_controls(state), model_actions(state), "### Variables",
                variable_controls(state), export_controls(state)]
     return sidebar, [main]
@@ -91,4 +113,7 @@ def warm_up() -> None:
     load the built-in data sets, and build one page (first-use costs of HoloViews, Bokeh and
     Panel), so that every tab starts warm."""
     keep_compiled_solvers()
-    explorer().get_root(Document())
+    view = explorer()
+    view.get_root(Document())
+    for build in (code_view, paths_view, population_view, traces_view):  # built when opened
+        pn.panel(build(view.state)).get_root(Document())

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import holoviews as hv
 import numpy as np
 import panel as pn
+from bokeh.core.serialization import Deserializer, Serialized, Serializer, make_id
+from bokeh.model import Model
 from bokeh.models import DataRange1d, FixedTicker
 
 hv.extension("bokeh", logo=False)
@@ -154,6 +156,9 @@ class TuningCurvePlot:
         plot = hv.renderer("bokeh").get_plot(overlay.opts(title=curve.name, **PLOT_OPTS))
         self._handles = [sub.handles for sub in plot.subplots.values()]
         self.figure = plot.state
+        points = self._layer_handles("model points")
+        if points is not None:  # the model's dots read the line's source: one copy per refit
+            points["source"] = points["glyph_renderer"].data_source = self.source("model")
         # Ranges follow the data in the browser: the server never sends a range.
         self.figure.y_range = DataRange1d(start=0, range_padding=0.1)
         if few_valued(curve):
@@ -164,6 +169,34 @@ class TuningCurvePlot:
         self.show_bands(show_bands)
         self._normal = {(model, prop): getattr(model, prop) for model, prop in self._sized()}
         self.present(presentation)
+
+    def copy(self, serialized: Serialized) -> TuningCurvePlot:
+        """A plot of the same structure with its own Bokeh models (fresh ids), rebuilt from this
+        plot's ``serialized`` figure (``Serializer(deferred=False)``): several times cheaper than
+        building it again through HoloViews."""
+        ids = {}
+
+        def fresh(rep):  # every model's id (its definition and the references to it) renewed
+            if isinstance(rep, dict):
+                rep = {key: fresh(value) for key, value in rep.items()}
+                if isinstance(rep.get("id"), str):
+                    rep["id"] = ids.setdefault(rep["id"], make_id())
+            elif isinstance(rep, list):
+                rep = [fresh(value) for value in rep]
+            return rep
+
+        figure = Deserializer().deserialize(Serialized(fresh(serialized.content), []))
+        models = {model.id: model for model in figure.references()}
+
+        def same(model):
+            return models.get(ids.get(model.id)) if isinstance(model, Model) else None
+
+        plot = object.__new__(TuningCurvePlot)
+        plot.structure, plot._layers, plot.figure = self.structure, self._layers, figure
+        plot._handles = [{key: same(model) for key, model in handles.items() if same(model)}
+                         for handles in self._handles]
+        plot._normal = {(same(model), prop): value for (model, prop), value in self._normal.items()}
+        return plot
 
     def update(self, curve) -> None:
         """Write a refit's curve into the figure's data sources."""
@@ -231,6 +264,28 @@ def _resized(data, new) -> bool:
     return any(len(data[k]) != len(v) for k, v in new.items())
 
 
+_built = {}  # (structure, unit) -> (plot, its serialized figure): per process, never shown
+MAX_BUILT = 64
+
+
+def tuning_curve_plot(curve, show_bands: bool = True,
+                      presentation: bool = False) -> TuningCurvePlot:
+    """A figure for ``curve``: HoloViews builds the first of each structure (and unit) in a
+    server process; later ones (other sessions, other data) are copies of it fed this curve."""
+    key = (structure(curve), curve.unit)
+    if key not in _built:
+        if len(_built) >= MAX_BUILT:
+            del _built[next(iter(_built))]
+        plot = TuningCurvePlot(curve)
+        _built[key] = plot, Serializer(deferred=False).serialize(plot.figure)
+    template, serialized = _built[key]
+    plot = template.copy(serialized)
+    plot.update(curve)
+    plot.show_bands(show_bands)
+    plot.present(presentation)
+    return plot
+
+
 class TuningCurvesView(pn.viewable.Viewer):
     """A grid of tuning-curve plots, one per variable of the loaded session.
 
@@ -263,8 +318,8 @@ class TuningCurvesView(pn.viewable.Viewer):
         for curve in curves:
             plot = self._plots.get(curve.name)
             if plot is None or plot.structure != structure(curve):
-                self._plots[curve.name] = TuningCurvePlot(curve, self._state.show_bands,
-                                                          self._state.presentation)
+                self._plots[curve.name] = tuning_curve_plot(curve, self._state.show_bands,
+                                                            self._state.presentation)
                 # Toggle a wrapper: ``visible`` on the Bokeh pane is forwarded to the figure.
                 self._panes[curve.name] = pn.Column(
                     pn.pane.Bokeh(self._plots[curve.name].figure, sizing_mode="stretch_width"),

@@ -165,8 +165,8 @@ class ShareQuery(param.Parameterized):
 
 class ShareLink:
     """A served session's URL: read once at the start (``location.sync`` brings its values into
-    a :class:`ShareQuery`), then rewritten after every fit, inside the refit's held document
-    change, so that it travels in the same patch."""
+    a :class:`ShareQuery`), then rewritten once the settings rest after a fit (``settled``),
+    in the same document patch as the held-out score, off the path of a key press."""
 
     def __init__(self, location=None):
         self.query = ShareQuery()
@@ -182,7 +182,7 @@ class ShareLink:
     def new_state(self) -> ExplorerState:
         """An ExplorerState with the link's settings, its URL following every fit."""
         state = ExplorerState(**self.settings.state, on_load=self.settings.on_load)
-        state.param.watch(lambda _: self._write(state), "curves")
+        state.param.watch(lambda _: self._write(state), "settled")
         # A fit made while the page is built is written once the browser has the page (the
         # browser's own URL would otherwise win).
         pn.state.onload(lambda: self._write(state))

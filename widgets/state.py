@@ -30,6 +30,9 @@ RECORDING = "linear track recording"
 UPLOAD = "uploaded file"
 DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
 PATH_POINTS = np.linspace(-6.0, 0.0, 25)  # log10 strengths of a regularization path
+# The held-out score (one fit per fold) waits until the settings rest this long, so that a key
+# press or drag pays only for the refit and the browser paints the curves without competing.
+SCORE_DELAY_MS = 300
 BINS, SPLINE, CYCLIC_SPLINE = "bins", "B-spline", "cyclic B-spline"
 ENCODING_KEYS = ("n_bins", "encoding", "n_basis")  # settings that re-encode one variable
 
@@ -117,6 +120,8 @@ class ExplorerState(param.Parameterized):
     progress = param.String(default="", doc="What is being read, while a data set loads.")
     on_load = param.Dict(default={}, doc="Settings the next loaded data set takes, e.g. from a "
                          "shared link: 'unit', and 'variables' (name -> its row's settings).")
+    settled = param.Event(doc="Triggered once the settings rest after a fit: the held-out score "
+                          "is then in the statistics.")
     population = param.Parameter(default=None, doc="Every unit's fit (glm_core PopulationFit) "
                                  "after 'Fit all units'; it then follows every refit.")
     show_bands = param.Boolean(default=True, label="show 95% bands",
@@ -133,6 +138,7 @@ class ExplorerState(param.Parameterized):
         self._cv = None
         self._population_grid = None  # (binnings, folds, PopulationGrid) of the last population
         self._population_version = 0  # refits since start; a stale population update is skipped
+        self._score_version = 0  # likewise for the held-out score
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
         self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds"])
 
@@ -291,10 +297,12 @@ class ExplorerState(param.Parameterized):
             "samples dropped (NaN/inf)": session.n_dropped,
         }
         self.curves = explorer.tuning_curves(session, self._encoding, fit)
-        if in_server():  # the curves reach the screen first; the held-out score follows
-            pn.state.curdoc.add_next_tick_callback(self._score)
+        if in_server():  # the curves reach the screen first; the held-out score once they rest
+            self._score_version += 1
+            pn.state.add_periodic_callback(partial(self._settle, self._score_version),
+                                           period=SCORE_DELAY_MS, count=1)
         else:
-            self._score()
+            self._settle(self._score_version)
         if self.population is not None:
             self._follow_population()
         self.error = "" if fit.converged else (
@@ -346,6 +354,15 @@ class ExplorerState(param.Parameterized):
 
     def _settings(self):
         return ([r.include for r in self.variables], [10.0**r.log_strength for r in self.variables])
+
+    def _settle(self, version):
+        """Score the fit of refit number ``version`` and trigger ``settled`` (one document
+        patch), unless a newer refit came since."""
+        if version != self._score_version:
+            return
+        with pn.io.hold() if in_server() else nullcontext():
+            self._score()
+            self.param.trigger("settled")
 
     def _score(self):
         """Cross-validate the current model and add its held-out scores to the statistics."""
