@@ -97,7 +97,9 @@ def _fixed_point(slots, occupancy, spikes, n_chunks, n_coef, include, log_s, map
         _, h = grad_hess(res.theta)
         penalty_hessian = jax.hessian(lambda th: reg.penalty(th, weights, groups))(res.theta)
         new = _mackay_update(res.theta, h, penalty_hessian, log_s, include, active, n, n_vars)
-        new = jnp.where(include, jnp.clip(new, bounds[0], bounds[1]), log_s)
+        # A float32 Cholesky of a nearly flat posterior (a weak Smooth prior on a leaf's shift
+        # against the intercept) can fail: the search then stops at the last finite strengths.
+        new = jnp.where(include & jnp.isfinite(new), jnp.clip(new, bounds[0], bounds[1]), log_s)
         return new, res.theta, jnp.max(jnp.abs(new - log_s)), k + 1
 
     def cond(state):
