@@ -623,11 +623,29 @@ def _cv_one(slots, occupancy, spikes, total_occ, total_spk, n_chunks, n_coef, in
     slot_theta = _to_slots(res.theta, maps)
     rate = jnp.sum(train_spk) / n_train  # the training folds' mean count
     log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-    ll_test = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, slot_theta, max_bins)
+    ll_test, ll_train = _fold_log_likelihoods(slots, occupancy, spikes, train_occ, train_spk,
+                                              n_chunks, slot_theta, max_bins)
     ll_test_mean = jnp.sum(spikes) * log_rate - jnp.sum(occupancy) * rate
-    ll_train = _log_likelihood_terms(slots, train_occ, train_spk, n_chunks, slot_theta, max_bins)
     ll_train_mean = jnp.sum(train_spk) * log_rate - n_train * rate
     return res.theta, res.converged, ll_test, ll_test_mean, ll_train, ll_train_mean
+
+
+def _fold_log_likelihoods(slots, occupancy, spikes, train_occ, train_spk, n_chunks, theta,
+                          max_bins):
+    """``_log_likelihood_terms`` of the held-out and the training cells in one pass."""
+    n_vars = slots.shape[0]
+    w = theta[:-1].reshape(n_vars, max_bins)
+
+    def step(i, acc):
+        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_vars, CHUNK))
+        rows = jnp.stack([jax.lax.dynamic_slice(x, (i * CHUNK,), (CHUNK,))
+                          for x in (occupancy, spikes, train_occ, train_spk)])
+        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
+        terms = jnp.where(rows[0::2] > 0, rows[1::2] * eta - rows[0::2] * jnp.exp(eta), 0.0)
+        return acc + jnp.sum(terms, axis=1)
+
+    test, train = jax.lax.fori_loop(0, n_chunks, step, jnp.zeros(2, theta.dtype))
+    return test, train
 
 
 def _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, strengths, maps,

@@ -28,7 +28,8 @@ from .binned import (
 from .crossval import SelectionResult, select_forward
 from .encoding import Binning, bin_index, make_binning
 from .errors import InputError
-from .regularizers import REGULARIZERS
+from .evidence import evidence_strengths
+from .regularizers import REGULARIZERS, Ridge, Smooth, get_regularizer
 from .session import Session
 
 
@@ -183,9 +184,23 @@ def path(enc: Encoding, include, strengths, regularizer, variable: int, log_stre
 
 def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_points,
                    rounds: int = 2, init=None) -> list[float]:
+    """log10 strengths of the included variables at their optimum, within the range of
+    ``grid_points``: for Ridge and Smooth the Laplace evidence's maximum (MacKay's fixed point,
+    see ``glm_core.evidence``: full fits only, no cross-validation), else (Lasso, GroupLasso,
+    whose evidence has no such form) :func:`ascent_strengths`."""
+    if isinstance(get_regularizer(regularizer), (Ridge, Smooth)):
+        bounds = (float(np.min(grid_points)), float(np.max(grid_points)))
+        return [float(x) for x in evidence_strengths(
+            enc.grid, enc.n_bins, include, log_strengths, regularizer, None, enc.circular,
+            enc._bases, bounds)]
+    return ascent_strengths(enc, include, log_strengths, regularizer, grid_points, rounds, init)
+
+
+def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_points,
+                     rounds: int = 2, init=None) -> list[float]:
     """Coordinate ascent of the mean held-out score: each included variable in turn moves to the
-    best of ``grid_points`` (log10 strengths) along its path, the others held; ``rounds`` sweeps.
-    Returns the log10 strengths."""
+    best of ``grid_points`` (log10 strengths) along its path (warm-started from ``init``, a
+    ``CVScores.theta``), the others held; ``rounds`` sweeps. Returns the log10 strengths."""
     logs = [float(x) for x in log_strengths]
     for _ in range(rounds):
         for v, keep in enumerate(include):

@@ -60,7 +60,7 @@ def solve(
     """
     penalty = lambda th: regularizer.penalty(th, weights, groups)  # noqa: E731
     if regularizer.smooth:
-        value, grad_hess = _with_smooth_penalty(value, grad_hess, penalty)
+        value, grad_hess = _with_smooth_penalty(value, grad_hess, penalty, theta0)
         diagonal = diagonal_blocks if regularizer.keeps_blocks_diagonal else False
 
         def direction(*args):
@@ -111,16 +111,18 @@ def solve(
     return SolverResult(theta, k, res <= tol, res, f)
 
 
-def _with_smooth_penalty(value, grad_hess, penalty):
-    """Fold a smooth penalty into the value, gradient and Hessian."""
+def _with_smooth_penalty(value, grad_hess, penalty, theta0):
+    """Fold a smooth penalty into the value, gradient and Hessian. The smooth penalties (none,
+    Ridge, Smooth) are quadratic forms 0.5 theta' P theta, so P is taken once, at ``theta0``,
+    and the gradient is P theta."""
+    ph = jax.hessian(penalty)(theta0)
 
     def value_p(theta):
         return value(theta) + penalty(theta)
 
     def grad_hess_p(theta):
         g, h = grad_hess(theta)
-        pg, ph = jax.grad(penalty)(theta), jax.hessian(penalty)(theta)
-        return g + pg, h + ph
+        return g + ph @ theta, h + ph
 
     return value_p, grad_hess_p
 

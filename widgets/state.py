@@ -399,8 +399,9 @@ class ExplorerState(param.Parameterized):
         self.paths = paths
 
     def best_strengths(self):
-        """Move every included variable's strength slider to its held-out optimum (coordinate
-        ascent along the paths, two sweeps)."""
+        """Move every included variable's strength slider to its optimum: the Laplace evidence's
+        maximum for Ridge and Smooth, else coordinate ascent of the held-out score along the
+        paths (two sweeps); see ``explorer.best_strengths``."""
         if self.regularizer == "UnRegularized":
             self.error = "UnRegularized has no strength to choose: pick a penalty first"
             return
