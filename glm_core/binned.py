@@ -61,7 +61,7 @@ from .regularizers import (
 from .solvers import solve
 
 MAX_BINS = 64
-JOINT_MAX_BINS = 24  # bins per variable of a joint (2-D) leaf
+JOINT_MAX_BINS = 20  # bins per variable of a joint (2-D) leaf
 JOINT_SLOTS = JOINT_MAX_BINS**2
 MAX_VARIABLES = 8
 FOLD_SLOTS = 20  # the most cross-validation folds; fewer leave rows empty
@@ -680,7 +680,7 @@ def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_coef, include
     # (wider than MAX_BINS) get no band.
     _, h = grad_hess(theta)
     if reg.smooth:
-        h = h + jax.hessian(lambda th: reg.penalty(th, weights, groups))(theta)
+        h = h + reg.hessian(theta, weights, groups)
     free = keep if reg.smooth else (keep & (theta != 0)).at[-1].set(True)
     h = jnp.where(free[:, None] & free[None, :], h * n, jnp.diag(jnp.where(free, 0.0, 1.0)))
     if isinstance(reg, (Ridge, Smooth)):  # positive definite: Cholesky

@@ -60,7 +60,9 @@ def solve(
     """
     penalty = lambda th: regularizer.penalty(th, weights, groups)  # noqa: E731
     if regularizer.smooth:
-        value, grad_hess = _with_smooth_penalty(value, grad_hess, penalty)
+        value, grad_hess = _with_smooth_penalty(
+            value, grad_hess, penalty,
+            lambda th: regularizer.hessian(th, weights, groups))
         diagonal = diagonal_blocks if regularizer.keeps_blocks_diagonal else False
 
         def direction(*args):
@@ -111,7 +113,7 @@ def solve(
     return SolverResult(theta, k, res <= tol, res, f)
 
 
-def _with_smooth_penalty(value, grad_hess, penalty):
+def _with_smooth_penalty(value, grad_hess, penalty, penalty_hessian):
     """Fold a smooth penalty into the value, gradient and Hessian."""
 
     def value_p(theta):
@@ -119,7 +121,7 @@ def _with_smooth_penalty(value, grad_hess, penalty):
 
     def grad_hess_p(theta):
         g, h = grad_hess(theta)
-        pg, ph = jax.grad(penalty)(theta), jax.hessian(penalty)(theta)
+        pg, ph = jax.grad(penalty)(theta), penalty_hessian(theta)
         return g + pg, h + ph
 
     return value_p, grad_hess_p

@@ -12,13 +12,21 @@ import jax
 import panel as pn
 from bokeh.document import Document
 
-from .controls import data_controls, error_view, model_actions, stats_view, variable_controls
+from .controls import (
+    data_controls,
+    error_view,
+    joint_controls,
+    model_actions,
+    stats_view,
+    variable_controls,
+)
 from .export import code_view, export_controls
 from .lessons import lessons_view
+from .maps import TuningMapsView
 from .paths import paths_view
 from .plots import TuningCurvesView, traces_view
 from .population import population_view
-from .state import ExplorerState, solvers_ready
+from .state import ExplorerState, solvers_ready, warm_open_field
 
 
 def keep_compiled_solvers() -> None:
@@ -50,7 +58,7 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                        pn.Row(pn.widgets.Checkbox.from_param(state.param.show_bands,
                                                              css_classes=["bands-toggle"]),
                               presentation_toggle(state)),
-                       TuningCurvesView(state))
+                       TuningCurvesView(state), TuningMapsView(state))
     lesson, lesson_text = lessons_view(state)
     fit = pn.Column(lesson_text, "## Fit", stats_view(state), width=320, sizing_mode="fixed")
     main = pn.Column(error_view(state), pn.Row(curves, fit), code_view(state),
@@ -58,7 +66,7 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                      "## Population", population_view(state),
                      "## Behaviour", traces_view(state), loading=state.param.busy)
     sidebar = [lesson, data_controls(state), model_actions(state), "### Variables",
-               variable_controls(state), export_controls(state)]
+               variable_controls(state), joint_controls(state), export_controls(state)]
     return sidebar, [main]
 
 
@@ -92,3 +100,4 @@ def warm_up() -> None:
     Panel), so that every tab starts warm."""
     keep_compiled_solvers()
     explorer().get_root(Document())
+    warm_open_field()
