@@ -27,12 +27,19 @@ pulled back through B. Every variable has a (max_bins x max_bins) matrix (the id
 B padded with zero rows and columns for a basis), so switching encoding or basis size is a new
 run-time value, never a new shape; a run-time flag keeps the one-hot fast paths when no included
 variable has a basis.
+
+Two linear variables may also form one joint leaf (a 2-D map): their bins (bx, by) of (nx, ny)
+become one axis of the cell table whose bin is ``bx * ny + by``, with ``JOINT_SLOTS`` slots
+instead of ``max_bins``. The axes' slot counts (``BinGrid.sizes``) are static, so pairing or
+unpairing compiles the solvers once for that layout; the flat coefficient vector is the axes'
+blocks one after the other, then the intercept. Smooth penalises neighbours along both axes of a
+joint leaf; GroupLasso takes it as one group.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -42,10 +49,20 @@ from scipy.special import gammaln
 from .crossval import fold_index
 from .errors import InputError
 from .poisson import pseudo_r2_mcfadden
-from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Ridge, Smooth, get_regularizer
+from .regularizers import (
+    SMOOTH_RIDGE,
+    GroupLasso,
+    Regularizer,
+    Ridge,
+    Smooth,
+    get_regularizer,
+    roughness,
+)
 from .solvers import solve
 
 MAX_BINS = 64
+JOINT_MAX_BINS = 20  # bins per variable of a joint (2-D) leaf
+JOINT_SLOTS = JOINT_MAX_BINS**2
 MAX_VARIABLES = 8
 FOLD_SLOTS = 20  # the most cross-validation folds; fewer leave rows empty
 CHUNK = 4096  # cells per step of the walk over the cell table
@@ -63,7 +80,8 @@ def max_bins_for(n_variables: int) -> int:
 class BinGrid:
     """The occupied joint cells of a session, per cross-validation fold, on the JAX device.
 
-    ``slots[v, c]`` is the bin of cell c on variable v; ``occupancy[k, c]`` and ``spikes[k, c]``
+    ``slots[v, c]`` is the bin of cell c on axis v (a variable, or a joint pair of variables);
+    ``sizes[v]`` is axis v's number of bin slots. ``occupancy[k, c]`` and ``spikes[k, c]``
     are fold k's samples and spikes in cell c (rows past ``n_folds`` and cells past ``n_cells``
     are zero). ``sample_cell`` and ``sample_fold`` map each sample, so another unit or another
     fold count is re-totalled with one bincount.
@@ -81,6 +99,12 @@ class BinGrid:
     fold_log_factorial: np.ndarray  # (n_folds,) sum of log(y!) over the fold's samples
     cell_slots: np.ndarray  # (V, n_cells) host copy of ``slots``
     cell_spikes: np.ndarray  # (n_cells,) spikes per cell over all folds
+    sizes: tuple[int, ...] = ()  # bin slots per axis
+
+    @property
+    def n_theta(self) -> int:
+        """Length of the flat solver vector: every axis's slots, then the intercept."""
+        return sum(self.sizes) + 1
 
     @property
     def n_folds(self) -> int:
@@ -99,10 +123,10 @@ class BinGrid:
         return float(self.fold_log_factorial.sum())
 
     def marginals(self, v: int) -> tuple[np.ndarray, np.ndarray]:
-        """Samples and spikes per bin of variable ``v`` over all folds (``max_bins`` each)."""
+        """Samples and spikes per bin of axis ``v`` over all folds (``sizes[v]`` each)."""
         samples = np.bincount(self.sample_cell, minlength=self.n_cells)
-        return (np.bincount(self.cell_slots[v], samples, self.max_bins),
-                np.bincount(self.cell_slots[v], self.cell_spikes, self.max_bins))
+        return (np.bincount(self.cell_slots[v], samples, self.sizes[v]),
+                np.bincount(self.cell_slots[v], self.cell_spikes, self.sizes[v]))
 
     def with_counts(self, counts: np.ndarray) -> BinGrid:
         """The same cells with other spike counts (another unit)."""
@@ -126,28 +150,30 @@ class BinGrid:
         return grid.with_counts(counts)
 
 
-def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int, n_folds: int = 10) -> BinGrid:
-    """Cell totals from per-sample bin indices ``(T, n_variables)`` and counts ``(T,)``."""
+def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int, n_folds: int = 10,
+             sizes=None) -> BinGrid:
+    """Cell totals from per-sample bin indices ``(T, n_axes)`` and counts ``(T,)``; axis v has
+    ``sizes[v]`` bin slots (default ``max_bins`` each)."""
     indices = np.asarray(indices)
     counts = np.asarray(counts, float)
     if indices.ndim != 2 or indices.shape[0] != counts.shape[0]:
         raise InputError("bin indices and spike counts have different numbers of samples")
     if indices.shape[0] == 0:
         raise InputError("no samples to fit")
-    cells, sample_cell = _unique_rows(indices, max_bins)
+    sizes = (max_bins,) * indices.shape[1] if sizes is None else tuple(int(n) for n in sizes)
+    cells, sample_cell = _unique_rows(indices, sizes)
     capacity = next((c for c in CAPACITIES if c >= len(cells)), None)
     if capacity is None:
         raise InputError(f"{len(cells)} occupied bin combinations are too many; choose fewer bins")
     slots = np.zeros((indices.shape[1], capacity), np.int32)
     slots[:, : len(cells)] = cells.T
     grid = BinGrid(jnp.asarray(slots), None, None, len(cells), max_bins, sample_cell, None,
-                   None, None, None, cells.T.astype(np.int64), None)
+                   None, None, None, cells.T.astype(np.int64), None, sizes)
     return grid.with_folds(n_folds, counts)
 
 
-def _unique_rows(indices, max_bins):
+def _unique_rows(indices, shape):
     """Distinct rows of ``indices`` and each row's position among them (sorted order)."""
-    shape = (max_bins,) * indices.shape[1]
     flat = np.ravel_multi_index(tuple(indices.T.astype(np.int64)), shape)
     used = indices.max(0).astype(np.int64) + 1
     if np.prod(used.astype(float)) <= 4 * flat.size + 2**20:  # small cell space: bincount
@@ -174,16 +200,17 @@ def _fold_log_factorial(fold, counts, n_folds):
 
 @dataclass(frozen=True)
 class BinnedFit:
-    """One fit on a bin grid; arrays are padded to ``max_bins`` per variable.
+    """One fit on a bin grid; per-axis arrays are padded to the widest axis (``max_bins`` when
+    there is no joint leaf).
 
-    ``weights[v, k]`` is coefficient k of variable v (of bin k, or of basis function k; zero where
-    ``active`` is False); ``effects[v, s]`` is variable v's term of the log rate in bin slot s
-    (``weights`` for bins, B @ weights for a basis), drawn where ``shown``.
+    ``weights[v, k]`` is coefficient k of axis v (of bin k, of basis function k, or of joint bin
+    k = bx * ny + by; zero where ``active`` is False); ``effects[v, s]`` is axis v's term of the
+    log rate in bin slot s (``weights`` for bins, B @ weights for a basis), drawn where ``shown``.
     ``log_others_gain[v]`` is the log of the mean over samples of exp(sum of the other
-    variables' effects), the factor by which they scale the rate on average. ``theta`` is the flat
+    axes' effects), the factor by which they scale the rate on average. ``theta`` is the flat
     solver vector, for warm starts. ``curve_se[v, k]`` is the standard error of the log of the
     plotted curve (intercept + effects[v, k] + log_others_gain[v]) by the Laplace approximation
-    (NaN where not shown).
+    (NaN where not shown, and for joint leaves, whose maps have no band).
     """
 
     weights: np.ndarray
@@ -231,33 +258,77 @@ class CVScores:
         return float(np.std(scores, ddof=1) / np.sqrt(scores.size)) if scores.size > 1 else np.nan
 
 
-def _settings(grid, n_bins, include, strengths, regularizer, bases):
-    """The regularizer and the jitted solver's run-time settings: coefficients per variable,
-    include flags, strengths, the (V, max_bins, max_bins) maps from coefficients to bin slots and
-    which variables have a basis."""
+
+
+def _settings(grid, n_bins, include, strengths, regularizer, bases, circular):
+    """The regularizer and the jitted solver's run-time settings, per axis: coefficients, include
+    flags, strengths, the (slots x slots) maps from coefficients to bin slots, which axes have a
+    basis, and the roughness matrices of Smooth (D'D of neighbouring differences, in slots).
+    Per-axis matrices stay numpy arrays (cached where they repeat): jit takes them as they are,
+    where converting each new one on its own would compile a transfer.
+
+    ``n_bins[v]`` is an axis's bin count, or a pair (nx, ny) for a joint leaf (bins bx * ny + by).
+    """
     reg = get_regularizer(regularizer)
-    n_bins = np.asarray(n_bins, np.int32)
-    if n_bins.shape != (grid.n_variables,) or np.any(n_bins < 1) or np.any(n_bins > grid.max_bins):
-        raise InputError(f"each variable needs between 1 and {grid.max_bins} bins")
+    if len(n_bins) != grid.n_variables:
+        raise InputError(f"expected bin counts for {grid.n_variables} leaves, got {len(n_bins)}")
+    shapes = [tuple(int(m) for m in n) if np.ndim(n) else (int(n),) for n in n_bins]
+    for shape, size in zip(shapes, grid.sizes):
+        if len(shape) > 2 or min(shape) < 1 or int(np.prod(shape)) > size or (
+                len(shape) == 2 and max(shape) > JOINT_MAX_BINS):
+            raise InputError(f"each variable needs between 1 and {grid.max_bins} bins, and "
+                             f"between 1 and {JOINT_MAX_BINS} in a 2-D leaf")
     if grid.n_spikes <= 0:
         raise InputError("this unit has no spikes in the selected samples: nothing to fit")
     if not any(include):
         raise InputError("include at least one variable in the model")
     bases = [None] * grid.n_variables if bases is None else list(bases)
-    maps = np.tile(np.eye(grid.max_bins, dtype=np.float32), (grid.n_variables, 1, 1))
-    n_coef = n_bins.copy()
-    for v, basis in enumerate(bases):
-        if basis is not None:
+    circular = [False] * grid.n_variables if circular is None else [bool(c) for c in circular]
+    maps, n_coef, roughness = [], [], []
+    for v, (basis, shape, size) in enumerate(zip(bases, shapes, grid.sizes)):
+        if basis is None:
+            maps.append(_identity(size))
+            n_coef.append(int(np.prod(shape)))
+        else:
             basis = np.asarray(basis, np.float32)
-            if basis.ndim != 2 or basis.shape[0] != n_bins[v] or basis.shape[1] > grid.max_bins:
-                raise InputError(f"variable {v}'s basis must be ({n_bins[v]} bins x at most "
-                                 f"{grid.max_bins} functions), got {basis.shape}")
-            maps[v] = 0.0
-            maps[v, : basis.shape[0], : basis.shape[1]] = basis
-            n_coef[v] = basis.shape[1]
+            if len(shape) == 2 or basis.ndim != 2 or basis.shape[0] != shape[0] or (
+                    basis.shape[1] > size):
+                raise InputError(f"variable {v}'s basis must be ({shape[0]} bins x at most "
+                                 f"{size} functions), got {basis.shape}")
+            padded = np.zeros((size, size), np.float32)
+            padded[: basis.shape[0], : basis.shape[1]] = basis
+            maps.append(padded)
+            n_coef.append(basis.shape[1])
+        if len(shape) == 2 and circular[v]:
+            raise InputError("a 2-D leaf pairs two linear variables; a circular one cannot be "
+                             "paired")
+        rows = (n_coef[-1],) if len(shape) == 1 else shape
+        roughness.append(_slot_roughness(rows, circular[v], size))
     is_basis = np.array([b is not None for b in bases])
-    return reg, (jnp.asarray(n_coef), jnp.asarray(include, bool),
-                 jnp.asarray(strengths, jnp.float32), jnp.asarray(maps), jnp.asarray(is_basis))
+    return reg, (jnp.asarray(n_coef, jnp.int32), jnp.asarray(include, bool),
+                 jnp.asarray(strengths, jnp.float32), tuple(maps), jnp.asarray(is_basis),
+                 tuple(roughness))
+
+
+@lru_cache(maxsize=8)
+def _identity(size):
+    return np.eye(size, dtype=np.float32)
+
+
+@lru_cache(maxsize=256)
+def _slot_roughness(shape, circular, size):
+    """D'D of first differences of neighbouring coefficients, in the first prod(shape) of
+    ``size`` slots: along a 1-D leaf (with the wrap-around pair when circular), or along both
+    axes of a (nx, ny) joint leaf, the Kronecker sum R_nx (x) I_ny + I_nx (x) R_ny."""
+    if len(shape) == 1:
+        block = roughness(shape[0], circular)
+    else:
+        nx, ny = shape
+        block = (np.kron(roughness(nx, False), np.eye(ny))
+                 + np.kron(np.eye(nx), roughness(ny, False)))
+    out = np.zeros((size, size), np.float32)
+    out[: block.shape[0], : block.shape[0]] = block
+    return out
 
 
 def fit_bin_grid(
@@ -272,20 +343,19 @@ def fit_bin_grid(
     maxiter: int = 100,
     bases=None,
 ) -> BinnedFit:
-    """Fit the GLM of the design described by ``n_bins`` and ``include`` (one entry per
-    variable) with per-variable ``strengths``, warm-started from ``init`` (a previous ``theta``).
-    ``circular`` flags variables whose first and last coefficients are neighbours (for Smooth).
-    ``bases`` has one entry per variable: None (one-hot bins) or a (n_bins, k) matrix, the k
-    basis functions at the variable's bin centres (the design is then one-hot(bin) @ basis)."""
-    reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases)
-    n_vars = grid.n_variables
-    theta0 = jnp.zeros(n_vars * grid.max_bins + 1, jnp.float32) if init is None else init
+    """Fit the GLM of the design described by ``n_bins`` and ``include`` (one entry per axis of
+    the grid: a variable's bin count, or (nx, ny) for a joint leaf) with per-axis ``strengths``,
+    warm-started from ``init`` (a previous ``theta``). ``circular`` flags variables whose first
+    and last coefficients are neighbours (for Smooth). ``bases`` has one entry per axis: None
+    (one-hot bins) or a (n_bins, k) matrix, the k basis functions at the variable's bin centres
+    (the design is then one-hot(bin) @ basis)."""
+    reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases, circular)
+    theta0 = jnp.zeros(grid.n_theta, jnp.float32) if init is None else init
     out = _fit_full(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
-                    jnp.float32(grid.log_factorial), *settings, _circular(circular, n_vars),
-                    theta0, reg, tol, maxiter)
+                    jnp.float32(grid.log_factorial), *settings, theta0, reg, tol, maxiter)
     res, active, effects, shown, log_others_gain, ll, ll_null, curve_se = jax.device_get(out)
     return BinnedFit(
-        weights=res.theta[:-1].reshape(n_vars, grid.max_bins),
+        weights=_padded(_split(res.theta, grid.sizes), 0.0),
         active=active,
         effects=effects,
         shown=shown,
@@ -318,13 +388,12 @@ def cross_validate_grid(
 
     ``init`` is a previous ``CVScores.theta`` or a single ``theta`` used for every fold; the
     other arguments as for :func:`fit_bin_grid`."""
-    reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases)
-    size = grid.n_variables * grid.max_bins + 1
+    reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases, circular)
+    size = grid.n_theta
     theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
         jnp.asarray(init), (FOLD_SLOTS, size))
     out = _cross_validate(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
-                          jnp.int32(grid.n_folds), *settings,
-                          _circular(circular, grid.n_variables), theta0, reg, tol, maxiter)
+                          jnp.int32(grid.n_folds), *settings, theta0, reg, tol, maxiter)
     return _cv_scores(grid, out)
 
 
@@ -342,18 +411,18 @@ def regularization_path(
     maxiter: int = 100,
     bases=None,
 ) -> list[CVScores]:
-    """Cross-validated scores along ``log_strengths`` of one variable, the others fixed; each
-    point is warm-started from the previous one (a scan over the path, vmapped over folds)."""
-    reg, (n_bins_, include_, strengths_, maps, is_basis) = _settings(
-        grid, n_bins, include, strengths, regularizer, bases)
-    size = grid.n_variables * grid.max_bins + 1
+    """Cross-validated scores along ``log_strengths`` of one axis (``variable``), the others
+    fixed; each point is warm-started from the previous one (a scan over the path, vmapped over
+    folds)."""
+    reg, (n_coef, include_, strengths_, maps, is_basis, rough) = _settings(
+        grid, n_bins, include, strengths, regularizer, bases, circular)
+    size = grid.n_theta
     theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
         jnp.asarray(init), (FOLD_SLOTS, size))
     path = jnp.tile(strengths_, (len(log_strengths), 1)).at[:, variable].set(
         10.0 ** jnp.asarray(log_strengths, jnp.float32))
     out = _path(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid), jnp.int32(grid.n_folds),
-                n_bins_, include_, path, maps, is_basis,
-                _circular(circular, grid.n_variables), theta0, reg, tol, maxiter)
+                n_coef, include_, path, maps, is_basis, rough, theta0, reg, tol, maxiter)
     out = jax.device_get(out)
     return [_cv_scores(grid, tuple(a[i] for a in out)) for i in range(len(log_strengths))]
 
@@ -377,11 +446,25 @@ def _n_chunks(grid):
     return jnp.int32(-(-grid.n_cells // CHUNK))
 
 
-def _circular(circular, n_vars):
-    return jnp.zeros(n_vars, bool) if circular is None else jnp.asarray(circular, bool)
+def _split(theta, sizes):
+    """Per-axis blocks of a flat vector [axis 0 slots, axis 1 slots, ..., (intercept)]."""
+    starts = np.cumsum((0, *sizes))
+    return [theta[a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _padded(blocks, fill):
+    """Per-axis blocks stacked into (n_axes, widest), padded with ``fill``."""
+    width = max(b.shape[0] for b in blocks)
+    return np.stack([np.pad(np.asarray(b), (0, width - b.shape[0]), constant_values=fill)
+                     for b in blocks])
 
 
 # --- the jitted solver --------------------------------------------------------------------------
+
+
+def _sizes(maps):
+    """Static slot counts per axis, read off the maps' shapes."""
+    return tuple(m.shape[0] for m in maps)
 
 
 def _over_folds(rows):
@@ -391,96 +474,101 @@ def _over_folds(rows):
 
 
 def _to_slots(theta, maps):
-    """[per-slot effects (B @ c per variable)..., intercept] from [coefficients..., intercept]."""
-    n_vars, max_bins, _ = maps.shape
-    coef = theta[:-1].reshape(n_vars, max_bins)
-    return jnp.concatenate([jnp.einsum("vsk,vk->vs", maps, coef).ravel(), theta[-1:]])
+    """[per-slot effects (B @ c per axis)..., intercept] from [coefficients..., intercept]."""
+    coef = _split(theta, _sizes(maps))
+    return jnp.concatenate([m @ c for m, c in zip(maps, coef)] + [theta[-1:]])
 
 
 def _pull(per_slot, maps):
-    """B' x per variable: per-slot sums (V, max_bins) to per-coefficient sums."""
-    return jnp.einsum("vsk,vs->vk", maps, per_slot)
+    """B' x per axis: per-slot sums (a list, one per axis) to per-coefficient sums."""
+    return [m.T @ x for m, x in zip(maps, per_slot)]
 
 
-def _walk(slots, occupancy, n_chunks, theta, max_bins, hessian=True):
+def _walk(slots, occupancy, n_chunks, theta, sizes, hessian=True):
     """One pass over the occupied cells at ``theta`` (per-slot effects): total expected count,
-    per-bin expected counts (V, max_bins) and, with ``hessian``, per-bin-pair ones
-    {(v, u): (max_bins**2,)}."""
-    n_vars = slots.shape[0]
-    w = theta[:-1].reshape(n_vars, max_bins)
-    pairs = [(v, u) for v in range(n_vars) for u in range(v + 1, n_vars)] if hessian else []
+    per-bin expected counts (a list of (sizes[v],)) and, with ``hessian``, per-bin-pair ones
+    {(v, u): (sizes[v] * sizes[u],)}."""
+    n_axes = len(sizes)
+    w = _split(theta, sizes)
+    pairs = [(v, u) for v in range(n_axes) for u in range(v + 1, n_axes)] if hessian else []
 
     def step(i, acc):
         total, per_bin, per_pair = acc
-        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_vars, CHUNK))
+        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_axes, CHUNK))
         occ = jax.lax.dynamic_slice(occupancy, (i * CHUNK,), (CHUNK,))
-        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
+        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_axes))
         mu = jnp.where(occ > 0, occ * jnp.exp(eta), 0.0)
-        per_bin = per_bin + jnp.stack([
-            jax.ops.segment_sum(mu, cells[v], max_bins) for v in range(n_vars)])
-        per_pair = [acc_p + jax.ops.segment_sum(mu, cells[v] * max_bins + cells[u], max_bins**2)
+        per_bin = [acc_b + jax.ops.segment_sum(mu, cells[v], sizes[v])
+                   for v, acc_b in enumerate(per_bin)]
+        per_pair = [acc_p + jax.ops.segment_sum(mu, cells[v] * sizes[u] + cells[u],
+                                                sizes[v] * sizes[u])
                     for acc_p, (v, u) in zip(per_pair, pairs)]
         return total + jnp.sum(mu), per_bin, per_pair
 
     zero = jnp.zeros((), theta.dtype)
-    init = (zero, jnp.zeros((n_vars, max_bins), theta.dtype),
-            [jnp.zeros(max_bins**2, theta.dtype) for _ in pairs])
+    init = (zero, [jnp.zeros(n, theta.dtype) for n in sizes],
+            [jnp.zeros(sizes[v] * sizes[u], theta.dtype) for v, u in pairs])
     total, per_bin, per_pair = jax.lax.fori_loop(0, n_chunks, step, init)
     return total, per_bin, dict(zip(pairs, per_pair))
 
 
-def _log_likelihood_terms(slots, occupancy, spikes, n_chunks, theta, max_bins):
+def _log_likelihood_terms(slots, occupancy, spikes, n_chunks, theta, sizes):
     """sum over cells of spikes * eta - occupancy * exp(eta) (log y! left out; ``theta`` holds
     per-slot effects)."""
-    n_vars = slots.shape[0]
-    w = theta[:-1].reshape(n_vars, max_bins)
+    n_axes = len(sizes)
+    w = _split(theta, sizes)
 
     def step(i, acc):
-        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_vars, CHUNK))
+        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_axes, CHUNK))
         occ = jax.lax.dynamic_slice(occupancy, (i * CHUNK,), (CHUNK,))
         spk = jax.lax.dynamic_slice(spikes, (i * CHUNK,), (CHUNK,))
-        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
+        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_axes))
         return acc + jnp.sum(jnp.where(occ > 0, spk * eta - occ * jnp.exp(eta), 0.0))
 
     return jax.lax.fori_loop(0, n_chunks, step, jnp.zeros((), theta.dtype))
 
 
-def _per_bin(slots, values, n_chunks, max_bins):
-    n_vars = slots.shape[0]
+def _per_bin(slots, values, n_chunks, sizes):
+    n_axes = len(sizes)
 
     def step(i, acc):
-        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_vars, CHUNK))
+        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_axes, CHUNK))
         x = jax.lax.dynamic_slice(values, (i * CHUNK,), (CHUNK,))
-        return acc + jnp.stack([jax.ops.segment_sum(x, cells[v], max_bins)
-                                for v in range(n_vars)])
+        return [a + jax.ops.segment_sum(x, cells[v], sizes[v]) for v, a in enumerate(acc)]
 
-    return jax.lax.fori_loop(0, n_chunks, step, jnp.zeros((n_vars, max_bins), values.dtype))
+    return jax.lax.fori_loop(0, n_chunks, step, [jnp.zeros(n, values.dtype) for n in sizes])
 
 
 def _hessian(total, per_bin, per_pair, n_vars, max_bins):
     """The (V * max_bins + 1)^2 Hessian of sum(occupancy * exp(eta)) from its per-bin sums."""
+    return _hessian_blocks(total, per_bin, per_pair, (max_bins,) * n_vars)
+
+
+def _hessian_blocks(total, per_bin, per_pair, sizes):
+    """The (sum(sizes) + 1)^2 Hessian of sum(occupancy * exp(eta)) from its per-bin sums."""
+    n_axes = len(sizes)
     rows = []
-    for v in range(n_vars):
+    for v in range(n_axes):
         row = []
-        for u in range(n_vars):
+        for u in range(n_axes):
             if u == v:
                 row.append(jnp.diag(per_bin[v]))
             elif v < u:
-                row.append(per_pair[(v, u)].reshape(max_bins, max_bins))
+                row.append(per_pair[(v, u)].reshape(sizes[v], sizes[u]))
             else:
-                row.append(per_pair[(u, v)].reshape(max_bins, max_bins).T)
+                row.append(per_pair[(u, v)].reshape(sizes[u], sizes[v]).T)
         rows.append(row + [per_bin[v][:, None]])
-    rows.append([per_bin[v][None, :] for v in range(n_vars)] + [total[None, None]])
+    rows.append([per_bin[v][None, :] for v in range(n_axes)] + [total[None, None]])
     return jnp.block(rows)
 
 
 def _pull_hessian(h, maps):
     """Blockdiag(B_1, ..., B_V, 1)' H blockdiag(B_1, ..., B_V, 1), block by block."""
-    n_vars, max_bins, _ = maps.shape
-    size = n_vars * max_bins
-    blocks = h[:size, :size].reshape(n_vars, max_bins, n_vars, max_bins)
-    inner = jnp.einsum("vsk,vsut,utl->vkul", maps, blocks, maps).reshape(size, size)
-    border = _pull(h[:size, -1].reshape(n_vars, max_bins), maps).ravel()
+    starts = np.cumsum((0, *_sizes(maps)))
+    span = [slice(a, b) for a, b in zip(starts[:-1], starts[1:])]
+    inner = jnp.block([[mv.T @ h[sv, su] @ mu for mu, su in zip(maps, span)]
+                       for mv, sv in zip(maps, span)])
+    border = jnp.concatenate([m.T @ h[s, -1] for m, s in zip(maps, span)])
     return jnp.block([[inner, border[:, None]], [border[None, :], h[-1:, -1:]]])
 
 
@@ -497,32 +585,33 @@ def _roughness(n, circular, max_bins):
 
 
 def _problem(slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis,
-             circular, reg):
+             rough, reg):
     """Value, gradient/Hessian (in coefficients), penalty weights, groups, active mask of one
-    training set, and whether every included variable is one-hot (the Hessian's blocks are then
+    training set, and whether every included axis is one-hot (the Hessian's blocks are then
     diagonal)."""
-    n_vars, max_bins = slots.shape[0], MAX_BINS
+    sizes = _sizes(maps)
     one_hot = ~jnp.any(is_basis & include)
     n = jnp.maximum(jnp.sum(occupancy), 1.0)
     # a coefficient whose column of the design is all zeros (no samples) is held at zero
-    counts = _pull(_per_bin(slots, occupancy, n_chunks, max_bins), maps)
-    in_range = include[:, None] & (jnp.arange(max_bins)[None, :] < n_coef[:, None])
-    active = in_range if isinstance(reg, Smooth) else in_range & (counts > 0)
-    keep = jnp.concatenate([active.ravel(), jnp.ones(1, bool)])
-    spike_bins = _pull(_per_bin(slots, spikes, n_chunks, max_bins), maps)
+    counts = _pull(_per_bin(slots, occupancy, n_chunks, sizes), maps)
+    in_range = [include[v] & (jnp.arange(size) < n_coef[v]) for v, size in enumerate(sizes)]
+    active = in_range if isinstance(reg, Smooth) else [r & (c > 0)
+                                                       for r, c in zip(in_range, counts)]
+    keep = jnp.concatenate([*active, jnp.ones(1, bool)])
+    spike_bins = _pull(_per_bin(slots, spikes, n_chunks, sizes), maps)
     # X'y of the design: constant, so the linear term costs no pass over the cells.
-    spike_totals = jnp.concatenate([spike_bins.ravel(), jnp.sum(spikes)[None]])
+    spike_totals = jnp.concatenate([*spike_bins, jnp.sum(spikes)[None]])
 
     def value(theta):
-        total, _, _ = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps), max_bins,
+        total, _, _ = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps), sizes,
                             hessian=False)
         return (total - spike_totals @ theta) / n
 
     def grad_hess(theta):
         total, per_bin, per_pair = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps),
-                                         max_bins)
-        g = (jnp.concatenate([_pull(per_bin, maps).ravel(), total[None]]) - spike_totals) / n
-        h = _hessian(total, per_bin, per_pair, n_vars, max_bins) / n
+                                         sizes)
+        g = (jnp.concatenate([*_pull(per_bin, maps), total[None]]) - spike_totals) / n
+        h = _hessian_blocks(total, per_bin, per_pair, sizes) / n
         h = jax.lax.cond(one_hot, lambda a: a, lambda a: _pull_hessian(a, maps), h)
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
         return g * keep, h
@@ -531,21 +620,22 @@ def _problem(slots, occupancy, spikes, n_chunks, n_coef, include, strengths, map
         weights = strengths * jnp.sqrt(n_coef.astype(strengths.dtype))
     elif isinstance(reg, Smooth):
         blocks = [jnp.where(active[v][:, None] & active[v][None, :], strengths[v] * (
-            _roughness(n_coef[v], circular[v], max_bins) + SMOOTH_RIDGE * jnp.eye(max_bins)),
-            0.0) for v in range(n_vars)]
+            rough[v] + SMOOTH_RIDGE * jnp.eye(size)), 0.0) for v, size in enumerate(sizes)]
         weights = jax.scipy.linalg.block_diag(*blocks, jnp.zeros((1, 1)))
     else:
-        per_coef = jnp.where(active, strengths[:, None], 0.0).ravel()
+        per_coef = jnp.concatenate([jnp.where(a, strengths[v], 0.0)
+                                    for v, a in enumerate(active)])
         weights = jnp.concatenate([per_coef, jnp.zeros(1, strengths.dtype)])
-    groups = tuple((v * max_bins, (v + 1) * max_bins) for v in range(n_vars))
+    starts = np.cumsum((0, *sizes))
+    groups = tuple((int(a), int(b)) for a, b in zip(starts[:-1], starts[1:]))
     scale = jnp.maximum(jnp.sum(spikes) / n, 1e-6)
     return value, grad_hess, weights, groups, scale, keep, active, n, one_hot
 
 
 def _solve_cells(slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis,
-                 circular, theta0, reg, tol, maxiter):
+                 rough, theta0, reg, tol, maxiter):
     value, grad_hess, weights, groups, scale, keep, active, n, one_hot = _problem(
-        slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis, circular,
+        slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis, rough,
         reg)
     res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
                 diagonal_blocks=one_hot)
@@ -554,40 +644,43 @@ def _solve_cells(slots, occupancy, spikes, n_chunks, n_coef, include, strengths,
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
 def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_coef, include, strengths,
-              maps, is_basis, circular, theta0, reg, tol, maxiter):
+              maps, is_basis, rough, theta0, reg, tol, maxiter):
     occupancy, spikes = _over_folds(occupancy), _over_folds(spikes)
-    n_vars, max_bins = slots.shape[0], MAX_BINS
+    sizes = _sizes(maps)
+    n_axes, width = len(sizes), max(sizes)
     res, (grad_hess, weights, groups, keep, active, n) = _solve_cells(
-        slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis, circular,
+        slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis, rough,
         theta0, reg, tol, maxiter)
     theta = res.theta
     slot_theta = _to_slots(theta, maps)
-    w = slot_theta[:-1].reshape(n_vars, max_bins)
+    w = _split(slot_theta[:-1], sizes)
     # A bin's effect is drawn where its coefficient is active; a basis's at every slot.
-    shown = jnp.where((is_basis & include)[:, None], True, active)
+    shown = [jnp.where(is_basis[v] & include[v], True, active[v]) for v in range(n_axes)]
 
-    # The others' mean effect on each variable's curve, and its gradient (for the bands): per
-    # variable v, G_v = mean over samples of exp(sum_{u != v} w_u), and dG_v/dc_u per
-    # coefficient of u. Each variable's largest shown effect is taken out before exponentiating,
+    # The others' mean effect on each axis's curve, and its gradient (for the bands): per
+    # axis v, G_v = mean over samples of exp(sum_{u != v} w_u), and dG_v/dc_u per
+    # coefficient of u. Each axis's largest shown effect is taken out before exponentiating,
     # so an unpenalised fit whose coefficients trade off against the intercept cannot overflow.
-    peak = jnp.max(jnp.where(shown, w, -jnp.inf), axis=1)
+    peak = jnp.stack([jnp.max(jnp.where(s, x, -jnp.inf)) for s, x in zip(shown, w)])
     peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
 
     def others(v):
-        wv = (w - peak[:, None]).at[v].set(0.0)
-        th = jnp.concatenate([wv.ravel(), jnp.zeros(1)])
-        total, per_bin, _ = _walk(slots, occupancy, n_chunks, th, max_bins, hessian=False)
+        wv = [jnp.zeros_like(x) if u == v else x - peak[u] for u, x in enumerate(w)]
+        th = jnp.concatenate([*wv, jnp.zeros(1)])
+        total, per_bin, _ = _walk(slots, occupancy, n_chunks, th, sizes, hessian=False)
+        per_bin[v] = jnp.zeros_like(per_bin[v])
         return (jnp.log(total / n) + jnp.sum(peak) - peak[v],
-                _pull(per_bin.at[v].set(0.0), maps) / total)
+                jnp.concatenate(_pull(per_bin, maps)) / total)
 
-    log_gains, d_log_gain = (jnp.stack(a) for a in zip(*(others(v) for v in range(n_vars))))
+    log_gains, d_log_gain = zip(*(others(v) for v in range(n_axes)))
 
     # Laplace: covariance = inverse Hessian of the summed penalised negative log-likelihood,
     # restricted to the free coordinates (the active coefficients, and for Lasso/GroupLasso the
-    # nonzero ones); the delta method on log(curve) = b + (B_v c_v)[s] + log G_v.
+    # nonzero ones); the delta method on log(curve) = b + (B_v c_v)[s] + log G_v. Joint leaves
+    # (wider than MAX_BINS) get no band.
     _, h = grad_hess(theta)
     if reg.smooth:
-        h = h + jax.hessian(lambda th: reg.penalty(th, weights, groups))(theta)
+        h = h + reg.hessian(theta, weights, groups)
     free = keep if reg.smooth else (keep & (theta != 0)).at[-1].set(True)
     h = jnp.where(free[:, None] & free[None, :], h * n, jnp.diag(jnp.where(free, 0.0, 1.0)))
     if isinstance(reg, (Ridge, Smooth)):  # positive definite: Cholesky
@@ -595,68 +688,57 @@ def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_coef, include
     else:  # the shift of a leaf against the intercept can be flat: pseudo-inverse
         cov = jnp.linalg.pinv(h, hermitian=True)
     cov = jnp.where(free[:, None] & free[None, :], cov, 0.0)
-    size = n_vars * max_bins + 1
-    jac = jnp.zeros((n_vars, max_bins, size))
-    jac = jac.at[:, :, -1].set(1.0)
-    jac = jac + jnp.concatenate([d_log_gain.reshape(n_vars, 1, -1).repeat(max_bins, 1),
-                                 jnp.zeros((n_vars, max_bins, 1))], axis=2)
-    own = jnp.einsum("vu,vsk->vsuk", jnp.eye(n_vars), maps).reshape(n_vars, max_bins, size - 1)
-    jac = jac.at[:, :, :-1].add(own)
-    var = jnp.einsum("vki,ij,vkj->vk", jac, cov, jac)
-    curve_se = jnp.where(shown, jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
+    curve_se = []
+    for v, ((a, b), size) in enumerate(zip(groups, sizes)):
+        if size > MAX_BINS:
+            curve_se.append(jnp.full(width, jnp.nan))
+            continue
+        jac = jnp.zeros((size, h.shape[0])).at[:, -1].set(1.0)
+        jac = jac.at[:, :-1].add(d_log_gain[v][None, :]).at[:, a:b].add(maps[v])
+        var = jnp.einsum("ki,ij,kj->k", jac, cov, jac)
+        se = jnp.where(shown[v], jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
+        curve_se.append(jnp.pad(se, (0, width - size), constant_values=jnp.nan))
 
-    rate_terms = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, slot_theta, max_bins)
+    rate_terms = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, slot_theta, sizes)
     ll = (rate_terms - log_factorial) / n
     mean_y = jnp.sum(spikes) / n
     ll_null = (jnp.sum(spikes) * jnp.log(mean_y) - n * mean_y - log_factorial) / n
-    return res, active, w, shown, log_gains, ll, ll_null, curve_se
+
+    def pad(blocks, fill):
+        return jnp.stack([jnp.pad(x, (0, width - x.shape[0]), constant_values=fill)
+                          for x in blocks])
+
+    return (res, pad(active, False), pad(w, 0.0), pad(shown, False), jnp.stack(log_gains), ll,
+            ll_null, jnp.stack(curve_se))
 
 
 def _cv_one(slots, occupancy, spikes, total_occ, total_spk, n_chunks, n_coef, include,
-            strengths, maps, is_basis, circular, theta0, reg, tol, maxiter):
+            strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
     """Fit the complement of one fold and score the fold and the training cells."""
     train_occ, train_spk = total_occ - occupancy, total_spk - spikes
     res, (*_, n_train) = _solve_cells(slots, train_occ, train_spk, n_chunks, n_coef, include,
-                                      strengths, maps, is_basis, circular, theta0, reg, tol,
+                                      strengths, maps, is_basis, rough, theta0, reg, tol,
                                       maxiter)
-    max_bins = MAX_BINS
+    sizes = _sizes(maps)
     slot_theta = _to_slots(res.theta, maps)
     rate = jnp.sum(train_spk) / n_train  # the training folds' mean count
     log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-    ll_test, ll_train = _fold_log_likelihoods(slots, occupancy, spikes, train_occ, train_spk,
-                                              n_chunks, slot_theta, max_bins)
+    ll_test = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, slot_theta, sizes)
     ll_test_mean = jnp.sum(spikes) * log_rate - jnp.sum(occupancy) * rate
+    ll_train = _log_likelihood_terms(slots, train_occ, train_spk, n_chunks, slot_theta, sizes)
     ll_train_mean = jnp.sum(train_spk) * log_rate - n_train * rate
     return res.theta, res.converged, ll_test, ll_test_mean, ll_train, ll_train_mean
 
 
-def _fold_log_likelihoods(slots, occupancy, spikes, train_occ, train_spk, n_chunks, theta,
-                          max_bins):
-    """``_log_likelihood_terms`` of the held-out and the training cells in one pass."""
-    n_vars = slots.shape[0]
-    w = theta[:-1].reshape(n_vars, max_bins)
-
-    def step(i, acc):
-        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_vars, CHUNK))
-        rows = jnp.stack([jax.lax.dynamic_slice(x, (i * CHUNK,), (CHUNK,))
-                          for x in (occupancy, spikes, train_occ, train_spk)])
-        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
-        terms = jnp.where(rows[0::2] > 0, rows[1::2] * eta - rows[0::2] * jnp.exp(eta), 0.0)
-        return acc + jnp.sum(terms, axis=1)
-
-    test, train = jax.lax.fori_loop(0, n_chunks, step, jnp.zeros(2, theta.dtype))
-    return test, train
-
-
 def _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, strengths, maps,
-              is_basis, circular, theta0, reg, tol, maxiter):
+              is_basis, rough, theta0, reg, tol, maxiter):
     """Every fold in turn, up to the run-time ``n_folds``: a loop rather than a vmap, so that
     each fold stops at its own convergence and unused fold rows cost nothing."""
     total_occ, total_spk = _over_folds(occupancy), _over_folds(spikes)
 
     def one(k, out):
         result = _cv_one(slots, occupancy[k], spikes[k], total_occ, total_spk, n_chunks, n_coef,
-                         include, strengths, maps, is_basis, circular, theta0[k], reg, tol,
+                         include, strengths, maps, is_basis, rough, theta0[k], reg, tol,
                          maxiter)
         return tuple(o.at[k].set(r) for o, r in zip(out, result))
 
@@ -670,10 +752,10 @@ _cross_validate = jax.jit(_cv_batch, static_argnames=("reg", "tol", "maxiter"))
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
 def _path(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, path, maps, is_basis,
-          circular, theta0, reg, tol, maxiter):
+          rough, theta0, reg, tol, maxiter):
     def point(theta, strengths):
         out = _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, strengths,
-                        maps, is_basis, circular, theta, reg, tol, maxiter)
+                        maps, is_basis, rough, theta, reg, tol, maxiter)
         return out[0], out
 
     return jax.lax.scan(point, theta0, path)[1]

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .binned import MAX_BINS, BinGrid, _circular, _n_chunks, _over_folds, _settings, _solve_cells
+from .binned import BinGrid, _n_chunks, _over_folds, _settings, _sizes, _solve_cells
 from .errors import InputError
 from .regularizers import Regularizer, Ridge, Smooth, get_regularizer
 
@@ -54,49 +54,49 @@ def evidence_strengths(
         raise InputError(f"evidence maximisation needs Ridge or Smooth, not {reg.name}")
     log_strengths = np.asarray(log_strengths, float)
     log_strengths = np.where(include, np.clip(log_strengths, *bounds), log_strengths)
-    reg, (n_coef, include_, _, maps, is_basis) = _settings(
-        grid, n_bins, include, 10.0**log_strengths, reg, bases)
-    theta0 = (jnp.zeros(grid.n_variables * grid.max_bins + 1, jnp.float32) if init is None
-              else jnp.asarray(init))
+    reg, (n_coef, include_, _, maps, is_basis, rough) = _settings(
+        grid, n_bins, include, 10.0**log_strengths, reg, bases, circular)
+    theta0 = jnp.zeros(grid.n_theta, jnp.float32) if init is None else jnp.asarray(init)
     out = _fixed_point(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid), n_coef,
                        include_, jnp.asarray(log_strengths, jnp.float32), maps, is_basis,
-                       _circular(circular, grid.n_variables), theta0,
-                       jnp.asarray(bounds, jnp.float32), jnp.float32(tol), reg, maxiter)
+                       rough, theta0, jnp.asarray(bounds, jnp.float32), jnp.float32(tol), reg,
+                       maxiter)
     return np.asarray(jax.device_get(out), float)
 
 
-def _mackay_update(theta, h, penalty_hessian, log_s, include, active, n, n_vars):
+def _mackay_update(theta, h, penalty_hessian, log_s, include, active, n, sizes):
     """One fixed-point step of the log10 strengths from the optimum ``theta`` and the masked
-    Hessian ``h`` of the mean negative log-likelihood (identity rows off the active set)."""
-    size = n_vars * MAX_BINS
+    Hessian ``h`` of the mean negative log-likelihood (identity rows off the active set), leaf
+    by leaf (``sizes``: each leaf's slots in the flat vector)."""
     a = n * (h + penalty_hessian)
     cov = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a), jnp.eye(a.shape[0]))
-    prior = n * penalty_hessian[:size, :size].reshape(n_vars, MAX_BINS, n_vars, MAX_BINS)
-    prior = prior[jnp.arange(n_vars), :, jnp.arange(n_vars)]  # (V, bins, bins) n s_v K_v
-    blocks = cov[:size, :size].reshape(n_vars, MAX_BINS, n_vars, MAX_BINS)
-    blocks = blocks[jnp.arange(n_vars), :, jnp.arange(n_vars)]
-    m = jnp.sum(active, axis=1)
-    gamma = m - jnp.einsum("vij,vji->v", blocks, prior)
-    w = theta[:size].reshape(n_vars, MAX_BINS)
-    fit_term = jnp.einsum("vi,vij,vj->v", w, prior, w)  # n s_v w' K_v w
+    starts = np.cumsum((0, *sizes))
+    gamma, fit_term = [], []
+    for lo, hi in zip(starts[:-1], starts[1:]):
+        prior = n * penalty_hessian[lo:hi, lo:hi]  # n s_v K_v
+        gamma.append(-jnp.sum(cov[lo:hi, lo:hi] * prior.T))
+        fit_term.append(theta[lo:hi] @ prior @ theta[lo:hi])  # n s_v w' K_v w
+    m = jnp.stack([jnp.sum(a) for a in active])
+    gamma = m + jnp.stack(gamma)
+    fit_term = jnp.stack(fit_term)
     ratio = jnp.maximum(gamma, 1e-6 * m) / jnp.maximum(fit_term, 1e-30)
     return jnp.where(include & (m > 0), log_s + jnp.log10(ratio), log_s)
 
 
 @partial(jax.jit, static_argnames=("reg", "maxiter"))
 def _fixed_point(slots, occupancy, spikes, n_chunks, n_coef, include, log_s, maps, is_basis,
-                 circular, theta0, bounds, tol, reg, maxiter):
+                 rough, theta0, bounds, tol, reg, maxiter):
     occupancy, spikes = _over_folds(occupancy), _over_folds(spikes)
-    n_vars = slots.shape[0]
+    sizes = _sizes(maps)
 
     def body(state):
         log_s, theta, _, k = state
         res, (grad_hess, weights, groups, keep, active, n) = _solve_cells(
             slots, occupancy, spikes, n_chunks, n_coef, include, 10.0**log_s, maps, is_basis,
-            circular, theta, reg, 1e-6, 100)
+            rough, theta, reg, 1e-6, 100)
         _, h = grad_hess(res.theta)
-        penalty_hessian = jax.hessian(lambda th: reg.penalty(th, weights, groups))(res.theta)
-        new = _mackay_update(res.theta, h, penalty_hessian, log_s, include, active, n, n_vars)
+        penalty_hessian = reg.hessian(res.theta, weights, groups)
+        new = _mackay_update(res.theta, h, penalty_hessian, log_s, include, active, n, sizes)
         # A float32 Cholesky of a nearly flat posterior (a weak Smooth prior on a leaf's shift
         # against the intercept) can fail: the search then stops at the last finite strengths.
         new = jnp.where(include & jnp.isfinite(new), jnp.clip(new, bounds[0], bounds[1]), log_s)

@@ -4,8 +4,11 @@
 edges, per-sample bin indices and the joint bin-grid totals); ``with_bins``, ``with_basis`` and
 ``with_unit`` update one piece of it. A variable with a basis (B-spline, cyclic for circular
 variables) is binned into ``max_bins`` fine bins, and its basis is evaluated at their centres.
-``fit`` runs the cached, jitted bin-grid solver, and ``tuning_curves`` turns a fit into one
-curve per variable in Hz.
+Two linear variables may be paired into one joint (2-D) leaf of nx x ny bins (``pairs``): the
+model's leaves are then the pairs and the unpaired variables, in the order of their first
+variable (``Encoding.leaves``), and ``fit``, ``cross_validate``, ``path`` take one include flag
+and strength per leaf. ``fit`` runs the cached, jitted bin-grid solver; ``tuning_curves`` turns a
+fit into one curve per 1-D leaf in Hz and ``tuning_maps`` into one map per joint leaf.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from .basis import bspline, cyclic_bspline
 from .binned import (
+    JOINT_MAX_BINS,
     BinGrid,
     BinnedFit,
     CVScores,
@@ -37,14 +41,28 @@ from .session import Session
 class Encoding:
     """Encoding of a session's valid samples for one unit: bins, and per variable either one-hot
     (``bases[v]`` None) or a basis, the (n_bins, k) matrix of its k functions at the bin
-    centres."""
+    centres; ``pairs`` of variables form joint leaves, one axis of ``grid`` each."""
 
     binnings: tuple[Binning, ...]
     indices: np.ndarray  # (n_valid, n_variables) bin per sample
     counts: np.ndarray  # (n_valid,) spike counts of the unit
-    grid: BinGrid
-    truth_others: dict  # simulations: per variable, mean of exp(the other true effects)
+    grid: BinGrid  # one axis per leaf
+    truth_others: dict  # simulations: per truth key, mean of exp(the other true effects)
     bases: tuple = ()  # per variable: None or (n_bins, k); () means all one-hot
+    pairs: tuple = ()  # (x variable, y variable) of each joint leaf
+    unit: str | int | None = None
+
+    @property
+    def leaves(self) -> tuple[tuple[int, ...], ...]:
+        """Variables of each leaf: a pair, or one unpaired variable, ordered by first variable."""
+        return _leaves(self.pairs, len(self.binnings))
+
+    @property
+    def leaf_bins(self) -> tuple:
+        """Per leaf: its bin count, or (nx, ny) for a joint leaf."""
+        n = self.n_bins
+        return tuple(n[leaf[0]] if len(leaf) == 1 else (n[leaf[0]], n[leaf[1]])
+                     for leaf in self.leaves)
 
     @property
     def n_bins(self) -> tuple[int, ...]:
@@ -67,6 +85,38 @@ class Encoding:
     def circular(self) -> tuple[bool, ...]:
         return tuple(b.circular for b in self.binnings)
 
+    def leaf_name(self, leaf: int, names) -> str:
+        """A leaf's name: the variable's, or "x × y" for a joint leaf."""
+        return " × ".join(names[v] for v in self.leaves[leaf])
+
+    def _leaf_settings(self):
+        """Per leaf: bins (or (nx, ny)), circular flag and basis, as the grid solver takes them."""
+        one = [len(leaf) == 1 for leaf in self.leaves]
+        return (self.leaf_bins,
+                [is_one and self.circular[leaf[0]] for is_one, leaf in zip(one, self.leaves)],
+                [self._bases[leaf[0]] if is_one else None
+                 for is_one, leaf in zip(one, self.leaves)])
+
+
+@dataclass(frozen=True)
+class TuningMap:
+    """A joint leaf's rates in Hz on its (nx, ny) bins: the model's (other leaves at their mean
+    effect), the occupancy-normalised empirical rate and, for simulations, the ground truth.
+    Unvisited bins are NaN in the model and empirical maps."""
+
+    name: str
+    names: tuple[str, str]
+    units: tuple[str, str]
+    edges: tuple[np.ndarray, np.ndarray]
+    model: np.ndarray
+    empirical: np.ndarray
+    truth: np.ndarray | None
+    occupancy: np.ndarray  # seconds per bin
+
+    @property
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(0.5 * (e[:-1] + e[1:]) for e in self.edges)
+
 
 @dataclass(frozen=True)
 class TuningCurve:
@@ -86,13 +136,21 @@ class TuningCurve:
     smooth: bool = False  # a basis: a smooth curve drawn through the fine bin centres
 
 
-def encode(session: Session, unit, n_bins, n_folds: int = 10, n_basis=None) -> Encoding:
+def encode(session: Session, unit, n_bins, n_folds: int = 10, n_basis=None,
+           pairs=()) -> Encoding:
     """Bin every variable of ``session`` and total the unit's spikes over the joint cells, per
     cross-validation fold. ``n_basis[v]`` (None: one-hot bins) gives variable v a B-spline basis
-    of that many functions on ``max_bins`` fine bins instead (cyclic for circular variables)."""
+    of that many functions on ``max_bins`` fine bins instead (cyclic for circular variables).
+    ``pairs`` lists (x, y) variable indices that form joint leaves of n_bins[x] x n_bins[y] bins
+    (at most ``JOINT_MAX_BINS`` each); a paired variable takes no basis."""
     max_bins = max_bins_for(len(session.variables))
+    pairs = _checked_pairs(session, pairs)
+    paired = {v for pair in pairs for v in pair}
     n_basis = (None,) * len(session.variables) if n_basis is None else tuple(n_basis)
-    _check_bins([n for n, k in zip(n_bins, n_basis) if k is None], max_bins, session)
+    n_basis = tuple(None if v in paired else k for v, k in enumerate(n_basis))
+    _check_bins([n for v, (n, k) in enumerate(zip(n_bins, n_basis))
+                 if k is None and v not in paired], max_bins, session)
+    _check_bins([n_bins[v] for v in paired], JOINT_MAX_BINS, session)
     n_bins = [n if k is None else max_bins for n, k in zip(n_bins, n_basis)]
     binnings = tuple(
         make_binning(v.values, n, v.circular, session.valid)
@@ -104,8 +162,45 @@ def encode(session: Session, unit, n_bins, n_folds: int = 10, n_basis=None) -> E
         [bin_index(v.values[session.valid], b) for v, b in zip(session.variables, binnings)], 1
     )
     counts = session.unit_counts(unit)[session.valid]
-    return Encoding(binnings, indices, counts, bin_grid(indices, counts, max_bins, n_folds),
-                    _truth_others(session), bases)
+    return Encoding(binnings, indices, counts,
+                    _leaf_grid(indices, counts, binnings, pairs, max_bins, n_folds),
+                    _truth_others(session, unit), bases, pairs, unit)
+
+
+def _checked_pairs(session, pairs) -> tuple:
+    """Pairs of distinct linear variables, each variable in at most one pair."""
+    pairs = tuple((int(a), int(b)) for a, b in pairs)
+    seen = [v for pair in pairs for v in pair]
+    n = len(session.variables)
+    if any(not 0 <= v < n for v in seen) or len(set(seen)) != len(seen):
+        raise InputError("a 2-D leaf pairs two different variables, each in one leaf at most")
+    for v in seen:
+        var = session.variables[v]
+        if var.circular:
+            raise InputError(f"{var.name!r} is circular: a 2-D leaf pairs two linear variables "
+                             "(a map on a square), so a circular one cannot be paired")
+    return pairs
+
+
+def _leaves(pairs, n_variables) -> tuple:
+    first = {min(pair): pair for pair in pairs}
+    paired = {v for pair in pairs for v in pair}
+    return tuple(first[v] if v in first else (v,) for v in range(n_variables)
+                 if v in first or v not in paired)
+
+
+def _leaf_grid(indices, counts, binnings, pairs, max_bins, n_folds) -> BinGrid:
+    """The bin grid with one axis per leaf: a joint leaf's bin is bx * ny + by."""
+    columns, sizes = [], []
+    for leaf in _leaves(pairs, len(binnings)):
+        if len(leaf) == 1:
+            columns.append(indices[:, leaf[0]])
+            sizes.append(max_bins)
+        else:
+            x, y = leaf
+            columns.append(indices[:, x] * binnings[y].n_bins + indices[:, y])
+            sizes.append(JOINT_MAX_BINS**2)
+    return bin_grid(np.stack(columns, 1), counts, max_bins, n_folds, sizes)
 
 
 def with_bins(enc: Encoding, session: Session, variable: int, n: int) -> Encoding:
@@ -117,6 +212,9 @@ def with_basis(enc: Encoding, session: Session, variable: int, n_basis: int) -> 
     """The same encoding with one variable on a B-spline basis of ``n_basis`` functions (cyclic
     for a circular variable) over ``max_bins`` fine bins; only the basis changes if the variable
     is on fine bins already."""
+    if any(variable in pair for pair in enc.pairs):
+        raise InputError(f"{session.variables[variable].name!r} is in a 2-D leaf, which is "
+                         "binned: unpair it to give it a basis")
     if enc._bases[variable] is not None:
         basis = spline_basis(enc.binnings[variable], n_basis, session)
         return replace(enc, bases=_set(enc._bases, variable, basis))
@@ -136,15 +234,18 @@ def spline_basis(binning: Binning, n_basis: int, session: Session) -> np.ndarray
 
 def _rebinned(enc, session, variable, n, n_basis):
     if n_basis is None:
-        _check_bins([n], enc.max_bins, session)
+        paired = any(variable in pair for pair in enc.pairs)
+        _check_bins([n], JOINT_MAX_BINS if paired else enc.max_bins, session)
     var = session.variables[variable]
     binning = make_binning(var.values, n, var.circular, session.valid)
     basis = None if n_basis is None else spline_basis(binning, n_basis, session)
     indices = enc.indices.copy()
     indices[:, variable] = bin_index(var.values[session.valid], binning)
-    return replace(enc, binnings=_set(enc.binnings, variable, binning), indices=indices,
+    binnings = _set(enc.binnings, variable, binning)
+    return replace(enc, binnings=binnings, indices=indices,
                    bases=_set(enc._bases, variable, basis),
-                   grid=bin_grid(indices, enc.counts, enc.max_bins, enc.grid.n_folds))
+                   grid=_leaf_grid(indices, enc.counts, binnings, enc.pairs, enc.max_bins,
+                                   enc.grid.n_folds))
 
 
 def _set(items: tuple, index: int, value) -> tuple:
@@ -154,7 +255,8 @@ def _set(items: tuple, index: int, value) -> tuple:
 def with_unit(enc: Encoding, session: Session, unit) -> Encoding:
     """The same encoding with another unit's spike counts."""
     counts = session.unit_counts(unit)[session.valid]
-    return replace(enc, counts=counts, grid=enc.grid.with_counts(counts))
+    return replace(enc, counts=counts, grid=enc.grid.with_counts(counts), unit=unit,
+                   truth_others=_truth_others(session, unit))
 
 
 def with_folds(enc: Encoding, n_folds: int) -> Encoding:
@@ -163,23 +265,26 @@ def with_folds(enc: Encoding, n_folds: int) -> Encoding:
 
 
 def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
-    """Fit the included variables with per-variable strengths (warm start from ``init``)."""
-    return fit_bin_grid(enc.grid, enc.n_bins, include, strengths, regularizer, init,
-                        enc.circular, bases=enc._bases)
+    """Fit the included leaves with per-leaf strengths (warm start from ``init``)."""
+    n_bins, circular, bases = enc._leaf_settings()
+    return fit_bin_grid(enc.grid, n_bins, include, strengths, regularizer, init, circular,
+                        bases=bases)
 
 
 def cross_validate(enc: Encoding, include, strengths, regularizer, init=None) -> CVScores:
     """Held-out scores of every fold, all folds fitted in one call (warm start from ``init``, a
     previous ``CVScores.theta`` or a fit's ``theta``)."""
-    return cross_validate_grid(enc.grid, enc.n_bins, include, strengths, regularizer, init,
-                               enc.circular, bases=enc._bases)
+    n_bins, circular, bases = enc._leaf_settings()
+    return cross_validate_grid(enc.grid, n_bins, include, strengths, regularizer, init,
+                               circular, bases=bases)
 
 
 def path(enc: Encoding, include, strengths, regularizer, variable: int, log_strengths,
          init=None) -> list[CVScores]:
-    """Cross-validated scores along ``log_strengths`` of one variable, the others fixed."""
-    return regularization_path(enc.grid, enc.n_bins, include, strengths, variable, log_strengths,
-                               regularizer, init, enc.circular, bases=enc._bases)
+    """Cross-validated scores along ``log_strengths`` of one leaf, the others fixed."""
+    n_bins, circular, bases = enc._leaf_settings()
+    return regularization_path(enc.grid, n_bins, include, strengths, variable, log_strengths,
+                               regularizer, init, circular, bases=bases)
 
 
 def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_points,
@@ -190,9 +295,10 @@ def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_poin
     whose evidence has no such form) :func:`ascent_strengths`."""
     if isinstance(get_regularizer(regularizer), (Ridge, Smooth)):
         bounds = (float(np.min(grid_points)), float(np.max(grid_points)))
+        n_bins, circular, bases = enc._leaf_settings()
         return [float(x) for x in evidence_strengths(
-            enc.grid, enc.n_bins, include, log_strengths, regularizer, None, enc.circular,
-            enc._bases, bounds)]
+            enc.grid, n_bins, include, log_strengths, regularizer, None, circular, bases,
+            bounds)]
     return ascent_strengths(enc, include, log_strengths, regularizer, grid_points, rounds, init)
 
 
@@ -216,63 +322,126 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
 
 def forward_selection(enc: Encoding, strengths, regularizer, alpha: float = 0.05,
                       init=None) -> SelectionResult:
-    """Forward selection of variables (by index) by held-out score, one-sided Wilcoxon test across
+    """Forward selection of leaves (by index) by held-out score, one-sided Wilcoxon test across
     folds at ``alpha`` (see ``crossval.select_forward``)."""
 
     def score(subset):
-        include = [v in subset for v in range(len(enc.binnings))]
+        include = [v in subset for v in range(len(enc.leaves))]
         return cross_validate(enc, include, strengths, regularizer, init).test_bits_per_spike
 
-    return select_forward(score, range(len(enc.binnings)), alpha)
+    return select_forward(score, range(len(enc.leaves)), alpha)
 
 
-def warm_up(enc: Encoding) -> None:
-    """Compile the fit and cross-validation of every regularizer for this encoding's shapes."""
-    include = [True] * len(enc.binnings)
-    for name in REGULARIZERS:
+def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:
+    """Compile the fit and cross-validation of each regularizer for this encoding's shapes."""
+    include = [True] * len(enc.leaves)
+    for name in regularizers:
         result = fit(enc, include, [1e-3] * len(include), name)
         cross_validate(enc, include, [1e-3] * len(include), name, result.theta)
 
 
 def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
-    """One :class:`TuningCurve` per variable.
+    """One :class:`TuningCurve` per 1-D leaf (joint leaves: :func:`tuning_maps`).
 
-    The model curve of variable v is its rate with the other variables at their mean effect:
+    The model curve of variable v is its rate with the other leaves at their mean effect:
     exp(intercept + w_v) (w_v its bins' coefficients, or its basis at the fine bin centres) times
-    the mean over samples of exp(other variables' effects). The
+    the mean over samples of exp(other leaves' effects). The
     ground truth is averaged the same way over the recorded values, so both are comparable with
     the empirical rate and free of the intercept's trade-off with the coefficients.
     """
     dt = session.bin_width
     curves = []
-    for v, (var, binning) in enumerate(zip(session.variables, enc.binnings)):
+    for a, leaf in enumerate(enc.leaves):
+        if len(leaf) != 1:
+            continue
+        v = leaf[0]
+        var, binning = session.variables[v], enc.binnings[v]
         n = binning.n_bins
-        occ, spk = (m[:n] for m in enc.grid.marginals(v))
-        log_gain = (result.intercept + result.effects[v, :n].astype(float)
-                    + float(result.log_others_gain[v]))
-        model = np.exp(np.where(result.shown[v, :n], log_gain, np.nan)) / dt
-        half = 1.959964 * result.curve_se[v, :n]
+        occ, spk = (m[:n] for m in enc.grid.marginals(a))
+        log_gain = (result.intercept + result.effects[a, :n].astype(float)
+                    + float(result.log_others_gain[a]))
+        model = np.exp(np.where(result.shown[a, :n], log_gain, np.nan)) / dt
+        half = 1.959964 * result.curve_se[a, :n]
         lower, upper = model * np.exp(-half), model * np.exp(half)
         with np.errstate(invalid="ignore", divide="ignore"):
             empirical = np.where(occ > 0, spk / (occ * dt), np.nan)
-        truth = None
-        if var.name in session.truth:
-            effect = session.truth[var.name](binning.centres)
-            truth = np.exp(session.truth_intercept + effect) * enc.truth_others[var.name] / dt
+        truth = _true_rate(session, enc, (var.name,), binning.centres)
         curves.append(TuningCurve(var.name, var.unit, var.circular, binning.centres, model,
                                   empirical, truth, lower, upper,
                                   smooth=enc._bases[v] is not None))
     return curves
 
 
-def _truth_others(session: Session) -> dict:
-    """For each variable with a ground truth, the mean over valid samples of exp(sum of the other
-    variables' true effects): the factor its true curve takes from the others. Depends on the
-    session alone, so it is computed once per encoding, not per refit."""
-    effects = {name: f(session.variable(name).values[session.valid])
-               for name, f in session.truth.items()}
-    return {name: float(np.mean(np.exp(sum(e for other, e in effects.items() if other != name))))
-            for name in effects}
+def tuning_maps(session: Session, enc: Encoding, result: BinnedFit) -> list:
+    """One :class:`TuningMap` per joint leaf: exp(intercept + w[bx * ny + by]) times the other
+    leaves' mean effect, in Hz, beside the empirical rate and the truth averaged the same way."""
+    dt = session.bin_width
+    maps = []
+    for a, leaf in enumerate(enc.leaves):
+        if len(leaf) != 2:
+            continue
+        (nx, ny), (bx, by) = enc.leaf_bins[a], (enc.binnings[v] for v in leaf)
+        occ, spk = (m[: nx * ny].reshape(nx, ny) for m in enc.grid.marginals(a))
+        log_gain = (result.intercept + result.effects[a, : nx * ny].astype(float)
+                    + float(result.log_others_gain[a])).reshape(nx, ny)
+        visited = result.shown[a, : nx * ny].reshape(nx, ny) & (occ > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            empirical = np.where(occ > 0, spk / (occ * dt), np.nan)
+        names = tuple(session.variables[v].name for v in leaf)
+        maps.append(TuningMap(
+            " × ".join(names), names, tuple(session.variables[v].unit for v in leaf),
+            (bx.edges, by.edges), np.where(visited, np.exp(log_gain) / dt, np.nan), empirical,
+            _true_rate(session, enc, names, bx.centres[:, None], by.centres[None, :]),
+            occ * dt))
+    return maps
+
+
+def _true_rate(session, enc, names, *at):
+    """The unit's true rate in Hz over one leaf's variables at ``at``, the other effects at
+    their mean, or None: without a truth, or when the truth of these variables is joint with
+    another variable."""
+    key = _truth_key(session, enc.unit, names)
+    if key is _NO_TRUTH:
+        return None
+    effects, intercept = session.truth_of(enc.unit)
+    effect = 0.0 if key is None else effects[key](*at)
+    rate = np.exp(intercept + effect) * enc.truth_others[key] / session.bin_width
+    return np.broadcast_to(rate, np.broadcast_shapes(*(np.shape(x) for x in at))).copy()
+
+
+_NO_TRUTH = object()
+
+
+def _truth_key(session, unit, names):
+    """The truth's key of the effect over ``names`` (a name, or a pair of names), None where
+    these variables have no effect, ``_NO_TRUTH`` where there is no truth to show."""
+    if not (session.truth or session.unit_truth) or unit is None:
+        return _NO_TRUTH
+    effects, _ = session.truth_of(unit)
+    key = names[0] if len(names) == 1 else tuple(names)
+    if key in effects:
+        return key
+    if any(set(names) & set(_names(k)) for k in effects):
+        return _NO_TRUTH
+    return None
+
+
+def _names(key) -> tuple:
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+def _truth_others(session: Session, unit) -> dict:
+    """For each true effect of ``unit`` (by key), the mean over valid samples of exp(sum of the
+    other true effects): the factor its true curve takes from the others; under None, the mean
+    of exp(all effects), for variables without an effect. Depends on the session and unit
+    alone, so it is computed once per encoding, not per refit."""
+    effects, _ = session.truth_of(unit)
+    values = {key: f(*(session.variable(n).values[session.valid] for n in _names(key)))
+              for key, f in effects.items()}
+    others = {key: float(np.mean(np.exp(sum((e for other, e in values.items() if other != key),
+                                            np.zeros(session.n_valid)))))
+              for key in [*values, None]}
+    return others
 
 
 def _check_bins(n_bins, max_bins, session):

@@ -39,8 +39,9 @@ class Session:
     """Binned spike counts (T, n_units) plus variables, a validity mask and optional truth.
 
     Build one with :func:`make_session`, which validates the input. ``truth`` maps a variable name
-    to its ground-truth log-rate effect (simulations only); ``truth_intercept`` is the log rate per
-    bin when every effect is zero.
+    to its ground-truth log-rate effect (simulations only), or a pair of names (x, y) to a joint
+    effect f(x, y); ``truth_intercept`` is the log rate per bin when every effect is zero.
+    ``unit_truth`` gives units their own (truth, truth_intercept) instead (see :meth:`truth_of`).
     """
 
     bin_width: float
@@ -52,6 +53,13 @@ class Session:
     truth: Mapping[str, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
     truth_intercept: float = 0.0
     source: str = ""
+    unit_truth: Mapping[str, tuple[Mapping, float]] = field(default_factory=dict)
+
+    def truth_of(self, unit: str | int) -> tuple[Mapping, float]:
+        """The ground truth of one unit: its effects (by variable name or (x, y) pair) and the
+        intercept; the session's own when the unit has none of its own."""
+        name = self.unit_names[self._unit_index(unit)]
+        return self.unit_truth.get(name, (self.truth, self.truth_intercept))
 
     @property
     def n_samples(self) -> int:
@@ -73,10 +81,15 @@ class Session:
 
     def unit_counts(self, unit: str | int) -> np.ndarray:
         """Spike counts of one unit, by name or index."""
+        return self.counts[:, self._unit_index(unit)]
+
+    def _unit_index(self, unit: str | int) -> int:
+        if isinstance(unit, str) and unit not in self.unit_names:
+            raise InputError(f"no unit {unit!r}")
         index = self.unit_names.index(unit) if isinstance(unit, str) else int(unit)
         if not 0 <= index < len(self.unit_names):
             raise InputError(f"no unit {unit!r}")
-        return self.counts[:, index]
+        return index
 
 
 def make_session(
@@ -88,6 +101,7 @@ def make_session(
     truth=None,
     truth_intercept=0.0,
     source="",
+    unit_truth=None,
 ) -> Session:
     """Validate and assemble a :class:`Session`.
 
@@ -127,6 +141,7 @@ def make_session(
         truth=dict(truth or {}),
         truth_intercept=float(truth_intercept),
         source=source,
+        unit_truth=dict(unit_truth or {}),
     )
 
 

@@ -60,7 +60,8 @@ def solve(
     """
     penalty = lambda th: regularizer.penalty(th, weights, groups)  # noqa: E731
     if regularizer.smooth:
-        value, grad_hess = _with_smooth_penalty(value, grad_hess, penalty, theta0)
+        value, grad_hess = _with_smooth_penalty(
+            value, grad_hess, penalty, regularizer.hessian(theta0, weights, groups))
         diagonal = diagonal_blocks if regularizer.keeps_blocks_diagonal else False
 
         def direction(*args):
@@ -111,11 +112,10 @@ def solve(
     return SolverResult(theta, k, res <= tol, res, f)
 
 
-def _with_smooth_penalty(value, grad_hess, penalty, theta0):
+def _with_smooth_penalty(value, grad_hess, penalty, ph):
     """Fold a smooth penalty into the value, gradient and Hessian. The smooth penalties (none,
-    Ridge, Smooth) are quadratic forms 0.5 theta' P theta, so P is taken once, at ``theta0``,
-    and the gradient is P theta."""
-    ph = jax.hessian(penalty)(theta0)
+    Ridge, Smooth) are quadratic forms 0.5 theta' P theta: P (``ph``, the regularizer's own
+    Hessian) is constant and the gradient is P theta."""
 
     def value_p(theta):
         return value(theta) + penalty(theta)

@@ -79,6 +79,26 @@ def test_a_query_keeps_each_variables_basis():
         np.testing.assert_allclose(curves[name][1], rate, rtol=2e-5)
 
 
+def test_an_open_field_link_keeps_the_2d_map():
+    """The open-field source with its map's bins and strength comes back with the same map (a
+    link that lost them would show the default 20 x 20 map, or the line simulation)."""
+    from widgets.state import OPEN_FIELD
+
+    state = fitted_state(source=OPEN_FIELD, n_samples=20_000, seed=3, n_folds=4)
+    state.param.update(joint_nx=12, joint_ny=10, joint_log_strength=-3.0)
+    assert state.error == "" and state.maps
+    query = encode_query(state)
+    assert (query["source"], query["map_bins"], query["map_log_strength"]) == (
+        "open-field", "12,10", "-3.0")
+    shared = decode_query(query)
+    assert shared.notices == ()
+    copy = state_from(shared)
+    assert copy.source == OPEN_FIELD and (copy.n_samples, copy.seed) == (20_000, 3)
+    (original,), (again,) = state.maps, copy.maps
+    assert again.model.shape == original.model.shape == (12, 10)
+    np.testing.assert_allclose(again.model, original.model, rtol=1e-4)
+
+
 DEFAULTS = decode_query({})
 BAD = [  # (query, the key its notice names, what decodes to the default)
     ({"unit": "junk"}, "unit", lambda s: "unit" not in s.on_load),

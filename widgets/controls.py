@@ -217,3 +217,21 @@ def error_view(state) -> pn.pane.Alert:
     """The current problem, if any, in a red box."""
     return pn.pane.Alert(state.param.error, alert_type="danger",
                          visible=state.param.error.rx.bool(), sizing_mode="stretch_width")
+
+
+def joint_controls(state) -> pn.Column:
+    """The 2-D map: pair the first two linear variables, its bins per axis and its strength."""
+    sliders = [_live_slider(pn.widgets.IntSlider, state, "joint_nx"),
+               _live_slider(pn.widgets.IntSlider, state, "joint_ny"),
+               _live_slider(pn.widgets.FloatSlider, state, "joint_log_strength")]
+
+    def show(on):
+        for slider in sliders:
+            slider.visible = on
+
+    show(state.joint_map)
+    state.param.watch(lambda e: show(e.new), "joint_map")
+    return pn.Column(pn.widgets.Checkbox.from_param(state.param.joint_map,
+                                                    name="2-D map (first two linear variables)",
+                                                    css_classes=["joint-toggle"]),
+                     *sliders, css_classes=["joint-controls"], sizing_mode="stretch_width")

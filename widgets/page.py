@@ -12,13 +12,21 @@ import jax
 import panel as pn
 from bokeh.document import Document
 
-from .controls import data_controls, error_view, model_actions, stats_view, variable_controls
+from .controls import (
+    data_controls,
+    error_view,
+    joint_controls,
+    model_actions,
+    stats_view,
+    variable_controls,
+)
 from .export import code_view, export_controls
 from .lessons import lessons_view
+from .maps import TuningMapsView
 from .paths import paths_view
 from .plots import TuningCurvesView, traces_view
 from .population import population_view
-from .state import ExplorerState, solvers_ready
+from .state import ExplorerState, solvers_ready, warm_open_field
 
 
 def keep_compiled_solvers() -> None:
@@ -65,7 +73,7 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                        pn.Row(pn.widgets.Checkbox.from_param(state.param.show_bands,
                                                              css_classes=["bands-toggle"]),
                               presentation_toggle(state)),
-                       TuningCurvesView(state))
+                       TuningCurvesView(state), TuningMapsView(state))
     lesson, lesson_text = lessons_view(state)
     fit = pn.Column(lesson_text, "## Fit", stats_view(state), width=320, sizing_mode="fixed")
     paths = lazy_card("Held-out score along each strength (regularization paths)",
@@ -80,7 +88,7 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                      lazy_card("Behaviour", lambda: traces_view(state), "behaviour-card"),
                      loading=state.param.busy)
     sidebar = [lesson, data_controls(state), model_actions(state), "### Variables",
-               variable_controls(state), export_controls(state)]
+               variable_controls(state), joint_controls(state), export_controls(state)]
     return sidebar, [main]
 
 
@@ -117,3 +125,4 @@ def warm_up() -> None:
     view.get_root(Document())
     for build in (code_view, paths_view, population_view, traces_view):  # built when opened
         pn.panel(build(view.state)).get_root(Document())
+    warm_open_field()

@@ -29,19 +29,23 @@ from glm_core.regularizers import REGULARIZERS
 from .state import (
     BINS,
     CYCLIC_SPLINE,
+    OPEN_FIELD,
     RECORDING,
     SIMULATION,
     SPLINE,
     UPLOAD,
     ExplorerState,
     VariableSettings,
+    shared_open_field,
     shared_recording,
     shared_simulation,
 )
 
-SOURCES = {"simulation": SIMULATION, "recording": RECORDING, "upload": UPLOAD}
+SOURCES = {"simulation": SIMULATION, "open-field": OPEN_FIELD, "recording": RECORDING,
+           "upload": UPLOAD}
+SIMULATED = (SIMULATION, OPEN_FIELD)  # sources made from T and seed
 KEYS = ("source", "T", "seed", "bin_width", "unit", "regularizer", "folds", "include", "bins",
-        "log_strength", "encoding", "n_basis")
+        "log_strength", "encoding", "n_basis", "map_bins", "map_log_strength")
 SHARED_BIN_WIDTH = (0.005, 1.0)  # s: a link may ask for bins this fine or coarse, no more
 MAX_SEED = 2**32 - 1
 
@@ -58,7 +62,8 @@ class SharedSettings:
 
 def encode_query(state: ExplorerState) -> dict[str, str]:
     """The query of ``state``'s current settings (values as text). T and seed apply to the
-    simulation, bin_width to the recording; both are always written."""
+    simulations, bin_width to the recording; both are always written, as is the 2-D map's
+    bins and log10 strength (used where the data set has the map)."""
     short = {value: key for key, value in SOURCES.items()}
     return dict(
         source=short[state.source], T=str(state.n_samples), seed=str(state.seed),
@@ -68,13 +73,18 @@ def encode_query(state: ExplorerState) -> dict[str, str]:
         bins=",".join(str(row.n_bins) for row in state.variables),
         log_strength=",".join(repr(round(float(row.log_strength), 6)) for row in state.variables),
         encoding=",".join(row.encoding for row in state.variables),
-        n_basis=",".join(str(row.n_basis) for row in state.variables))
+        n_basis=",".join(str(row.n_basis) for row in state.variables),
+        map_bins=f"{state.joint_nx},{state.joint_ny}",
+        map_log_strength=repr(round(float(state.joint_log_strength), 6)))
 
 
 def load_shared(source: str, n_samples: int, seed: int, bin_width: float):
     """The built-in data set a link names (the server's shared copies)."""
-    return shared_simulation(n_samples, seed) if source == SIMULATION else shared_recording(
-        bin_width)
+    if source == SIMULATION:
+        return shared_simulation(n_samples, seed)
+    if source == OPEN_FIELD:
+        return shared_open_field(n_samples, seed)
+    return shared_recording(bin_width)
 
 
 def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
@@ -95,13 +105,13 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
                            "used instead")
             return default
 
-    source = take("source", lambda s: _member(s, ("simulation", "recording")),
-                  "simulation", "one of simulation, recording")
+    source = take("source", lambda s: _member(s, ("simulation", "open-field", "recording")),
+                  "simulation", "one of simulation, open-field, recording")
     if values.get("source") == "upload":
         notices[-1] = ("source=upload: an uploaded file cannot be shared by a link; the "
                        "simulation is shown instead (upload the file again)")
     state = {"source": SOURCES[source]}
-    if state["source"] == SIMULATION:
+    if state["source"] in SIMULATED:
         state["n_samples"] = take("T", lambda s: _integer(s, *defaults.n_samples.bounds),
                                   defaults.n_samples.default, "whole number, 100 to 2,000,000")
         state["seed"] = take("seed", lambda s: _integer(s, 0, MAX_SEED), defaults.seed.default,
@@ -113,6 +123,14 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
                                 defaults.regularizer.default, "one of " + ", ".join(REGULARIZERS))
     state["n_folds"] = take("folds", lambda s: _integer(s, *defaults.n_folds.bounds),
                             defaults.n_folds.default, "whole number, 2 to 20")
+    low, high = defaults.joint_nx.bounds
+    map_bins = take("map_bins", lambda s: _per_variable(s, 2, lambda b: _integer(b, low, high)),
+                    None, f"two whole numbers, {low} to {high}")
+    if map_bins is not None:
+        state["joint_nx"], state["joint_ny"] = map_bins
+    map_log = take("map_log_strength", lambda s: _number(s, -6.0, 0.0), None, "a number, -6 to 0")
+    if map_log is not None:
+        state["joint_log_strength"] = map_log
     try:
         session = load(state["source"], state.get("n_samples"), state.get("seed"),
                        state.get("bin_width"))
@@ -161,6 +179,8 @@ class ShareQuery(param.Parameterized):
     log_strength = param.Parameter()
     encoding = param.Parameter()
     n_basis = param.Parameter()
+    map_bins = param.Parameter()
+    map_log_strength = param.Parameter()
 
 
 class ShareLink:

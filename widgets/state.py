@@ -18,17 +18,20 @@ import panel as pn
 import param
 
 from glm_core import explorer, population
-from glm_core.binned import max_bins_for
+from glm_core.binned import JOINT_MAX_BINS, max_bins_for
 from glm_core.errors import InputError
 from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
 from glm_core.loaders import load_upload
+from glm_core.open_field import simulate_open_field
 from glm_core.regularizers import REGULARIZERS
 from glm_core.simulation import simulate_session
 
 SIMULATION = "simulation"
+OPEN_FIELD = "open-field simulation"
 RECORDING = "linear track recording"
 UPLOAD = "uploaded file"
 DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
+JOINT_KEYS = ("joint_map", "joint_nx", "joint_ny")  # settings that re-encode the joint leaf
 PATH_POINTS = np.linspace(-6.0, 0.0, 25)  # log10 strengths of a regularization path
 # The held-out score (one fit per fold) waits until the settings rest this long, so that a key
 # press or drag pays only for the refit and the browser paints the curves without competing.
@@ -40,13 +43,14 @@ ENCODING_KEYS = ("n_bins", "encoding", "n_basis")  # settings that re-encode one
 # Built-in data sets and compiled solvers are shared read-only by every session of a server
 # process; per-user state (settings, fits, views) never is.
 shared_simulation = pn.cache(simulate_session, max_items=4)
+shared_open_field = pn.cache(simulate_open_field, max_items=4)
 shared_recording = pn.cache(load_linear_track, max_items=4)
 _warm_shapes = set()  # (variables, bin slots) whose solvers this process has compiled
 
 
 def warm_solvers(encoding) -> None:
     """Compile every regularizer's solver for this encoding's shapes, once per process."""
-    shape = (len(encoding.binnings), encoding.max_bins)
+    shape = encoding.grid.sizes
     if shape not in _warm_shapes:
         explorer.warm_up(encoding)
         _warm_shapes.add(shape)
@@ -58,6 +62,17 @@ def warm_population() -> None:
     state = ExplorerState(source=RECORDING)
     state.start()
     state.update_population()
+
+
+def warm_open_field() -> None:
+    """Compile the default regularizer's solvers for the open field's default 2-D map layout."""
+    state = ExplorerState(source=OPEN_FIELD)
+    session = shared_open_field(state.n_samples, state.seed)
+    rows = [VariableSettings(v, max_bins_for(len(session.variables))) for v in session.variables]
+    encoding = state._encode(session, session.unit_names[0], rows, joint_map=True)
+    if encoding.grid.sizes not in _warm_shapes:
+        explorer.warm_up(encoding, (state.regularizer,))
+        _warm_shapes.add(encoding.grid.sizes)
 
 
 def solvers_ready() -> bool:
@@ -96,7 +111,8 @@ class VariableSettings(param.Parameterized):
 class ExplorerState(param.Parameterized):
     """Settings in, fit results out."""
 
-    source = param.Selector(default=SIMULATION, objects=[SIMULATION, RECORDING, UPLOAD])
+    source = param.Selector(default=SIMULATION, objects=[SIMULATION, OPEN_FIELD, RECORDING,
+                                                         UPLOAD])
     n_samples = param.Integer(default=20_000, bounds=(100, 2_000_000), label="samples (T)")
     seed = param.Integer(default=0, bounds=(0, None))
     bin_width = param.Number(default=0.025, bounds=(0.0, None), inclusive_bounds=(False, True),
@@ -107,6 +123,13 @@ class ExplorerState(param.Parameterized):
     regularizer = param.Selector(default="Smooth", objects=list(REGULARIZERS))
     n_folds = param.Integer(default=10, bounds=(2, 20), label="cross-validation folds")
     variables = param.List(default=[], item_type=VariableSettings)
+    joint_map = param.Boolean(default=False, label="2-D map", doc="Pair the first two linear "
+                              "variables (x and y in the open field) into one joint leaf.")
+    joint_nx = param.Integer(default=20, bounds=(2, JOINT_MAX_BINS), label="2-D map: bins of x")
+    joint_ny = param.Integer(default=20, bounds=(2, JOINT_MAX_BINS), label="2-D map: bins of y")
+    joint_log_strength = param.Number(default=-4.0, bounds=(-6.0, 0.0), step=0.1,
+                                      label="2-D map: log10 strength")
+    maps = param.List(default=[], doc="TuningMap per joint leaf, from the last fit.")
 
     session = param.Parameter(default=None, doc="The loaded glm_core Session.")
     curves = param.List(default=[], doc="TuningCurve per variable, from the last fit.")
@@ -140,7 +163,8 @@ class ExplorerState(param.Parameterized):
         self._population_version = 0  # refits since start; a stale population update is skipped
         self._score_version = 0  # likewise for the held-out score
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
-        self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds"])
+        self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds",
+                                         *JOINT_KEYS, "joint_log_strength"])
 
     def start(self):
         """Load the first data set and fit it, then compile every regularizer's solver for this
@@ -197,6 +221,9 @@ class ExplorerState(param.Parameterized):
                 self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
             elif "n_folds" in changed:
                 self._encoding = explorer.with_folds(self._encoding, self.n_folds)
+            elif changed & set(JOINT_KEYS):
+                self._encoding = self._encode(self.session, self.unit, self.variables)
+                self._fit = self._cv = None
             elif changed & set(ENCODING_KEYS):
                 for event in events:
                     if event.name in ENCODING_KEYS:
@@ -211,6 +238,11 @@ class ExplorerState(param.Parameterized):
     def _reencode(self, row):
         """Encode one variable as its row says: one-hot bins, or a basis on fine bins."""
         v = self.variables.index(row)
+        if any(v in pair for pair in self._encoding.pairs):
+            if row.encoding != BINS:
+                raise InputError(f"{row.name!r} is in the 2-D map, which is binned: untick "
+                                 "'2-D map' to give it a basis")
+            return  # its bins are the 2-D map's
         if row.encoding == BINS:
             self._encoding = explorer.with_bins(self._encoding, self.session, v, row.n_bins)
         else:
@@ -221,18 +253,30 @@ class ExplorerState(param.Parameterized):
         """The selected data set, its default unit, variable rows and encoding; no page change,
         so it may run on a thread."""
         session = self._read_session(keep_file_bins)
+        # a newly chosen data source starts with its 2-D map if it is the open field
+        joint_map = self.source == OPEN_FIELD if keep_file_bins else self.joint_map
         unit = next((u for u in (self.on_load.get("unit"), DEFAULT_UNIT)
                      if u in session.unit_names), session.unit_names[0])
         max_bins = max_bins_for(len(session.variables))
         rows = [VariableSettings(v, max_bins) for v in session.variables]
         for row in rows:
             row.param.update(self.on_load.get("variables", {}).get(row.name, {}))
-        return session, unit, rows, self._encode(session, unit, rows)
+        return session, unit, rows, self._encode(session, unit, rows, joint_map)
 
-    def _encode(self, session, unit, rows):
-        """Encode every variable as its row says: one-hot bins, or a basis on fine bins."""
-        return explorer.encode(session, unit, [r.n_bins for r in rows], self.n_folds,
-                               [None if r.encoding == BINS else r.n_basis for r in rows])
+    def _encode(self, session, unit, rows, joint_map=None):
+        """Encode every variable as its row says: one-hot bins, or a basis on fine bins; with
+        ``joint_map``, the first two linear variables as one joint leaf."""
+        pairs = self._pairs(session, self.joint_map if joint_map is None else joint_map)
+        n_bins = [r.n_bins for r in rows]
+        for pair in pairs:
+            n_bins[pair[0]], n_bins[pair[1]] = self.joint_nx, self.joint_ny
+        return explorer.encode(session, unit, n_bins, self.n_folds,
+                               [None if r.encoding == BINS else r.n_basis for r in rows], pairs)
+
+    @staticmethod
+    def _pairs(session, joint_map):
+        linear = [v for v, var in enumerate(session.variables) if not var.circular]
+        return [tuple(linear[:2])] if joint_map and len(linear) >= 2 else []
 
     def _load(self, prepared):
         session, unit, rows, encoding = prepared
@@ -246,6 +290,7 @@ class ExplorerState(param.Parameterized):
         self.on_load = {}
         self._loading = True
         try:
+            self.joint_map = bool(encoding.pairs)
             self.param.unit.objects = list(session.unit_names)
             self.unit = unit
             if self.source != SIMULATION:
@@ -258,6 +303,8 @@ class ExplorerState(param.Parameterized):
         """The selected data set; a newly chosen file keeps its own bin width if it has one."""
         if self.source == SIMULATION:
             return shared_simulation(self.n_samples, self.seed)
+        if self.source == OPEN_FIELD:
+            return shared_open_field(self.n_samples, self.seed)
         if self.source == RECORDING:
             return shared_recording(self.bin_width)
         if self.upload is None:
@@ -277,8 +324,7 @@ class ExplorerState(param.Parameterized):
         return self._fit
 
     def _refit(self):
-        include = [r.include for r in self.variables]
-        strengths = [10.0**r.log_strength for r in self.variables]
+        include, strengths = self._settings()
         init = None if self._fit is None else self._fit.theta
         start = time.perf_counter()
         fit = explorer.fit(self._encoding, include, strengths, self.regularizer, init)
@@ -297,6 +343,7 @@ class ExplorerState(param.Parameterized):
             "samples dropped (NaN/inf)": session.n_dropped,
         }
         self.curves = explorer.tuning_curves(session, self._encoding, fit)
+        self.maps = explorer.tuning_maps(session, self._encoding, fit)
         if in_server():  # the curves reach the screen first; the held-out score once they rest
             self._score_version += 1
             pn.state.add_periodic_callback(partial(self._settle, self._score_version),
@@ -319,6 +366,9 @@ class ExplorerState(param.Parameterized):
         their held-out scores too)."""
         enc = self._encoding
         if enc is None:
+            return
+        if enc.pairs:
+            self.error = "The population view fits 1-D leaves only: untick '2-D map' first."
             return
         init = self.population
         cached = self._population_grid
@@ -353,7 +403,19 @@ class ExplorerState(param.Parameterized):
     # --- held-out scores, paths, best strengths, variable selection --------------------------
 
     def _settings(self):
-        return ([r.include for r in self.variables], [10.0**r.log_strength for r in self.variables])
+        """Include flags and strengths per leaf of the encoding (a joint leaf is in the model
+        when both its variables are, with the 2-D map's strength)."""
+        logs = self._leaf_logs()
+        return ([all(self.variables[v].include for v in leaf) for leaf in self._leaves()],
+                [10.0**x for x in logs])
+
+    def _leaves(self):
+        return self._encoding.leaves if self._encoding is not None else tuple(
+            (v,) for v in range(len(self.variables)))
+
+    def _leaf_logs(self):
+        return [self.joint_log_strength if len(leaf) == 2 else
+                self.variables[leaf[0]].log_strength for leaf in self._leaves()]
 
     def _settle(self, version):
         """Score the fit of refit number ``version`` and trigger ``settled`` (one document
@@ -389,13 +451,15 @@ class ExplorerState(param.Parameterized):
         include, strengths = self._settings()
         init = None if self._cv is None else self._cv.theta
         paths = {}
-        for v, row in enumerate(self.variables):
-            if not row.include:
+        names = [r.name for r in self.variables]
+        for leaf, (keep, log) in enumerate(zip(include, self._leaf_logs())):
+            if not keep:
                 continue
-            scores = explorer.path(self._encoding, include, strengths, self.regularizer, v,
+            scores = explorer.path(self._encoding, include, strengths, self.regularizer, leaf,
                                    PATH_POINTS, init)
-            paths[row.name] = (PATH_POINTS, np.array([s.mean for s in scores]),
-                               np.array([s.sem for s in scores]), row.log_strength)
+            paths[self._encoding.leaf_name(leaf, names)] = (
+                PATH_POINTS, np.array([s.mean for s in scores]),
+                np.array([s.sem for s in scores]), log)
         self.paths = paths
 
     def best_strengths(self):
@@ -407,14 +471,25 @@ class ExplorerState(param.Parameterized):
             return
         include, _ = self._settings()
         try:
-            logs = explorer.best_strengths(self._encoding, include,
-                                           [r.log_strength for r in self.variables],
+            logs = explorer.best_strengths(self._encoding, include, self._leaf_logs(),
                                            self.regularizer, PATH_POINTS,
                                            init=None if self._cv is None else self._cv.theta)
         except InputError as err:
             self.error = str(err)
             return
-        self._set_rows("log_strength", [round(value, 2) for value in logs])
+        rows = [r.log_strength for r in self.variables]
+        joint = self.joint_log_strength
+        for leaf, value in zip(self._leaves(), logs):
+            if len(leaf) == 2:
+                joint = round(value, 2)
+            else:
+                rows[leaf[0]] = round(value, 2)
+        self._loading = True
+        try:
+            self.joint_log_strength = joint
+        finally:
+            self._loading = False
+        self._set_rows("log_strength", rows)
         self.update_paths()
 
     def select_variables(self):
@@ -430,8 +505,8 @@ class ExplorerState(param.Parameterized):
         """Include exactly the selected variables."""
         if self.selection is None or not self.selection.selected:
             return
-        self._set_rows("include", [v in self.selection.selected
-                                   for v in range(len(self.variables))])
+        chosen = {v for leaf in self.selection.selected for v in self._leaves()[leaf]}
+        self._set_rows("include", [v in chosen for v in range(len(self.variables))])
 
     def apply_settings(self, settings: dict, variables: dict, unit=None):
         """Set many things at once (a lesson): ``settings`` are parameters of this state,
