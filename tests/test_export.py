@@ -11,6 +11,7 @@ import sys
 import warnings
 
 import numpy as np
+import panel as pn
 import pytest
 from scipy.special import gammaln
 
@@ -261,3 +262,27 @@ def test_a_spline_fits_csv_and_json_rebuild_its_log_likelihood(spline_state):
             eta += terms[k]
         ll = np.mean(y * eta - np.exp(eta) - gammaln(y + 1))
         np.testing.assert_allclose(ll, state.stats["log-likelihood"], rtol=1e-5)
+
+
+def test_a_fit_with_a_2d_map_is_not_exported_as_1d_rows():
+    """With the open field's x x y map on, the downloads are disabled and the Code card says why
+    (the per-variable record would misalign the map's coefficients); with the map off, every
+    variable exports with its own bins' coefficients."""
+    from widgets.export import MAP_NOTE, code_view, export_controls
+    from widgets.state import OPEN_FIELD
+
+    state = ExplorerState(source=OPEN_FIELD, n_samples=20_000, n_folds=4)
+    state.start()
+    assert state.error == "" and state.maps
+    controls = export_controls(state)
+    downloads = [w for w in controls if isinstance(w, pn.widgets.FileDownload)]
+    assert len(downloads) == 2 and all(d.disabled for d in downloads)
+    snippet = code_view(state)[0]
+    assert MAP_NOTE in str(snippet.object)
+    state.joint_map = False
+    assert state.error == "" and not state.maps
+    assert not any(d.disabled for d in downloads)
+    record = fit_record(state)
+    assert [len(v["coefficients"]) for v in record["variables"] if v["included"]] == [
+        n for n, row in zip(state.encoding.n_bins, state.variables) if row.include]
+    assert "one_hot_bins('x'" in export.glm_snippet(fit_settings(state))

@@ -49,6 +49,10 @@ out.toBlob((blob) => {
 """
 
 
+MAP_NOTE = ("The CSV/JSON downloads and the Code snippets cover models of 1-D variables; turn "
+            "the 2-D map off to export this fit.")
+
+
 def fit_settings(state: ExplorerState) -> export.FitSettings:
     """What decides the state's current fit, for glm_core.export."""
     rows, enc = state.variables, state.encoding
@@ -84,7 +88,12 @@ def export_controls(state: ExplorerState) -> pn.Column:
     figure = pn.widgets.Button(name="Figure of the tuning curves (PNG)",
                                css_classes=["export-png"])
     figure.js_on_click(code=JS_FIGURE_PNG)
-    return pn.Column("### Export", csv, json, figure, sizing_mode="stretch_width")
+    # The record and the snippets describe models of 1-D leaves; a 2-D map is not in them yet.
+    for button in (csv, json):
+        button.disabled = state.joint_map
+        state.param.watch(lambda e, b=button: setattr(b, "disabled", e.new), "joint_map")
+    note = pn.pane.Markdown(MAP_NOTE, visible=state.param.joint_map, css_classes=["export-note"])
+    return pn.Column("### Export", note, csv, json, figure, sizing_mode="stretch_width")
 
 
 def code_view(state: ExplorerState, hidden=False) -> pn.Tabs:
@@ -95,6 +104,8 @@ def code_view(state: ExplorerState, hidden=False) -> pn.Tabs:
     def snippet(write, _curves, hidden):
         if hidden or state.fit is None:
             return ""
+        if state.encoding.pairs:
+            return MAP_NOTE
         return f"```python\n{write(fit_settings(state))}```"
 
     return pn.Tabs(*[(title, pn.pane.Markdown(pn.bind(snippet, write, state.param.curves,
