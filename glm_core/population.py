@@ -284,6 +284,11 @@ def _log_mean_exp_others(cells, occupancy, w, active):
     return jnp.stack(gains)
 
 
+def _pull_stacked(per_slot, maps):
+    """``binned._pull`` on (V, slots) sums and (V, slots, k) maps, stacked back to (V, k)."""
+    return jnp.stack(_pull(per_slot, maps))
+
+
 def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis,
              reg, slots):
     """Value, gradient/Hessian, penalty weights, groups, scale, kept coordinates and active
@@ -295,11 +300,12 @@ def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, map
     pair_index = {(v, u): cells[v] * slots + cells[u] for v, u in pairs}
     diagonal = ~jnp.any(is_basis & include)
     n = jnp.maximum(jnp.sum(occupancy), 1.0)
-    counts = _pull(jnp.stack([occupancy @ e for e in one_hot]), maps)
+    counts = _pull_stacked(jnp.stack([occupancy @ e for e in one_hot]), maps)
     in_range = include[:, None] & (jnp.arange(slots)[None, :] < n_coef[:, None])
     active = in_range if isinstance(reg, Smooth) else in_range & (counts > 0)
     keep = jnp.concatenate([active.ravel(), jnp.ones(1, bool)])
-    spike_totals = jnp.concatenate([_pull(jnp.stack([spikes @ e for e in one_hot]), maps).ravel(),
+    spike_totals = jnp.concatenate([_pull_stacked(jnp.stack([spikes @ e for e in one_hot]),
+                                                  maps).ravel(),
                                     jnp.sum(spikes)[None]])
 
     def expected(theta):
@@ -315,7 +321,8 @@ def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, map
         mu = expected(theta)
         per_bin = jnp.stack([mu @ e for e in one_hot])
         total = jnp.sum(mu)
-        g = (jnp.concatenate([_pull(per_bin, maps).ravel(), total[None]]) - spike_totals) / n
+        g = (jnp.concatenate([_pull_stacked(per_bin, maps).ravel(), total[None]])
+             - spike_totals) / n
         per_pair = {(v, u): jax.ops.segment_sum(mu, pair_index[(v, u)], slots * slots)
                     for v in range(n_vars) for u in range(v + 1, n_vars)}
         h = _hessian(total, per_bin, per_pair, n_vars, slots) / n
