@@ -83,13 +83,20 @@ class BinGrid:
     ``slots[v, c]`` is the bin of cell c on axis v (a variable, or a joint pair of variables);
     ``sizes[v]`` is axis v's number of bin slots. ``occupancy[k, c]`` and ``spikes[k, c]``
     are fold k's samples and spikes in cell c (rows past ``n_folds`` and cells past ``n_cells``
-    are zero). ``sample_cell`` and ``sample_fold`` map each sample, so another unit or another
-    fold count is re-totalled with one bincount.
+    are zero); ``total_occupancy`` and ``total_spikes`` their sums over the folds, and
+    ``slot_occupancy[k]`` and ``slot_spikes[k]`` fold k's totals per bin slot of every axis, one
+    axis after the other (the solver's constant terms, taken once here). ``sample_cell`` and
+    ``sample_fold`` map each sample, so another unit or another fold count is re-totalled with
+    a few bincounts.
     """
 
     slots: jax.Array
     occupancy: jax.Array
     spikes: jax.Array
+    total_occupancy: jax.Array
+    total_spikes: jax.Array
+    slot_occupancy: jax.Array
+    slot_spikes: jax.Array
     n_cells: int
     max_bins: int
     sample_cell: np.ndarray
@@ -133,8 +140,11 @@ class BinGrid:
         counts = np.asarray(counts, float)
         capacity = self.slots.shape[1]
         spikes = _fold_totals(self.sample_fold, self.sample_cell, counts, capacity)
+        cell_spikes = np.bincount(self.sample_cell, counts, self.n_cells)
         return replace(self, spikes=jnp.asarray(spikes, jnp.float32),
-                       cell_spikes=np.bincount(self.sample_cell, counts, self.n_cells),
+                       total_spikes=_padded_cells(cell_spikes, capacity),
+                       slot_spikes=self._slot_totals(counts),
+                       cell_spikes=cell_spikes,
                        fold_spikes=np.bincount(self.sample_fold, counts, self.n_folds),
                        fold_log_factorial=_fold_log_factorial(self.sample_fold, counts,
                                                               self.n_folds))
@@ -145,9 +155,23 @@ class BinGrid:
         capacity = self.slots.shape[1]
         occupancy = _fold_totals(fold, self.sample_cell, None, capacity)
         grid = replace(self, sample_fold=fold, occupancy=jnp.asarray(occupancy, jnp.float32),
+                       total_occupancy=_padded_cells(
+                           np.bincount(self.sample_cell, minlength=self.n_cells), capacity),
                        fold_samples=np.bincount(fold, minlength=n_folds).astype(float),
                        fold_spikes=np.zeros(n_folds))
+        grid = replace(grid, slot_occupancy=grid._slot_totals(None))
         return grid.with_counts(counts)
+
+    def _slot_totals(self, weights) -> jax.Array:
+        """(FOLD_SLOTS, sum(sizes)): per fold, the samples (``weights`` None) or the counts in
+        each bin slot of every axis."""
+        n_slots = sum(self.sizes)
+        offsets = np.cumsum((0, *self.sizes))[:-1]
+        index = self.sample_fold.astype(np.int64)[None, :] * n_slots + (
+            self.cell_slots[:, self.sample_cell] + offsets[:, None])
+        weights = None if weights is None else np.broadcast_to(weights, index.shape).ravel()
+        totals = np.bincount(index.ravel(), weights, FOLD_SLOTS * n_slots)
+        return jnp.asarray(totals.reshape(FOLD_SLOTS, n_slots), jnp.float32)
 
 
 def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int, n_folds: int = 10,
@@ -167,8 +191,8 @@ def bin_grid(indices: np.ndarray, counts: np.ndarray, max_bins: int, n_folds: in
         raise InputError(f"{len(cells)} occupied bin combinations are too many; choose fewer bins")
     slots = np.zeros((indices.shape[1], capacity), np.int32)
     slots[:, : len(cells)] = cells.T
-    grid = BinGrid(jnp.asarray(slots), None, None, len(cells), max_bins, sample_cell, None,
-                   None, None, None, cells.T.astype(np.int64), None, sizes)
+    grid = BinGrid(jnp.asarray(slots), None, None, None, None, None, None, len(cells), max_bins,
+                   sample_cell, None, None, None, None, cells.T.astype(np.int64), None, sizes)
     return grid.with_folds(n_folds, counts)
 
 
@@ -190,6 +214,12 @@ def _fold_totals(fold, cell, weights, capacity):
     flat = fold.astype(np.int64) * capacity + cell
     totals = np.bincount(flat, weights, FOLD_SLOTS * capacity)
     return totals.reshape(FOLD_SLOTS, capacity)
+
+
+def _padded_cells(per_cell, capacity):
+    out = np.zeros(capacity, np.float32)
+    out[: per_cell.size] = per_cell
+    return jnp.asarray(out)
 
 
 def _fold_log_factorial(fold, counts, n_folds):
@@ -351,7 +381,8 @@ def fit_bin_grid(
     (the design is then one-hot(bin) @ basis)."""
     reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases, circular)
     theta0 = jnp.zeros(grid.n_theta, jnp.float32) if init is None else init
-    out = _fit_full(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
+    out = _fit_full(grid.slots, grid.total_occupancy, grid.total_spikes, grid.slot_occupancy,
+                    grid.slot_spikes, _n_chunks(grid),
                     jnp.float32(grid.log_factorial), *settings, theta0, reg, tol, maxiter)
     res, active, effects, shown, log_others_gain, ll, ll_null, curve_se = jax.device_get(out)
     return BinnedFit(
@@ -392,7 +423,7 @@ def cross_validate_grid(
     size = grid.n_theta
     theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
         jnp.asarray(init), (FOLD_SLOTS, size))
-    out = _cross_validate(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid),
+    out = _cross_validate(*_cells(grid), _n_chunks(grid),
                           jnp.int32(grid.n_folds), *settings, theta0, reg, tol, maxiter)
     return _cv_scores(grid, out)
 
@@ -421,7 +452,7 @@ def regularization_path(
         jnp.asarray(init), (FOLD_SLOTS, size))
     path = jnp.tile(strengths_, (len(log_strengths), 1)).at[:, variable].set(
         10.0 ** jnp.asarray(log_strengths, jnp.float32))
-    out = _path(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid), jnp.int32(grid.n_folds),
+    out = _path(*_cells(grid), _n_chunks(grid), jnp.int32(grid.n_folds),
                 n_coef, include_, path, maps, is_basis, rough, theta0, reg, tol, maxiter)
     out = jax.device_get(out)
     return [_cv_scores(grid, tuple(a[i] for a in out)) for i in range(len(log_strengths))]
@@ -440,6 +471,12 @@ def _cv_scores(grid, out):
         r2 = 1.0 - (np.sum(ll_test[:k]) - grid.log_factorial) / (
             np.sum(ll_test_mean[:k]) - grid.log_factorial)
     return CVScores(test, train, float(r2), bool(np.all(converged[:k])), theta)
+
+
+def _cells(grid):
+    """The cell table with its per-fold and total samples and spikes, as the CV solvers take it."""
+    return (grid.slots, grid.occupancy, grid.spikes, grid.total_occupancy, grid.total_spikes,
+            grid.slot_occupancy, grid.slot_spikes)
 
 
 def _n_chunks(grid):
@@ -487,10 +524,12 @@ def _pull(per_slot, maps):
 def _walk(slots, occupancy, n_chunks, theta, sizes, hessian=True):
     """One pass over the occupied cells at ``theta`` (per-slot effects): total expected count,
     per-bin expected counts (a list of (sizes[v],)) and, with ``hessian``, per-bin-pair ones
-    {(v, u): (sizes[v] * sizes[u],)}."""
+    {(v, u): (sizes[v] * sizes[u],)}. With two axes or more, the per-bin sums are the margins
+    of the pair tables (scatter-adds are most of a pass's cost on a CPU; these sums are not)."""
     n_axes = len(sizes)
     w = _split(theta, sizes)
     pairs = [(v, u) for v in range(n_axes) for u in range(v + 1, n_axes)] if hessian else []
+    from_pairs = bool(pairs)
 
     def step(i, acc):
         total, per_bin, per_pair = acc
@@ -498,8 +537,9 @@ def _walk(slots, occupancy, n_chunks, theta, sizes, hessian=True):
         occ = jax.lax.dynamic_slice(occupancy, (i * CHUNK,), (CHUNK,))
         eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_axes))
         mu = jnp.where(occ > 0, occ * jnp.exp(eta), 0.0)
-        per_bin = [acc_b + jax.ops.segment_sum(mu, cells[v], sizes[v])
-                   for v, acc_b in enumerate(per_bin)]
+        if not from_pairs:
+            per_bin = [acc_b + jax.ops.segment_sum(mu, cells[v], sizes[v])
+                       for v, acc_b in enumerate(per_bin)]
         per_pair = [acc_p + jax.ops.segment_sum(mu, cells[v] * sizes[u] + cells[u],
                                                 sizes[v] * sizes[u])
                     for acc_p, (v, u) in zip(per_pair, pairs)]
@@ -509,34 +549,39 @@ def _walk(slots, occupancy, n_chunks, theta, sizes, hessian=True):
     init = (zero, [jnp.zeros(n, theta.dtype) for n in sizes],
             [jnp.zeros(sizes[v] * sizes[u], theta.dtype) for v, u in pairs])
     total, per_bin, per_pair = jax.lax.fori_loop(0, n_chunks, step, init)
-    return total, per_bin, dict(zip(pairs, per_pair))
+    per_pair = dict(zip(pairs, per_pair))
+    if from_pairs:
+        per_bin = [_margin(per_pair, sizes, v) for v in range(n_axes)]
+    return total, per_bin, per_pair
 
 
-def _log_likelihood_terms(slots, occupancy, spikes, n_chunks, theta, sizes):
-    """sum over cells of spikes * eta - occupancy * exp(eta) (log y! left out; ``theta`` holds
-    per-slot effects)."""
+def _margin(per_pair, sizes, v):
+    """Axis v's per-bin sums from its table with a neighbouring axis."""
+    if v + 1 < len(sizes):
+        table = per_pair[(v, v + 1)].reshape(sizes[v], sizes[v + 1])
+        return table @ jnp.ones(sizes[v + 1], table.dtype)
+    table = per_pair[(v - 1, v)].reshape(sizes[v - 1], sizes[v])
+    return jnp.ones(sizes[v - 1], table.dtype) @ table
+
+
+def _log_likelihood_terms(slots, tables, n_chunks, theta, sizes):
+    """For each (occupancy, spikes) of ``tables``, in one pass: the sum over cells of
+    spikes * eta - occupancy * exp(eta) (log y! left out; ``theta`` holds per-slot effects)."""
     n_axes = len(sizes)
     w = _split(theta, sizes)
 
     def step(i, acc):
         cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_axes, CHUNK))
-        occ = jax.lax.dynamic_slice(occupancy, (i * CHUNK,), (CHUNK,))
-        spk = jax.lax.dynamic_slice(spikes, (i * CHUNK,), (CHUNK,))
         eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_axes))
-        return acc + jnp.sum(jnp.where(occ > 0, spk * eta - occ * jnp.exp(eta), 0.0))
+        rate = jnp.exp(eta)
+        out = []
+        for a, (occupancy, spikes) in zip(acc, tables):
+            occ = jax.lax.dynamic_slice(occupancy, (i * CHUNK,), (CHUNK,))
+            spk = jax.lax.dynamic_slice(spikes, (i * CHUNK,), (CHUNK,))
+            out.append(a + jnp.sum(jnp.where(occ > 0, spk * eta - occ * rate, 0.0)))
+        return out
 
-    return jax.lax.fori_loop(0, n_chunks, step, jnp.zeros((), theta.dtype))
-
-
-def _per_bin(slots, values, n_chunks, sizes):
-    n_axes = len(sizes)
-
-    def step(i, acc):
-        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_axes, CHUNK))
-        x = jax.lax.dynamic_slice(values, (i * CHUNK,), (CHUNK,))
-        return [a + jax.ops.segment_sum(x, cells[v], sizes[v]) for v, a in enumerate(acc)]
-
-    return jax.lax.fori_loop(0, n_chunks, step, [jnp.zeros(n, values.dtype) for n in sizes])
+    return jax.lax.fori_loop(0, n_chunks, step, [jnp.zeros((), theta.dtype) for _ in tables])
 
 
 def _hessian(total, per_bin, per_pair, n_vars, max_bins):
@@ -584,37 +629,34 @@ def _roughness(n, circular, max_bins):
     return jnp.diag(adjacency.sum(1)) - adjacency
 
 
-def _problem(slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis,
-             rough, reg):
-    """Value, gradient/Hessian (in coefficients), penalty weights, groups, active mask of one
-    training set, and whether every included axis is one-hot (the Hessian's blocks are then
-    diagonal)."""
+def _problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
+             strengths, maps, is_basis, rough, reg):
+    """Value with gradient and Hessian (in coefficients), penalty weights, groups, active mask of
+    one training set (cells, and its totals per bin slot), and whether every included axis is
+    one-hot (the Hessian's blocks are then diagonal)."""
     sizes = _sizes(maps)
     one_hot = ~jnp.any(is_basis & include)
-    n = jnp.maximum(jnp.sum(occupancy), 1.0)
+    slot_samples = _split(slot_occupancy, sizes)
+    n = jnp.maximum(jnp.sum(slot_samples[0]), 1.0)
+    total_spikes = jnp.sum(_split(slot_spikes, sizes)[0])
     # a coefficient whose column of the design is all zeros (no samples) is held at zero
-    counts = _pull(_per_bin(slots, occupancy, n_chunks, sizes), maps)
+    counts = _pull(slot_samples, maps)
     in_range = [include[v] & (jnp.arange(size) < n_coef[v]) for v, size in enumerate(sizes)]
     active = in_range if isinstance(reg, Smooth) else [r & (c > 0)
                                                        for r, c in zip(in_range, counts)]
     keep = jnp.concatenate([*active, jnp.ones(1, bool)])
-    spike_bins = _pull(_per_bin(slots, spikes, n_chunks, sizes), maps)
     # X'y of the design: constant, so the linear term costs no pass over the cells.
-    spike_totals = jnp.concatenate([*spike_bins, jnp.sum(spikes)[None]])
+    spike_totals = jnp.concatenate([*_pull(_split(slot_spikes, sizes), maps), total_spikes[None]])
 
-    def value(theta):
-        total, _, _ = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps), sizes,
-                            hessian=False)
-        return (total - spike_totals @ theta) / n
-
-    def grad_hess(theta):
+    def value_grad_hess(theta):
         total, per_bin, per_pair = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps),
                                          sizes)
+        f = (total - spike_totals @ theta) / n
         g = (jnp.concatenate([*_pull(per_bin, maps), total[None]]) - spike_totals) / n
         h = _hessian_blocks(total, per_bin, per_pair, sizes) / n
         h = jax.lax.cond(one_hot, lambda a: a, lambda a: _pull_hessian(a, maps), h)
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
-        return g * keep, h
+        return f, g * keep, h
 
     if isinstance(reg, GroupLasso):
         weights = strengths * jnp.sqrt(n_coef.astype(strengths.dtype))
@@ -628,29 +670,30 @@ def _problem(slots, occupancy, spikes, n_chunks, n_coef, include, strengths, map
         weights = jnp.concatenate([per_coef, jnp.zeros(1, strengths.dtype)])
     starts = np.cumsum((0, *sizes))
     groups = tuple((int(a), int(b)) for a, b in zip(starts[:-1], starts[1:]))
-    scale = jnp.maximum(jnp.sum(spikes) / n, 1e-6)
-    return value, grad_hess, weights, groups, scale, keep, active, n, one_hot
+    scale = jnp.maximum(total_spikes / n, 1e-6)
+    return value_grad_hess, weights, groups, scale, keep, active, n, one_hot
 
 
-def _solve_cells(slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis,
-                 rough, theta0, reg, tol, maxiter):
-    value, grad_hess, weights, groups, scale, keep, active, n, one_hot = _problem(
-        slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis, rough,
-        reg)
-    res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
+def _solve_cells(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef,
+                 include, strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
+    value_grad_hess, weights, groups, scale, keep, active, n, one_hot = _problem(
+        slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
+        strengths, maps, is_basis, rough, reg)
+    res = solve(value_grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
                 diagonal_blocks=one_hot)
-    return res, (grad_hess, weights, groups, keep, active, n)
+    return res, (value_grad_hess, weights, groups, keep, active, n)
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_coef, include, strengths,
-              maps, is_basis, rough, theta0, reg, tol, maxiter):
-    occupancy, spikes = _over_folds(occupancy), _over_folds(spikes)
+def _fit_full(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, log_factorial,
+              n_coef, include, strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
+    """``occupancy`` and ``spikes`` are the cells' totals over folds, ``slot_*`` per fold."""
+    slot_occupancy, slot_spikes = _over_folds(slot_occupancy), _over_folds(slot_spikes)
     sizes = _sizes(maps)
     n_axes, width = len(sizes), max(sizes)
-    res, (grad_hess, weights, groups, keep, active, n) = _solve_cells(
-        slots, occupancy, spikes, n_chunks, n_coef, include, strengths, maps, is_basis, rough,
-        theta0, reg, tol, maxiter)
+    res, (value_grad_hess, weights, groups, keep, active, n) = _solve_cells(
+        slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
+        strengths, maps, is_basis, rough, theta0, reg, tol, maxiter)
     theta = res.theta
     slot_theta = _to_slots(theta, maps)
     w = _split(slot_theta[:-1], sizes)
@@ -678,7 +721,7 @@ def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_coef, include
     # restricted to the free coordinates (the active coefficients, and for Lasso/GroupLasso the
     # nonzero ones); the delta method on log(curve) = b + (B_v c_v)[s] + log G_v. Joint leaves
     # (wider than MAX_BINS) get no band.
-    _, h = grad_hess(theta)
+    _, _, h = value_grad_hess(theta)
     if reg.smooth:
         h = h + reg.hessian(theta, weights, groups)
     free = keep if reg.smooth else (keep & (theta != 0)).at[-1].set(True)
@@ -699,10 +742,12 @@ def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_coef, include
         se = jnp.where(shown[v], jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
         curve_se.append(jnp.pad(se, (0, width - size), constant_values=jnp.nan))
 
-    rate_terms = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, slot_theta, sizes)
+    [rate_terms] = _log_likelihood_terms(slots, [(occupancy, spikes)], n_chunks, slot_theta,
+                                         sizes)
     ll = (rate_terms - log_factorial) / n
-    mean_y = jnp.sum(spikes) / n
-    ll_null = (jnp.sum(spikes) * jnp.log(mean_y) - n * mean_y - log_factorial) / n
+    n_spikes = jnp.sum(_split(slot_spikes, sizes)[0])
+    mean_y = n_spikes / n
+    ll_null = (n_spikes * jnp.log(mean_y) - n * mean_y - log_factorial) / n
 
     def pad(blocks, fill):
         return jnp.stack([jnp.pad(x, (0, width - x.shape[0]), constant_values=fill)
@@ -712,34 +757,41 @@ def _fit_full(slots, occupancy, spikes, n_chunks, log_factorial, n_coef, include
             ll_null, jnp.stack(curve_se))
 
 
-def _cv_one(slots, occupancy, spikes, total_occ, total_spk, n_chunks, n_coef, include,
-            strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
+def _cv_one(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, slot_spikes,
+            slot_occ_total, slot_spk_total, n_chunks, n_coef, include, strengths, maps, is_basis,
+            rough, theta0, reg, tol, maxiter):
     """Fit the complement of one fold and score the fold and the training cells."""
     train_occ, train_spk = total_occ - occupancy, total_spk - spikes
-    res, (*_, n_train) = _solve_cells(slots, train_occ, train_spk, n_chunks, n_coef, include,
-                                      strengths, maps, is_basis, rough, theta0, reg, tol,
-                                      maxiter)
     sizes = _sizes(maps)
+    res, (*_, n_train) = _solve_cells(slots, train_occ, train_spk,
+                                      slot_occ_total - slot_occupancy,
+                                      slot_spk_total - slot_spikes, n_chunks, n_coef, include,
+                                      strengths, maps, is_basis, rough, theta0, reg, tol, maxiter)
     slot_theta = _to_slots(res.theta, maps)
-    rate = jnp.sum(train_spk) / n_train  # the training folds' mean count
+    test_samples = jnp.sum(_split(slot_occupancy, sizes)[0])
+    test_spikes = jnp.sum(_split(slot_spikes, sizes)[0])
+    train_spikes = jnp.sum(_split(slot_spk_total, sizes)[0]) - test_spikes
+    rate = train_spikes / n_train  # the training folds' mean count
     log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-    ll_test = _log_likelihood_terms(slots, occupancy, spikes, n_chunks, slot_theta, sizes)
-    ll_test_mean = jnp.sum(spikes) * log_rate - jnp.sum(occupancy) * rate
-    ll_train = _log_likelihood_terms(slots, train_occ, train_spk, n_chunks, slot_theta, sizes)
-    ll_train_mean = jnp.sum(train_spk) * log_rate - n_train * rate
+    ll_test, ll_train = _log_likelihood_terms(
+        slots, [(occupancy, spikes), (train_occ, train_spk)], n_chunks, slot_theta, sizes)
+    ll_test_mean = test_spikes * log_rate - test_samples * rate
+    ll_train_mean = train_spikes * log_rate - n_train * rate
     return res.theta, res.converged, ll_test, ll_test_mean, ll_train, ll_train_mean
 
 
-def _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, strengths, maps,
-              is_basis, rough, theta0, reg, tol, maxiter):
+def _cv_batch(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, slot_spikes,
+              n_chunks, n_folds, n_coef, include, strengths, maps, is_basis, rough, theta0, reg,
+              tol, maxiter):
     """Every fold in turn, up to the run-time ``n_folds``: a loop rather than a vmap, so that
     each fold stops at its own convergence and unused fold rows cost nothing."""
-    total_occ, total_spk = _over_folds(occupancy), _over_folds(spikes)
+    slot_occ_total, slot_spk_total = _over_folds(slot_occupancy), _over_folds(slot_spikes)
 
     def one(k, out):
-        result = _cv_one(slots, occupancy[k], spikes[k], total_occ, total_spk, n_chunks, n_coef,
-                         include, strengths, maps, is_basis, rough, theta0[k], reg, tol,
-                         maxiter)
+        result = _cv_one(slots, occupancy[k], spikes[k], total_occ, total_spk,
+                         slot_occupancy[k], slot_spikes[k], slot_occ_total, slot_spk_total,
+                         n_chunks, n_coef, include, strengths, maps, is_basis, rough, theta0[k],
+                         reg, tol, maxiter)
         return tuple(o.at[k].set(r) for o, r in zip(out, result))
 
     zeros = jnp.zeros(FOLD_SLOTS, theta0.dtype)
@@ -751,11 +803,12 @@ _cross_validate = jax.jit(_cv_batch, static_argnames=("reg", "tol", "maxiter"))
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _path(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, path, maps, is_basis,
-          rough, theta0, reg, tol, maxiter):
+def _path(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, slot_spikes, n_chunks,
+          n_folds, n_coef, include, path, maps, is_basis, rough, theta0, reg, tol, maxiter):
     def point(theta, strengths):
-        out = _cv_batch(slots, occupancy, spikes, n_chunks, n_folds, n_coef, include, strengths,
-                        maps, is_basis, rough, theta, reg, tol, maxiter)
+        out = _cv_batch(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy,
+                        slot_spikes, n_chunks, n_folds, n_coef, include, strengths, maps,
+                        is_basis, rough, theta, reg, tol, maxiter)
         return out[0], out
 
     return jax.lax.scan(point, theta0, path)[1]

@@ -57,7 +57,8 @@ def evidence_strengths(
     reg, (n_coef, include_, _, maps, is_basis, rough) = _settings(
         grid, n_bins, include, 10.0**log_strengths, reg, bases, circular)
     theta0 = jnp.zeros(grid.n_theta, jnp.float32) if init is None else jnp.asarray(init)
-    out = _fixed_point(grid.slots, grid.occupancy, grid.spikes, _n_chunks(grid), n_coef,
+    out = _fixed_point(grid.slots, grid.total_occupancy, grid.total_spikes, grid.slot_occupancy,
+                       grid.slot_spikes, _n_chunks(grid), n_coef,
                        include_, jnp.asarray(log_strengths, jnp.float32), maps, is_basis,
                        rough, theta0, jnp.asarray(bounds, jnp.float32), jnp.float32(tol), reg,
                        maxiter)
@@ -84,17 +85,18 @@ def _mackay_update(theta, h, penalty_hessian, log_s, include, active, n, sizes):
 
 
 @partial(jax.jit, static_argnames=("reg", "maxiter"))
-def _fixed_point(slots, occupancy, spikes, n_chunks, n_coef, include, log_s, maps, is_basis,
-                 rough, theta0, bounds, tol, reg, maxiter):
-    occupancy, spikes = _over_folds(occupancy), _over_folds(spikes)
+def _fixed_point(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
+                 log_s, maps, is_basis, rough, theta0, bounds, tol, reg, maxiter):
+    """``occupancy`` and ``spikes`` are the cells' totals over folds, ``slot_*`` per fold."""
+    slot_occupancy, slot_spikes = _over_folds(slot_occupancy), _over_folds(slot_spikes)
     sizes = _sizes(maps)
 
     def body(state):
         log_s, theta, _, k = state
-        res, (grad_hess, weights, groups, keep, active, n) = _solve_cells(
-            slots, occupancy, spikes, n_chunks, n_coef, include, 10.0**log_s, maps, is_basis,
-            rough, theta, reg, 1e-6, 100)
-        _, h = grad_hess(res.theta)
+        res, (value_grad_hess, weights, groups, keep, active, n) = _solve_cells(
+            slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
+            10.0**log_s, maps, is_basis, rough, theta, reg, 1e-6, 100)
+        _, _, h = value_grad_hess(res.theta)
         penalty_hessian = reg.hessian(res.theta, weights, groups)
         new = _mackay_update(res.theta, h, penalty_hessian, log_s, include, active, n, sizes)
         # A float32 Cholesky of a nearly flat posterior (a weak Smooth prior on a leaf's shift

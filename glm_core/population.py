@@ -314,10 +314,7 @@ def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, map
         eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
         return jnp.where(occupancy > 0, occupancy * jnp.exp(eta), 0.0)
 
-    def value(theta):
-        return (jnp.sum(expected(theta)) - spike_totals @ theta) / n
-
-    def grad_hess(theta):
+    def value_grad_hess(theta):
         mu = expected(theta)
         per_bin = jnp.stack([mu @ e for e in one_hot])
         total = jnp.sum(mu)
@@ -329,7 +326,7 @@ def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, map
         h = jax.lax.cond(diagonal, lambda a: a, lambda a: _pull_hessian(a, maps), h)
         g = g * keep
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
-        return g, h
+        return (total - spike_totals @ theta) / n, g, h
 
     if isinstance(reg, GroupLasso):
         weights = strengths * jnp.sqrt(n_coef.astype(strengths.dtype))
@@ -343,7 +340,7 @@ def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, map
                                    jnp.zeros(1, strengths.dtype)])
     groups = tuple((v * slots, (v + 1) * slots) for v in range(n_vars))
     scale = jnp.maximum(jnp.sum(spikes) / n, 1e-6)
-    return value, grad_hess, weights, groups, scale, keep, active, diagonal
+    return value_grad_hess, weights, groups, scale, keep, active, diagonal
 
 
 def _log_likelihood_terms(cells, occupancy, spikes, theta, slots):
@@ -363,10 +360,10 @@ def _solve_unit(cells, occupancy, spikes, n_coef, include, strengths, circular, 
     empty = jnp.sum(spikes) <= 0
     spikes = jnp.where(empty, occupancy, spikes)
     theta0 = jnp.where(empty, 0.0, theta0)
-    value, grad_hess, weights, groups, scale, keep, active, diagonal = _problem(
+    value_grad_hess, weights, groups, scale, keep, active, diagonal = _problem(
         cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis, reg,
         slots)
-    res = solve(value, grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
+    res = solve(value_grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
                 diagonal_blocks=diagonal)
     return res, active, slots
 

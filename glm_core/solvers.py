@@ -1,8 +1,10 @@
 """Second-order solvers on a flat parameter vector, written to run inside ``jax.jit``.
 
-The smooth part of the objective comes as two functions: ``value(theta)`` and
-``grad_hess(theta) -> (g, H)``. Every iteration takes a second-order step with an Armijo
-backtracking line search and Levenberg-Marquardt damping (a multiple of the mean curvature added
+The smooth part of the objective comes as one function, ``value_grad_hess(theta) -> (f, g, H)``:
+the value with its derivatives, from one pass over the data. Every iteration takes a second-order
+step and evaluates the objective and its derivatives at the full step, which is nearly always
+accepted, so an iteration costs one pass. Otherwise an Armijo backtracking line search halves it,
+and Levenberg-Marquardt damping (a multiple of the mean curvature added
 to H: tiny after a good step, raised a hundredfold after a failed one, so flat directions such as
 one-hot leaves plus an intercept cannot derail it). Smooth problems (no penalty, Ridge) take
 Newton steps; Lasso and GroupLasso take proximal Newton steps, whose inner problem the regularizer
@@ -41,8 +43,7 @@ class SolverResult(NamedTuple):
 
 
 def solve(
-    value: Callable,
-    grad_hess: Callable,
+    value_grad_hess: Callable,
     theta0: jax.Array,
     regularizer: Regularizer,
     weights: jax.Array,
@@ -52,7 +53,8 @@ def solve(
     maxiter: int,
     diagonal_blocks=False,
 ) -> SolverResult:
-    """Minimise ``value(theta) + regularizer.penalty(theta)`` from ``theta0``.
+    """Minimise ``f(theta) + regularizer.penalty(theta)`` from ``theta0``, where
+    ``value_grad_hess(theta)`` returns f with its gradient and Hessian.
 
     ``diagonal_blocks`` promises that each group's block of the Hessian is diagonal (one-hot
     leaves), which lets the non-smooth inner solvers update a whole group at once; a JAX bool
@@ -60,15 +62,15 @@ def solve(
     """
     penalty = lambda th: regularizer.penalty(th, weights, groups)  # noqa: E731
     if regularizer.smooth:
-        value, grad_hess = _with_smooth_penalty(
-            value, grad_hess, penalty, regularizer.hessian(theta0, weights, groups))
+        value_grad_hess = _with_smooth_penalty(value_grad_hess, penalty,
+                                               regularizer.hessian(theta0, weights, groups))
         diagonal = diagonal_blocks if regularizer.keeps_blocks_diagonal else False
 
         def direction(*args):
             return branch(diagonal, partial(_newton_direction, block=groups[0]),
                           _newton_direction, *args)
 
-        composite = value
+        nonsmooth = lambda th: 0.0  # noqa: E731
     else:
         def direction(theta, g, h, res):
             # Inexact proximal Newton: the inner problem is solved to a small fraction of the
@@ -80,7 +82,11 @@ def solve(
             d = z - theta
             return d, g @ d + penalty(z) - penalty(theta)
 
-        composite = lambda th: value(th) + penalty(th)  # noqa: E731
+        nonsmooth = penalty
+
+    def evaluate(theta):
+        f, g, h = value_grad_hess(theta)
+        return f + nonsmooth(theta), g, h
 
     def residual(theta, g):
         return jnp.max(jnp.abs(regularizer.stationarity(theta, g, weights, groups))) / scale
@@ -93,8 +99,7 @@ def solve(
         theta, f, g, h, res, k, damping = state
         eye = jnp.eye(h.shape[0], dtype=h.dtype)
         d, slope = direction(theta, g, h + damping * jnp.mean(jnp.diagonal(h)) * eye, res)
-        new_theta, new_f, ok = _backtrack(composite, theta, f, d, slope)
-        new_g, new_h = grad_hess(new_theta)
+        new_theta, new_f, new_g, new_h, ok = _line_search(evaluate, theta, f, d, slope)
         return (
             new_theta,
             new_f,
@@ -105,26 +110,23 @@ def solve(
             jnp.where(ok, jnp.maximum(damping / 10, MIN_DAMPING), damping * 100),
         )
 
-    g0, h0 = grad_hess(theta0)
-    init = (theta0, composite(theta0), g0, h0, residual(theta0, g0), 0,
+    f0, g0, h0 = evaluate(theta0)
+    init = (theta0, f0, g0, h0, residual(theta0, g0), 0,
             jnp.asarray(MIN_DAMPING, theta0.dtype))
     theta, f, _, _, res, k, _ = jax.lax.while_loop(cond, body, init)
     return SolverResult(theta, k, res <= tol, res, f)
 
 
-def _with_smooth_penalty(value, grad_hess, penalty, ph):
+def _with_smooth_penalty(value_grad_hess, penalty, ph):
     """Fold a smooth penalty into the value, gradient and Hessian. The smooth penalties (none,
     Ridge, Smooth) are quadratic forms 0.5 theta' P theta: P (``ph``, the regularizer's own
     Hessian) is constant and the gradient is P theta."""
 
-    def value_p(theta):
-        return value(theta) + penalty(theta)
+    def value_grad_hess_p(theta):
+        f, g, h = value_grad_hess(theta)
+        return f + penalty(theta), g + ph @ theta, h + ph
 
-    def grad_hess_p(theta):
-        g, h = grad_hess(theta)
-        return g + ph @ theta, h + ph
-
-    return value_p, grad_hess_p
+    return value_grad_hess_p
 
 
 def _newton_direction(theta, g, h, res, block=None):
@@ -148,21 +150,24 @@ def _cholesky_solve(h, rhs):
     return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(h), rhs)
 
 
-def _backtrack(objective, theta, f, d, slope):
-    """Armijo backtracking, with a few ulps of slack so float32 round-off near the optimum
-    cannot reject a good full step."""
+def _line_search(evaluate, theta, f, d, slope):
+    """Armijo backtracking from the full step, each trial point evaluated with its derivatives
+    (the full step is nearly always taken, so this is one pass), with a few ulps of slack so
+    float32 round-off near the optimum cannot reject a good full step. Returns the new point,
+    its value and derivatives, and whether a step was taken (else the old point is kept)."""
     slack = 8 * jnp.finfo(f.dtype).eps * jnp.abs(f)
 
     def cond(state):
-        t, f_new, n = state
+        t, f_new, *_, n = state
         return ~(f_new <= f + ARMIJO * t * slope + slack) & (n < MAX_BACKTRACKS)
 
     def body(state):
-        t, _, n = state
+        t, *_, n = state
         t = 0.5 * t
-        return t, objective(theta + t * d), n + 1
+        return (t, *evaluate(theta + t * d), n + 1)
 
     one = jnp.ones((), theta.dtype)
-    t, f_new, _ = jax.lax.while_loop(cond, body, (one, objective(theta + d), 0))
+    t, f_new, g_new, h_new, _ = jax.lax.while_loop(cond, body, (one, *evaluate(theta + d), 0))
     accept = jnp.isfinite(f_new) & (f_new <= f + slack) & jnp.all(jnp.isfinite(d))
-    return jnp.where(accept, theta + t * d, theta), jnp.where(accept, f_new, f), accept
+    return (jnp.where(accept, theta + t * d, theta), jnp.where(accept, f_new, f), g_new, h_new,
+            accept)
