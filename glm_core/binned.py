@@ -67,6 +67,7 @@ MAX_VARIABLES = 8
 FOLD_SLOTS = 20  # the most cross-validation folds; fewer leave rows empty
 CHUNK = 4096  # cells per step of the walk over the cell table
 CAPACITIES = (2**16, 2**18, 2**20)  # cell-table sizes; the smallest that fits is used
+FIT_TOL, FIT_MAXITER = 1e-6, 100  # the solvers' defaults (compiled once each)
 
 
 def max_bins_for(n_variables: int) -> int:
@@ -335,9 +336,8 @@ def _settings(grid, n_bins, include, strengths, regularizer, bases, circular):
         rows = (n_coef[-1],) if len(shape) == 1 else shape
         roughness.append(_slot_roughness(rows, circular[v], size))
     is_basis = np.array([b is not None for b in bases])
-    return reg, (jnp.asarray(n_coef, jnp.int32), jnp.asarray(include, bool),
-                 jnp.asarray(strengths, jnp.float32), tuple(maps), jnp.asarray(is_basis),
-                 tuple(roughness))
+    return reg, (np.asarray(n_coef, np.int32), np.asarray(include, bool),
+                 np.asarray(strengths, np.float32), tuple(maps), is_basis, tuple(roughness))
 
 
 @lru_cache(maxsize=8)
@@ -369,8 +369,8 @@ def fit_bin_grid(
     regularizer: str | Regularizer = "Ridge",
     init: jax.Array | None = None,
     circular=None,
-    tol: float = 1e-6,
-    maxiter: int = 100,
+    tol: float = FIT_TOL,
+    maxiter: int = FIT_MAXITER,
     bases=None,
 ) -> BinnedFit:
     """Fit the GLM of the design described by ``n_bins`` and ``include`` (one entry per axis of
@@ -380,7 +380,7 @@ def fit_bin_grid(
     (one-hot bins) or a (n_bins, k) matrix, the k basis functions at the variable's bin centres
     (the design is then one-hot(bin) @ basis)."""
     reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases, circular)
-    theta0 = jnp.zeros(grid.n_theta, jnp.float32) if init is None else init
+    theta0 = np.zeros(grid.n_theta, np.float32) if init is None else init
     out = _fit_full(grid.slots, grid.total_occupancy, grid.total_spikes, grid.slot_occupancy,
                     grid.slot_spikes, _n_chunks(grid),
                     jnp.float32(grid.log_factorial), *settings, theta0, reg, tol, maxiter)
@@ -411,8 +411,8 @@ def cross_validate_grid(
     regularizer: str | Regularizer = "Ridge",
     init: jax.Array | None = None,
     circular=None,
-    tol: float = 1e-6,
-    maxiter: int = 100,
+    tol: float = FIT_TOL,
+    maxiter: int = FIT_MAXITER,
     bases=None,
 ) -> CVScores:
     """Fit every fold's training cells in one vmapped call and score the held-out fold.
@@ -421,8 +421,7 @@ def cross_validate_grid(
     other arguments as for :func:`fit_bin_grid`."""
     reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases, circular)
     size = grid.n_theta
-    theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
-        jnp.asarray(init), (FOLD_SLOTS, size))
+    theta0 = _fold_start(init, size)
     out = _cross_validate(*_cells(grid), _n_chunks(grid),
                           jnp.int32(grid.n_folds), *settings, theta0, reg, tol, maxiter)
     return _cv_scores(grid, out)
@@ -438,24 +437,26 @@ def regularization_path(
     regularizer: str | Regularizer = "Ridge",
     init: jax.Array | None = None,
     circular=None,
-    tol: float = 1e-6,
-    maxiter: int = 100,
+    tol: float = FIT_TOL,
+    maxiter: int = FIT_MAXITER,
     bases=None,
 ) -> list[CVScores]:
     """Cross-validated scores along ``log_strengths`` of one axis (``variable``), the others
-    fixed; each point is warm-started from the previous one (a scan over the path, vmapped over
-    folds)."""
-    reg, (n_coef, include_, strengths_, maps, is_basis, rough) = _settings(
-        grid, n_bins, include, strengths, regularizer, bases, circular)
-    size = grid.n_theta
-    theta0 = jnp.zeros((FOLD_SLOTS, size), jnp.float32) if init is None else jnp.broadcast_to(
-        jnp.asarray(init), (FOLD_SLOTS, size))
-    path = jnp.tile(strengths_, (len(log_strengths), 1)).at[:, variable].set(
-        10.0 ** jnp.asarray(log_strengths, jnp.float32))
-    out = _path(*_cells(grid), _n_chunks(grid), jnp.int32(grid.n_folds),
-                n_coef, include_, path, maps, is_basis, rough, theta0, reg, tol, maxiter)
-    out = jax.device_get(out)
-    return [_cv_scores(grid, tuple(a[i] for a in out)) for i in range(len(log_strengths))]
+    fixed; each point is warm-started from the previous one. Each point is one call of the
+    compiled cross-validation, so a path compiles nothing of its own; the scores are fetched
+    once, at the end."""
+    reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases, circular)
+    n_coef, include_, strengths_, maps, is_basis, rough = settings
+    theta = _fold_start(init, grid.n_theta)
+    outs = []
+    for log_s in log_strengths:
+        point = np.array(strengths_, np.float32)
+        point[variable] = 10.0 ** float(log_s)
+        out = _cross_validate(*_cells(grid), _n_chunks(grid), jnp.int32(grid.n_folds), n_coef,
+                              include_, point, maps, is_basis, rough, theta, reg, tol, maxiter)
+        theta = out[0]
+        outs.append(out)
+    return [_cv_scores(grid, out) for out in outs]
 
 
 def _cv_scores(grid, out):
@@ -471,6 +472,15 @@ def _cv_scores(grid, out):
         r2 = 1.0 - (np.sum(ll_test[:k]) - grid.log_factorial) / (
             np.sum(ll_test_mean[:k]) - grid.log_factorial)
     return CVScores(test, train, float(r2), bool(np.all(converged[:k])), theta)
+
+
+def _fold_start(init, size):
+    """Every fold's starting point: ``init`` per fold, one ``init`` for all, or zeros (made on
+    the host: a new device array of a new shape would compile)."""
+    if init is not None and np.ndim(init) == 2:
+        return init
+    start = np.zeros(size, np.float32) if init is None else np.asarray(init, np.float32)
+    return np.broadcast_to(start, (FOLD_SLOTS, size))
 
 
 def _cells(grid):
@@ -800,15 +810,3 @@ def _cv_batch(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, sl
 
 
 _cross_validate = jax.jit(_cv_batch, static_argnames=("reg", "tol", "maxiter"))
-
-
-@partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _path(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, slot_spikes, n_chunks,
-          n_folds, n_coef, include, path, maps, is_basis, rough, theta0, reg, tol, maxiter):
-    def point(theta, strengths):
-        out = _cv_batch(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy,
-                        slot_spikes, n_chunks, n_folds, n_coef, include, strengths, maps,
-                        is_basis, rough, theta, reg, tol, maxiter)
-        return out[0], out
-
-    return jax.lax.scan(point, theta0, path)[1]

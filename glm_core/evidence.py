@@ -25,7 +25,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .binned import BinGrid, _n_chunks, _over_folds, _settings, _sizes, _solve_cells
+from .binned import (
+    FIT_MAXITER,
+    FIT_TOL,
+    BinGrid,
+    _fit_full,
+    _n_chunks,
+    _over_folds,
+    _problem,
+    _settings,
+    _sizes,
+)
 from .errors import InputError
 from .regularizers import Regularizer, Ridge, Smooth, get_regularizer
 
@@ -56,13 +66,23 @@ def evidence_strengths(
     log_strengths = np.where(include, np.clip(log_strengths, *bounds), log_strengths)
     reg, (n_coef, include_, _, maps, is_basis, rough) = _settings(
         grid, n_bins, include, 10.0**log_strengths, reg, bases, circular)
-    theta0 = jnp.zeros(grid.n_theta, jnp.float32) if init is None else jnp.asarray(init)
-    out = _fixed_point(grid.slots, grid.total_occupancy, grid.total_spikes, grid.slot_occupancy,
-                       grid.slot_spikes, _n_chunks(grid), n_coef,
-                       include_, jnp.asarray(log_strengths, jnp.float32), maps, is_basis,
-                       rough, theta0, jnp.asarray(bounds, jnp.float32), jnp.float32(tol), reg,
-                       maxiter)
-    return np.asarray(jax.device_get(out), float)
+    theta = np.zeros(grid.n_theta, np.float32) if init is None else init
+    cells = (grid.slots, grid.total_occupancy, grid.total_spikes, grid.slot_occupancy,
+             grid.slot_spikes, _n_chunks(grid))
+    log_s = np.asarray(log_strengths, np.float32)
+    bounds = np.asarray(bounds, np.float32)
+    # Each step is a full fit (the explorer's compiled one) and an update from its optimum, so
+    # the search compiles only the small update.
+    for _ in range(maxiter):
+        theta = _fit_full(*cells, np.float32(grid.log_factorial), n_coef, include_,
+                          10.0**log_s, maps, is_basis, rough, theta, reg, FIT_TOL,
+                          FIT_MAXITER)[0].theta
+        new, change = jax.device_get(_mackay_step(*cells, n_coef, include_, log_s, maps,
+                                                  is_basis, rough, theta, bounds, reg))
+        log_s = new
+        if change <= tol:
+            break
+    return np.asarray(log_s, float)
 
 
 def _mackay_update(theta, h, penalty_hessian, log_s, include, active, n, sizes):
@@ -84,29 +104,18 @@ def _mackay_update(theta, h, penalty_hessian, log_s, include, active, n, sizes):
     return jnp.where(include & (m > 0), log_s + jnp.log10(ratio), log_s)
 
 
-@partial(jax.jit, static_argnames=("reg", "maxiter"))
-def _fixed_point(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
-                 log_s, maps, is_basis, rough, theta0, bounds, tol, reg, maxiter):
-    """``occupancy`` and ``spikes`` are the cells' totals over folds, ``slot_*`` per fold."""
-    slot_occupancy, slot_spikes = _over_folds(slot_occupancy), _over_folds(slot_spikes)
-    sizes = _sizes(maps)
-
-    def body(state):
-        log_s, theta, _, k = state
-        res, (value_grad_hess, weights, groups, keep, active, n) = _solve_cells(
-            slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
-            10.0**log_s, maps, is_basis, rough, theta, reg, 1e-6, 100)
-        _, _, h = value_grad_hess(res.theta)
-        penalty_hessian = reg.hessian(res.theta, weights, groups)
-        new = _mackay_update(res.theta, h, penalty_hessian, log_s, include, active, n, sizes)
-        # A float32 Cholesky of a nearly flat posterior (a weak Smooth prior on a leaf's shift
-        # against the intercept) can fail: the search then stops at the last finite strengths.
-        new = jnp.where(include & jnp.isfinite(new), jnp.clip(new, bounds[0], bounds[1]), log_s)
-        return new, res.theta, jnp.max(jnp.abs(new - log_s)), k + 1
-
-    def cond(state):
-        _, _, change, k = state
-        return (change > tol) & (k < maxiter)
-
-    init = (log_s, theta0, jnp.asarray(jnp.inf, jnp.float32), 0)
-    return jax.lax.while_loop(cond, body, init)[0]
+@partial(jax.jit, static_argnames=("reg",))
+def _mackay_step(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
+                 log_s, maps, is_basis, rough, theta, bounds, reg):
+    """The fixed point's update at the optimum ``theta`` of ``log_s``, and the largest change.
+    ``occupancy`` and ``spikes`` are the cells' totals over folds, ``slot_*`` per fold."""
+    value_grad_hess, weights, groups, _, _, active, n, _ = _problem(
+        slots, occupancy, spikes, _over_folds(slot_occupancy), _over_folds(slot_spikes),
+        n_chunks, n_coef, include, 10.0**log_s, maps, is_basis, rough, reg)
+    _, _, h = value_grad_hess(theta)
+    new = _mackay_update(theta, h, reg.hessian(theta, weights, groups), log_s, include, active, n,
+                         _sizes(maps))
+    # A float32 Cholesky of a nearly flat posterior (a weak Smooth prior on a leaf's shift
+    # against the intercept) can fail: the search then stops at the last finite strengths.
+    new = jnp.where(include & jnp.isfinite(new), jnp.clip(new, bounds[0], bounds[1]), log_s)
+    return new, jnp.max(jnp.abs(new - log_s))

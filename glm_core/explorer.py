@@ -333,11 +333,16 @@ def forward_selection(enc: Encoding, strengths, regularizer, alpha: float = 0.05
 
 
 def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:
-    """Compile the fit and cross-validation of each regularizer for this encoding's shapes."""
+    """Compile the fit and cross-validation of each regularizer for this encoding's shapes (the
+    paths, forward selection and Best strengths reuse them), and the evidence's update."""
     include = [True] * len(enc.leaves)
     for name in regularizers:
         result = fit(enc, include, [1e-3] * len(include), name)
         cross_validate(enc, include, [1e-3] * len(include), name, result.theta)
+        if isinstance(get_regularizer(name), (Ridge, Smooth)):
+            n_bins, circular, bases = enc._leaf_settings()
+            evidence_strengths(enc.grid, n_bins, include, [-3.0] * len(include), name,
+                               result.theta, circular, bases, maxiter=1)
 
 
 def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:

@@ -122,3 +122,21 @@ def test_excluded_variable_and_rebinning_are_optimal(problem):
     included = [ref.one_hot(ref.histogram_bins(position, 40)[0], 40), designs[2]]
     coefs = [fit.weights[0, :40], fit.weights[2, : N_BINS[2]]]
     check_fit(fit, included, coefs, y, "Ridge", [1e-3, 1e-3])
+
+
+def test_a_weak_lasso_stops_at_its_optimum_in_few_iterations():
+    """At the slider's left end, Lasso leaves a leaf almost free to shift against the intercept,
+    a direction float32 cannot resolve to the usual 1e-6: the solver stops once the objective no
+    longer falls, converged by the outside KKT check to 1e-4 of the mean count, in a few
+    iterations (it used to run all 100 of them, each up to 500 inner sweeps, and fail)."""
+    session, n_bins = simulate_session(10_000, seed=0), [20, 20, 16]
+    valid = session.valid
+    designs = [ref.one_hot(ref.histogram_bins(v.values[valid], n, v.circular)[0], n)
+               for v, n in zip(session.variables, n_bins)]
+    y = session.unit_counts(0)[valid].astype(float)
+    strengths = [1e-6, 1e-3, 1e-3]
+    fit = explorer.fit(explorer.encode(session, 0, n_bins), [True] * 3, strengths, "Lasso")
+    assert fit.converged and fit.n_iter < 50
+    coef = fit.coef(session.names, n_bins)
+    coefs = [np.asarray(coef[name], float) for name in session.names]
+    assert ref.kkt_residual(designs, coefs, fit.intercept, y, "Lasso", strengths) < 1e-4
