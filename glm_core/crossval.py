@@ -210,7 +210,8 @@ def _submodel(model: GLM, subset: dict) -> GLM:
     reg, strength = model.regularizer, model.regularizer_strength
     if isinstance(reg, Smooth):
         names = set(leaf_names(jax.tree_util.tree_structure(subset)))
-        reg = Smooth(circular=reg.circular & names)
+        reg = Smooth(circular=reg.circular & names,
+                     grids={k: g for k, g in reg.grids if k in names})
     if isinstance(strength, dict):
         strength = {k: strength[k] for k in subset}
     return GLM(reg, strength, model.tol, model.maxiter)

@@ -55,7 +55,7 @@ class Encoding:
     @property
     def leaves(self) -> tuple[tuple[int, ...], ...]:
         """Variables of each leaf: a pair, or one unpaired variable, ordered by first variable."""
-        return _leaves(self.pairs, len(self.binnings))
+        return leaf_variables(self.pairs, len(self.binnings))
 
     @property
     def leaf_bins(self) -> tuple:
@@ -182,7 +182,9 @@ def _checked_pairs(session, pairs) -> tuple:
     return pairs
 
 
-def _leaves(pairs, n_variables) -> tuple:
+def leaf_variables(pairs, n_variables) -> tuple:
+    """Variables of each leaf of a model of ``n_variables`` with these joint ``pairs``: a pair,
+    or one unpaired variable, ordered by first variable."""
     first = {min(pair): pair for pair in pairs}
     paired = {v for pair in pairs for v in pair}
     return tuple(first[v] if v in first else (v,) for v in range(n_variables)
@@ -192,7 +194,7 @@ def _leaves(pairs, n_variables) -> tuple:
 def _leaf_grid(indices, counts, binnings, pairs, max_bins, n_folds) -> BinGrid:
     """The bin grid with one axis per leaf: a joint leaf's bin is bx * ny + by."""
     columns, sizes = [], []
-    for leaf in _leaves(pairs, len(binnings)):
+    for leaf in leaf_variables(pairs, len(binnings)):
         if len(leaf) == 1:
             columns.append(indices[:, leaf[0]])
             sizes.append(max_bins)

@@ -1,10 +1,11 @@
 """Export of one explorer fit: a JSON record, a CSV table, and Python snippets that reproduce it.
 
 :class:`FitSettings` says what the fit was (data set, unit, model); :func:`fit_record` gathers the
-coefficients and tuning curves into plain JSON-ready data (NaN as null); :func:`record_csv` flattens
-that record to one row per variable bin; :func:`glm_snippet` and :func:`nemos_snippet` write
-self-contained scripts that rebuild the design from the data (one-hot bins, or a B-spline basis on
-fine bins) and refit it.
+coefficients, tuning curves and 2-D maps into plain JSON-ready data (NaN as null);
+:func:`record_csv` flattens that record to one row per variable bin and per map cell;
+:func:`glm_snippet` and :func:`nemos_snippet` write self-contained scripts that rebuild the design
+from the data (one-hot bins, a B-spline basis on fine bins, or a one-hot of the joint bin of a
+2-D map) and refit it.
 """
 
 from __future__ import annotations
@@ -17,21 +18,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SIMULATION, RECORDING, UPLOAD = "simulation", "recording", "upload"
+from .explorer import leaf_variables
+
+SIMULATION, OPEN_FIELD, RECORDING, UPLOAD = "simulation", "open field", "recording", "upload"
+MAP_ENCODING = "2-D bins"
+# A map cell's row: bin, left_edge, right_edge, centre are its first variable's, second_* its
+# second variable's; lower_hz, upper_hz stay blank (a map has no band).
 CSV_COLUMNS = ("variable", "variable_unit", "circular", "included", "encoding", "log10_strength",
                "strength", "bin", "left_edge", "right_edge", "centre", "coefficient",
                "log_rate_term", "model_hz", "lower_hz", "upper_hz", "empirical_hz", "truth_hz",
-               "intercept", "regularizer", "unit", "data_source")
+               "intercept", "regularizer", "unit", "data_source", "second_bin",
+               "second_left_edge", "second_right_edge", "second_centre")
 CURVE_FIELDS = {"model_hz": "model", "lower_hz": "lower", "upper_hz": "upper",
                 "empirical_hz": "empirical", "truth_hz": "truth"}
+MAP_FIELDS = {"model_hz": "model", "empirical_hz": "empirical", "truth_hz": "truth",
+              "occupancy_s": "occupancy"}
 
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Everything that decides one explorer fit. ``data`` is SIMULATION (``n_samples``, ``seed``),
-    RECORDING (``bin_width``) or UPLOAD (``filename``, ``bin_width``); the per-variable tuples
-    follow the data set's variable order. ``n_basis[v]`` is None for one-hot bins, else the size
-    of variable v's B-spline basis (cyclic if circular) on its ``n_bins`` fine bins."""
+    """Everything that decides one explorer fit. ``data`` is SIMULATION or OPEN_FIELD
+    (``n_samples``, ``seed``), RECORDING (``bin_width``) or UPLOAD (``filename``,
+    ``bin_width``); the per-variable tuples follow the data set's variable order. ``n_basis[v]``
+    is None for one-hot bins, else the size of variable v's B-spline basis (cyclic if circular)
+    on its ``n_bins`` fine bins. ``pairs`` are the (x, y) variables of each 2-D map (a joint
+    leaf of n_bins[x] x n_bins[y] bins, in the model when both are included), with
+    ``pair_log_strengths``."""
 
     data: str
     unit: str
@@ -46,6 +58,28 @@ class FitSettings:
     bin_width: float = 0.0
     filename: str = ""
     n_basis: tuple = ()
+    pairs: tuple = ()
+    pair_log_strengths: tuple = ()
+
+    @property
+    def leaves(self) -> tuple:
+        """The model's leaves (variable indices), in the explorer's order."""
+        return leaf_variables(self.pairs, len(self.names))
+
+    def leaf_name(self, leaf: tuple) -> str:
+        return " × ".join(self.names[v] for v in leaf)
+
+    def leaf_included(self, leaf: tuple) -> bool:
+        return all(self.include[v] for v in leaf)
+
+    def leaf_log_strength(self, leaf: tuple) -> float:
+        if len(leaf) == 2:
+            return self.pair_log_strengths[self.pairs.index(leaf)]
+        return self.log_strengths[leaf[0]]
+
+    @property
+    def included_leaves(self) -> list[tuple]:
+        return [leaf for leaf in self.leaves if self.leaf_included(leaf)]
 
     @property
     def bases(self) -> tuple:
@@ -60,44 +94,69 @@ class FitSettings:
     def strengths(self) -> tuple[float, ...]:
         return tuple(10.0 ** x for x in self.log_strengths)
 
-    @property
-    def included(self) -> list[int]:
-        return [v for v, keep in enumerate(self.include) if keep]
-
 
 def fit_record(settings: FitSettings, source: str, binnings, fit, curves, stats: dict,
-               bases=None) -> dict:
-    """The fit as JSON-ready data: per variable its encoding, bins (edges, centres),
-    coefficients (null when excluded), each bin's term of the log rate, strengths and curves in
-    Hz; for a basis also the (bins x functions) basis at the bin centres (``bases[v]``, so that
-    the terms are ``basis @ coefficients``); the intercept, regularizer, statistics, the data
-    source's description and ``reproduce`` (the settings that regenerate the data)."""
+               bases=None, maps=()) -> dict:
+    """The fit as JSON-ready data. ``variables``: per 1-D leaf its encoding, bins (edges,
+    centres), coefficients (null when excluded), each bin's term of the log rate, strengths and
+    curves in Hz; for a basis also the (bins x functions) basis at the bin centres
+    (``bases[v]``, so that the terms are ``basis @ coefficients``). ``maps``: per 2-D map (joint
+    leaf; ``maps`` are its TuningMaps) its two variables, units, bin edges and centres, the
+    (nx, ny) coefficients (cell (bx, by) is joint bin bx * ny + by), strengths and the model,
+    empirical and true maps in Hz (null where unvisited or unknown) with the occupancy in s.
+    Then the intercept, regularizer, statistics, the data source's description and
+    ``reproduce`` (the settings that regenerate the data)."""
     bases = bases or (None,) * len(binnings)
-    variables = []
-    for v, (name, binning, curve, basis) in enumerate(zip(settings.names, binnings, curves,
-                                                          bases)):
-        n = binning.n_bins
-        k = n if basis is None else basis.shape[1]
-        included = settings.include[v]
-        entry = {
-            "name": name, "unit": curve.unit, "circular": settings.circular[v],
-            "included": included, "encoding": settings.encoding(v), "n_bins": n,
-            "log10_strength": settings.log_strengths[v], "strength": settings.strengths[v],
-            "bin_edges": _plain(binning.edges), "bin_centres": _plain(binning.centres),
-            "basis": None if basis is None else _plain(np.asarray(basis)),
-            "coefficients": _plain(fit.weights[v, :k]) if included else None,
-            "log_rate_terms": _plain(fit.effects[v, :n]) if included else None,
-        }
-        entry.update({key: _plain(getattr(curve, field)) for key, field in CURVE_FIELDS.items()})
-        variables.append(entry)
+    curves, maps = iter(curves), iter(maps)
+    variables, joint = [], []
+    for axis, leaf in enumerate(settings.leaves):
+        if len(leaf) == 1:
+            variables.append(_variable_entry(settings, leaf[0], binnings[leaf[0]], fit, axis,
+                                             next(curves), bases[leaf[0]]))
+        else:
+            joint.append(_map_entry(settings, leaf, binnings, fit, axis, next(maps)))
     return {
         "data_source": source, "unit": settings.unit, "regularizer": settings.regularizer,
-        "intercept": _plain(fit.intercept), "variables": variables,
+        "intercept": _plain(fit.intercept), "variables": variables, "maps": joint,
         "statistics": {key: _plain(value) for key, value in stats.items()},
         "reproduce": {"data": settings.data, "n_samples": settings.n_samples,
                       "seed": settings.seed, "bin_width": settings.bin_width,
                       "filename": settings.filename},
     }
+
+
+def _variable_entry(settings, v, binning, fit, axis, curve, basis) -> dict:
+    n = binning.n_bins
+    k = n if basis is None else basis.shape[1]
+    included = settings.include[v]
+    entry = {
+        "name": settings.names[v], "unit": curve.unit, "circular": settings.circular[v],
+        "included": included, "encoding": settings.encoding(v), "n_bins": n,
+        "log10_strength": settings.log_strengths[v], "strength": settings.strengths[v],
+        "bin_edges": _plain(binning.edges), "bin_centres": _plain(binning.centres),
+        "basis": None if basis is None else _plain(np.asarray(basis)),
+        "coefficients": _plain(fit.weights[axis, :k]) if included else None,
+        "log_rate_terms": _plain(fit.effects[axis, :n]) if included else None,
+    }
+    entry.update({key: _plain(getattr(curve, field)) for key, field in CURVE_FIELDS.items()})
+    return entry
+
+
+def _map_entry(settings, leaf, binnings, fit, axis, tuning_map) -> dict:
+    nx, ny = (binnings[v].n_bins for v in leaf)
+    included = settings.leaf_included(leaf)
+    log_strength = settings.leaf_log_strength(leaf)
+    entry = {
+        "name": settings.leaf_name(leaf), "variables": [settings.names[v] for v in leaf],
+        "units": list(tuning_map.units), "included": included, "encoding": MAP_ENCODING,
+        "nx": nx, "ny": ny, "log10_strength": log_strength, "strength": 10.0**log_strength,
+        "bin_edges": [_plain(binnings[v].edges) for v in leaf],
+        "bin_centres": [_plain(binnings[v].centres) for v in leaf],
+        "coefficients": (_plain(fit.weights[axis, : nx * ny].reshape(nx, ny)) if included
+                         else None),
+    }
+    entry.update({key: _plain(getattr(tuning_map, field)) for key, field in MAP_FIELDS.items()})
+    return entry
 
 
 def record_json(record: dict) -> str:
@@ -106,11 +165,20 @@ def record_json(record: dict) -> str:
 
 
 def record_csv(record: dict) -> str:
-    """The record as CSV, one row per bin of every variable (``CSV_COLUMNS``; blank = none; a
-    basis's coefficients are in the JSON only, its bins' log-rate terms in both)."""
+    """The record as CSV, one row per bin of every 1-D variable, then one per cell (x bin, y
+    bin) of every 2-D map (``CSV_COLUMNS``; blank = none; a basis's coefficients are in the JSON
+    only, its bins' log-rate terms in both)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    for row in _csv_rows(record):
+        writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _csv_rows(record: dict):
+    common = {"intercept": record["intercept"], "regularizer": record["regularizer"],
+              "unit": record["unit"], "data_source": record["data_source"]}
     for var in record["variables"]:
         for k in range(var["n_bins"]):
             row = {
@@ -124,22 +192,42 @@ def record_csv(record: dict) -> str:
                                 and var["basis"] is None else None),
                 "log_rate_term": var["log_rate_terms"][k] if var["log_rate_terms"] else None,
                 **{key: var[key][k] if var[key] else None for key in CURVE_FIELDS},
-                "intercept": record["intercept"], "regularizer": record["regularizer"],
-                "unit": record["unit"], "data_source": record["data_source"],
+                **common,
             }
-            writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
-    return out.getvalue()
+            yield row
+    for joint in record["maps"]:
+        (x_edges, y_edges), (x_centres, y_centres) = joint["bin_edges"], joint["bin_centres"]
+        coef = joint["coefficients"]
+        for i in range(joint["nx"]):
+            for j in range(joint["ny"]):
+                yield {
+                    "variable": joint["name"], "variable_unit": " × ".join(joint["units"]),
+                    "circular": False, "included": joint["included"],
+                    "encoding": joint["encoding"], "log10_strength": joint["log10_strength"],
+                    "strength": joint["strength"], "bin": i, "left_edge": x_edges[i],
+                    "right_edge": x_edges[i + 1], "centre": x_centres[i],
+                    "coefficient": coef[i][j] if coef else None,
+                    "log_rate_term": coef[i][j] if coef else None,
+                    **{key: joint[key][i][j] if joint[key] else None
+                       for key in ("model_hz", "empirical_hz", "truth_hz")},
+                    **common, "second_bin": j, "second_left_edge": y_edges[j],
+                    "second_right_edge": y_edges[j + 1], "second_centre": y_centres[j],
+                }
 
 
 def glm_snippet(settings: FitSettings) -> str:
     """A runnable script that refits ``settings`` with glm_core's pytree GLM: a dict of designs
-    (one-hot bins, or a B-spline basis on fine bins) and a dict of strengths, as in the
-    README."""
-    names = [settings.names[v] for v in settings.included]
-    strengths = _strength_dict(settings, names)
+    (one-hot bins, a B-spline basis on fine bins, or a 2-D map's one-hot joint bins) and a dict
+    of strengths, as in the README."""
+    leaves = settings.included_leaves
+    strengths = _strength_dict(settings, leaves)
     if settings.regularizer == "Smooth":
-        circular = {settings.names[v] for v in settings.included if settings.circular[v]}
-        model = f"GLM(Smooth(circular={circular or 'set()'}), strengths)"
+        circular = {settings.names[leaf[0]] for leaf in leaves
+                    if len(leaf) == 1 and settings.circular[leaf[0]]}
+        grids = {settings.leaf_name(leaf): tuple(settings.n_bins[v] for v in leaf)
+                 for leaf in leaves if len(leaf) == 2}
+        model = (f"GLM(Smooth(circular={circular or 'set()'}"
+                 f"{f', grids={grids}' if grids else ''}), strengths)")
     elif settings.regularizer == "UnRegularized":
         model = 'GLM("UnRegularized")'
     else:
@@ -150,7 +238,7 @@ def glm_snippet(settings: FitSettings) -> str:
           else []),
         *_data_lines(settings),
         "X = {",
-        *(f"    {name!r}: {_design(settings, name)}," for name in names),
+        *(f"    {settings.leaf_name(leaf)!r}: {_design(settings, leaf)}," for leaf in leaves),
         "}",
         f"strengths = {strengths}",
         f"model = {model}.fit(X, y)",
@@ -160,23 +248,23 @@ def glm_snippet(settings: FitSettings) -> str:
 
 
 def nemos_snippet(settings: FitSettings) -> str:
-    """The same fit with NeMoS (a FeaturePytree design; keys without spaces). NeMoS has no Smooth
-    penalty, so for Smooth the snippet says so instead."""
+    """The same fit with NeMoS (a FeaturePytree design; keys without spaces, a 2-D map's
+    "x_y"). NeMoS has no Smooth penalty, so for Smooth the snippet says so instead."""
     if settings.regularizer == "Smooth":
         return ("# NeMoS has no Smooth (roughness) penalty: choose Ridge, Lasso, GroupLasso or\n"
                 "# UnRegularized to get a NeMoS snippet.\n")
-    names = [settings.names[v] for v in settings.included]
-    keys = {name: _identifier(name) for name in names}
+    leaves = settings.included_leaves
+    keys = {leaf: "_".join(_identifier(settings.names[v]) for v in leaf) for leaf in leaves}
     if settings.regularizer == "UnRegularized":
         model = 'nmo.glm.GLM(regularizer="UnRegularized")'
     elif settings.regularizer == "GroupLasso":  # one group per leaf, in NeMoS's sorted key order
-        ordered = sorted(names, key=keys.get)
-        values = ", ".join(repr(settings.strengths[settings.names.index(n)]) for n in ordered)
+        ordered = sorted(leaves, key=keys.get)
+        values = ", ".join(repr(10.0 ** settings.leaf_log_strength(leaf)) for leaf in ordered)
         model = (f'nmo.glm.GLM(regularizer="GroupLasso",\n'
                  f"                    regularizer_strength=np.array([{values}]))"
-                 f"  # {', '.join(keys[n] for n in ordered)}")
+                 f"  # {', '.join(keys[leaf] for leaf in ordered)}")
     else:
-        strengths = {keys[n]: s for n, s in _strength_dict(settings, names).items()}
+        strengths = {keys[leaf]: 10.0 ** settings.leaf_log_strength(leaf) for leaf in leaves}
         model = (f"nmo.glm.GLM(regularizer={settings.regularizer!r},\n"
                  f"                    regularizer_strength={strengths})")
     lines = [
@@ -184,7 +272,7 @@ def nemos_snippet(settings: FitSettings) -> str:
                  if settings.regularizer == "GroupLasso" else ["import nemos as nmo"]),
         *_data_lines(settings),
         "X = nmo.pytrees.FeaturePytree(",
-        *(f"    {keys[name]}={_design(settings, name)}," for name in names),
+        *(f"    {keys[leaf]}={_design(settings, leaf)}," for leaf in leaves),
         ")",
         f"model = {model}",
         "model.fit(X, y)",
@@ -193,8 +281,12 @@ def nemos_snippet(settings: FitSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _design(settings: FitSettings, name: str) -> str:
-    v = settings.names.index(name)
+def _design(settings: FitSettings, leaf: tuple) -> str:
+    if len(leaf) == 2:
+        (x, nx), (y, ny) = ((settings.names[v], settings.n_bins[v]) for v in leaf)
+        return f"joint_bins({x!r}, {nx}, {y!r}, {ny})"
+    v = leaf[0]
+    name = settings.names[v]
     if settings.bases[v] is None:
         return f"one_hot_bins({name!r}, {settings.n_bins[v]})"
     return f"spline_bins({name!r}, {settings.n_bins[v]}, {settings.bases[v]})"
@@ -209,9 +301,11 @@ def _header(settings: FitSettings, library: str, imports) -> list[str]:
 
 
 def _data_lines(settings: FitSettings) -> list[str]:
-    if settings.data == SIMULATION:
-        load = ["from glm_core.simulation import simulate_session", "",
-                f"session = simulate_session({settings.n_samples}, seed={settings.seed})"]
+    if settings.data in (SIMULATION, OPEN_FIELD):
+        module, simulate = (("simulation", "simulate_session") if settings.data == SIMULATION
+                            else ("open_field", "simulate_open_field"))
+        load = [f"from glm_core.{module} import {simulate}", "",
+                f"session = {simulate}({settings.n_samples}, seed={settings.seed})"]
     elif settings.data == RECORDING:
         load = ["from glm_core.linear_track import load_linear_track", "",
                 f"session = load_linear_track(bin_width={settings.bin_width!r})"]
@@ -226,16 +320,32 @@ def _data_lines(settings: FitSettings) -> list[str]:
         f"y = session.unit_counts({settings.unit!r})[valid]",
         "",
         "",
-        "def one_hot_bins(name, n_bins):",
-        '    """One-hot design of a variable in equal-width bins (on the circle if circular)."""',
+        "def bins(name, n_bins):",
+        '    """Each valid sample\'s bin of a variable: equal-width bins (on the circle if '
+        'circular)."""',
         "    var = session.variable(name)",
-        "    binning = make_binning(var.values, n_bins, var.circular, valid)",
-        "    return one_hot(bin_index(var.values[valid], binning), n_bins)",
+        "    return bin_index(var.values[valid], make_binning(var.values, n_bins, var.circular, "
+        "valid))",
         "",
         "",
+        "def one_hot_bins(name, n_bins):",
+        '    """One-hot design of a variable\'s bins."""',
+        "    return one_hot(bins(name, n_bins), n_bins)",
+        "",
+        "",
+        *(_JOINT_LINES if settings.pairs else []),
         *(_SPLINE_LINES if any(b is not None for b in settings.bases) else []),
     ]
 
+
+_JOINT_LINES = [
+    "def joint_bins(x, nx, y, ny):",
+    '    """One-hot design of a 2-D map: the joint bin bx * ny + by of two variables (nx * ny',
+    '    columns)."""',
+    "    return one_hot(bins(x, nx) * ny + bins(y, ny), nx * ny)",
+    "",
+    "",
+]
 
 _SPLINE_LINES = [
     "def spline_bins(name, n_bins, n_basis):",
@@ -250,8 +360,9 @@ _SPLINE_LINES = [
 ]
 
 
-def _strength_dict(settings: FitSettings, names) -> dict:
-    return {name: settings.strengths[settings.names.index(name)] for name in names}
+def _strength_dict(settings: FitSettings, leaves) -> dict:
+    return {settings.leaf_name(leaf): 10.0 ** settings.leaf_log_strength(leaf)
+            for leaf in leaves}
 
 
 def _identifier(name: str) -> str:

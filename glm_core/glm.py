@@ -276,7 +276,9 @@ def _flat_weights(reg: Regularizer, strength, treedef, sizes):
         return jnp.asarray([float(s) * np.sqrt(p) for s, p in zip(per_leaf, sizes)])
     if isinstance(reg, Smooth):
         circular = _circular_leaves(reg, treedef)
-        return jnp.asarray(smooth_weights(per_leaf, sizes, circular), jnp.result_type(float))
+        grids = _grid_leaves(reg, treedef, sizes)
+        return jnp.asarray(smooth_weights(per_leaf, sizes, circular, grids),
+                           jnp.result_type(float))
     try:
         coords = [jnp.broadcast_to(jnp.asarray(s, float), (p,)) for s, p in zip(per_leaf, sizes)]
     except ValueError as err:
@@ -299,3 +301,19 @@ def _circular_leaves(reg: Smooth, treedef) -> list[bool]:
         raise InputError(f"Smooth(circular=...) names {sorted(map(str, unknown))}, which are not "
                          f"leaves of the design; its leaves are {list(map(str, names))}")
     return [name in reg.circular for name in names]
+
+
+def _grid_leaves(reg: Smooth, treedef, sizes) -> list:
+    """Per leaf, the (nx, ny) shape that ``reg.grids`` gives it, or None."""
+    names = leaf_names(treedef)
+    grids = dict(reg.grids)
+    unknown = set(grids) - set(names)
+    if unknown:
+        raise InputError(f"Smooth(grids=...) names {sorted(map(str, unknown))}, which are not "
+                         f"leaves of the design; its leaves are {list(map(str, names))}")
+    for name, size in zip(names, sizes):
+        if name in grids and (name in reg.circular or grids[name][0] * grids[name][1] != size
+                              or min(grids[name]) < 1):
+            raise InputError(f"Smooth(grids=...) gives {name!r} the shape {grids[name]}: a 2-D "
+                             f"leaf needs nx * ny = its {size} columns and is not circular")
+    return [grids.get(name) for name in names]

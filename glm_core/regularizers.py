@@ -218,20 +218,26 @@ class GroupLasso(Regularizer):
 class Smooth(Regularizer):
     """0.5 * theta' W theta with W block-diagonal, one block per leaf:
     s_leaf * (D'D + SMOOTH_RIDGE * I), D the first differences of the leaf's coefficients (with
-    the wrap-around difference w[0] - w[n-1] for the leaves named in ``circular``). ``weights``
-    is W itself, zero row and column for the intercept.
+    the wrap-around difference w[0] - w[n-1] for the leaves named in ``circular``; along both
+    axes for the leaves that ``grids`` maps to a shape (nx, ny), whose coefficient bx * ny + by
+    is cell (bx, by) of a 2-D map). ``weights`` is W itself, zero row and column for the
+    intercept.
 
-    ``circular`` names leaves: top-level keys of a dict design, or for any other pytree the
-    ``jax.tree_util.keystr`` of the leaf's path (e.g. ``"['a'][0]"``).
+    ``circular`` and ``grids`` name leaves: top-level keys of a dict design, or for any other
+    pytree the ``jax.tree_util.keystr`` of the leaf's path (e.g. ``"['a'][0]"``).
     """
 
     name: ClassVar[str] = "Smooth"
     keeps_blocks_diagonal: ClassVar[bool] = False
     circular: frozenset = field(default_factory=frozenset)
+    grids: tuple = ()  # ((leaf name, (nx, ny)), ...), sorted; a dict is accepted
 
     def __post_init__(self):
         names = (self.circular,) if isinstance(self.circular, str) else self.circular
         object.__setattr__(self, "circular", frozenset(names))
+        grids = dict(self.grids)
+        object.__setattr__(self, "grids", tuple(sorted(
+            (name, (int(shape[0]), int(shape[1]))) for name, shape in grids.items())))
 
     def penalty(self, theta, weights, groups):
         return 0.5 * theta @ (weights @ theta)
@@ -249,12 +255,22 @@ def roughness(n: int, circular: bool) -> np.ndarray:
     return diff.T @ diff
 
 
+def grid_roughness(nx: int, ny: int) -> np.ndarray:
+    """D'D for the first differences between neighbouring cells of an (nx, ny) grid, along
+    both axes, its cells flattened as bx * ny + by: R_nx (x) I_ny + I_nx (x) R_ny."""
+    return (np.kron(roughness(nx, False), np.eye(ny))
+            + np.kron(np.eye(nx), roughness(ny, False)))
+
+
 def smooth_weights(strengths: Iterable[float], sizes: Iterable[int],
-                   circular: Iterable[bool]) -> np.ndarray:
+                   circular: Iterable[bool], grids: Iterable | None = None) -> np.ndarray:
     """Smooth's W for leaves of ``sizes`` coefficients, plus a zero row/column for the
-    intercept."""
-    blocks = [float(s) * (roughness(p, c) + SMOOTH_RIDGE * np.eye(p))
-              for s, p, c in zip(strengths, sizes, circular)]
+    intercept; ``grids`` gives per leaf None (a 1-D leaf) or its 2-D shape (nx, ny)."""
+    sizes = list(sizes)
+    grids = [None] * len(sizes) if grids is None else list(grids)
+    blocks = [float(s) * ((roughness(p, c) if g is None else grid_roughness(*g))
+                          + SMOOTH_RIDGE * np.eye(p))
+              for s, p, c, g in zip(strengths, sizes, circular, grids)]
     return block_diag(*blocks, np.zeros((1, 1)))
 
 

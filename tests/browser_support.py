@@ -70,6 +70,22 @@ JS_FIGURES = """() => {
 }"""
 
 
+# Every image data source of the page: its values, row-major (NaN arrives as null or NaN).
+JS_IMAGES = """() => {
+  const out = [];
+  for (const m of Bokeh.documents[0].all_models) {
+    if (m.type !== 'GlyphRenderer' || !m.glyph || m.glyph.type !== 'Image') continue;
+    const image = m.data_source.data.image;
+    if (!image || !image.length) continue;
+    const rows = image[0];
+    const flat = ArrayBuffer.isView(rows) ? Array.from(rows)
+      : rows.flatMap(r => Array.from(r));
+    out.push(flat.map(v => (v === null || Number.isNaN(v)) ? null : v));
+  }
+  return out;
+}"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,22 +8,13 @@ import math
 
 import pytest
 
-from tests.browser_support import deep_text, poll, select_with_option, wait_for_app
-
-# Every image data source of the page: its values, row-major (NaN arrives as null or NaN).
-JS_IMAGES = """() => {
-  const out = [];
-  for (const m of Bokeh.documents[0].all_models) {
-    if (m.type !== 'GlyphRenderer' || !m.glyph || m.glyph.type !== 'Image') continue;
-    const image = m.data_source.data.image;
-    if (!image || !image.length) continue;
-    const rows = image[0];
-    const flat = ArrayBuffer.isView(rows) ? Array.from(rows)
-      : rows.flatMap(r => Array.from(r));
-    out.push(flat.map(v => (v === null || Number.isNaN(v)) ? null : v));
-  }
-  return out;
-}"""
+from tests.browser_support import (
+    JS_IMAGES,
+    deep_text,
+    poll,
+    select_with_option,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 from urllib.parse import parse_qs, urlparse
+from xml.etree import ElementTree
 
 import numpy as np
 import playwright.sync_api as pw
@@ -15,6 +16,7 @@ from PIL import Image
 
 from tests.browser_support import (
     JS_FIGURES,
+    JS_IMAGES,
     curve,
     curves,
     deep_text,
@@ -25,6 +27,8 @@ from tests.browser_support import (
     variable_row,
     wait_for_app,
 )
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 # Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
 pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
@@ -211,6 +215,75 @@ def test_the_downloads_arrive_and_hold_the_plotted_fit(browser, server):
           for (const v of Object.values(Bokeh.index)) walk(v); return out; }""")
         assert image.height >= 3 * 300 and image.width >= 300, (image.size, heights)
         assert len(image.convert("RGB").getcolors(1 << 20)) > 50  # drawn, not blank
+
+        with page.expect_download() as info:
+            page.locator(".export-svg button").click()
+        assert info.value.suggested_filename == "tuning_curves.svg"
+        svg = ElementTree.parse(info.value.path()).getroot()
+        assert svg.tag == f"{SVG}svg"
+        parts = svg.findall(f"{SVG}svg")  # one per figure, stacked
+        assert len(parts) == 3
+        tops = np.cumsum([0] + [float(p.get("height")) for p in parts])
+        assert [float(p.get("y")) for p in parts] == list(tops[:-1])
+        assert float(svg.get("height")) == tops[-1] >= 3 * 300
+        for part, (name, (_, rates)) in zip(parts, shown.items()):
+            assert name in {t.text for t in part.iter(f"{SVG}text")}  # the figure's title
+            # The GLM curve is a vector path through one vertex per bin, its heights the
+            # plotted rates (pixel rows run downwards).
+            lines = [svg_vertices(p.get("d")) for p in part.iter(f"{SVG}path")
+                     if p.get("fill") == "none"]
+            assert any(len(v) == len(rates) and np.corrcoef(v[:, 1], rates)[0, 1] < -0.9999
+                       for v in lines), name
+    finally:
+        page.context.close()
+
+
+def svg_vertices(d: str) -> np.ndarray:
+    """(x, y) of each M/L vertex of an SVG path (empty if it has arcs or curves)."""
+    tokens = d.replace(",", " ").split()
+    if any(t.isalpha() and t not in "MLZ" for t in tokens):
+        return np.zeros((0, 2))
+    numbers = [float(t) for t in tokens if not t.isalpha()]
+    return np.reshape(numbers, (-1, 2))
+
+
+def test_the_downloads_of_a_fit_with_a_2d_map_hold_the_map(browser, server):
+    """The open field opens with its x × y map; the CSV and JSON hold it beside the 1-D curves,
+    as drawn."""
+    page = new_page(browser, server[0])
+    try:
+        page.goto(server[0])
+        wait_for_app(page)
+        select_with_option(page, "open-field simulation").select_option("open-field simulation")
+        poll(lambda: set(curves(page)) == {"head direction", "speed"}
+             and len(page.evaluate(JS_IMAGES)) >= 3, timeout=300,
+             message="the open field's curves and its map images")
+        page.wait_for_timeout(1000)  # the last refit's patch has landed
+        shown, images = curves(page), page.evaluate(JS_IMAGES)
+
+        with page.expect_download() as info:
+            page.locator(".export-json button").click()
+        record = json.loads(open(info.value.path()).read())
+        assert record["reproduce"]["data"] == "open field"
+        assert [v["name"] for v in record["variables"]] == ["head direction", "speed"]
+        for var in record["variables"]:
+            np.testing.assert_allclose(var["model_hz"], shown[var["name"]][1], rtol=1e-12)
+        (joint,) = record["maps"]
+        assert (joint["name"], joint["nx"], joint["ny"]) == ("x × y", 20, 20)
+        assert np.shape(joint["coefficients"]) == (20, 20)
+        drawn = np.array(images[0], float)  # the model map's image: rows are y
+        np.testing.assert_allclose(drawn, np.array(joint["model_hz"], float).T.ravel(),
+                                   rtol=1e-6)
+
+        with page.expect_download() as info:
+            page.locator(".export-csv button").click()
+        rows = list(csv.DictReader(open(info.value.path(), newline="")))
+        cells = [r for r in rows if r["variable"] == "x × y"]
+        assert len(rows) == 16 + 20 + 400 and len(cells) == 400
+        np.testing.assert_allclose([float(r["model_hz"] or "nan") for r in cells],
+                                   np.array(joint["model_hz"], float).ravel(), rtol=1e-12)
+        assert [(int(r["bin"]), int(r["second_bin"])) for r in cells[:3]] == [
+            (0, 0), (0, 1), (0, 2)]
     finally:
         page.context.close()
 

@@ -1,6 +1,6 @@
-"""Export views: downloads of the fit (CSV, JSON), of the tuning-curve figure (PNG, drawn in the
-browser by Bokeh), and the "Code" card with snippets that reproduce the fit. No maths: the texts
-come from ``glm_core.export``."""
+"""Export views: downloads of the fit (CSV, JSON), of the tuning-curve figure (PNG and SVG, drawn
+in the browser by Bokeh), and the "Code" card with snippets that reproduce the fit. No maths:
+the texts come from ``glm_core.export``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import panel as pn
 
 from glm_core import export
 
-from .state import RECORDING, SIMULATION, ExplorerState
+from .state import OPEN_FIELD, RECORDING, SIMULATION, ExplorerState
 
-SOURCES = {SIMULATION: export.SIMULATION, RECORDING: export.RECORDING}
+SOURCES = {SIMULATION: export.SIMULATION, OPEN_FIELD: export.OPEN_FIELD,
+           RECORDING: export.RECORDING}
 
-# Every shown tuning-curve figure (a renderer with a `model` column), exported by Bokeh itself
-# (PlotView.export, as its SaveTool does: no server-side browser), stacked into one PNG.
-JS_FIGURE_PNG = """
+# Every shown tuning-curve figure (a renderer with a `model` column) as `views`, and `save(blob,
+# filename)`, which downloads a blob. Bokeh exports each figure itself (PlotView.export, as its
+# SaveTool does: no server-side browser); the figures are then stacked, one below the other.
+JS_FIGURE_VIEWS = """
 const views = [];
 const walk = (v) => {
   if (!v) return;
@@ -28,6 +30,18 @@ const walk = (v) => {
   for (const c of (v.child_views || [])) walk(c);
 };
 for (const v of Object.values(Bokeh.index)) walk(v);
+const save = (blob, filename) => {
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(blob);
+  link.download = filename;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+};
+"""
+
+# One PNG: each figure's canvas layer drawn onto one canvas.
+JS_FIGURE_PNG = JS_FIGURE_VIEWS + """
 if (!views.length) return;
 const layers = views.map(v => v.export('png', true).canvas);
 const out = document.createElement('canvas');
@@ -38,19 +52,38 @@ ctx.fillStyle = 'white';
 ctx.fillRect(0, 0, out.width, out.height);
 let y = 0;
 for (const c of layers) { ctx.drawImage(c, 0, y); y += c.height; }
-out.toBlob((blob) => {
-  const link = document.createElement('a');
-  link.href = URL.createObjectURL(blob);
-  link.download = 'tuning_curves.png';
-  document.body.appendChild(link);
-  link.click();
-  link.remove();
-}, 'image/png');
+out.toBlob((blob) => save(blob, 'tuning_curves.png'), 'image/png');
 """
 
-
-MAP_NOTE = ("The CSV/JSON downloads and the Code snippets cover models of 1-D variables; turn "
-            "the 2-D map off to export this fit.")
+# One SVG document: each figure's SVG layer (Bokeh's canvas2svg context, vector paths and text)
+# nested as an <svg> at its offset, on a white background.
+JS_FIGURE_SVG = JS_FIGURE_VIEWS + """
+if (!views.length) return;
+const NS = 'http://www.w3.org/2000/svg';
+const layers = views.map(v => v.export('svg', false).canvas);
+const size = (s, key) => Number(s.getAttribute(key));
+const width = Math.max(...layers.map(s => size(s, 'width')));
+const height = layers.reduce((h, s) => h + size(s, 'height'), 0);
+const out = document.createElementNS(NS, 'svg');
+for (const [key, value] of [['width', width], ['height', height],
+                            ['viewBox', `0 0 ${width} ${height}`]])
+  out.setAttribute(key, value);
+const background = document.createElementNS(NS, 'rect');
+for (const [key, value] of [['width', width], ['height', height], ['fill', 'white']])
+  background.setAttribute(key, value);
+out.appendChild(background);
+let y = 0;
+for (const s of layers) {
+  const part = s.cloneNode(true);
+  part.setAttribute('x', 0);
+  part.setAttribute('y', y);
+  out.appendChild(part);
+  y += size(s, 'height');
+}
+const text = new XMLSerializer().serializeToString(out);
+save(new Blob(['<?xml version="1.0" encoding="UTF-8"?>\\n', text], {type: 'image/svg+xml'}),
+     'tuning_curves.svg');
+"""
 
 
 def fit_settings(state: ExplorerState) -> export.FitSettings:
@@ -63,6 +96,8 @@ def fit_settings(state: ExplorerState) -> export.FitSettings:
         n_basis=tuple(None if b is None else b.shape[1] for b in enc.bases),
         include=tuple(r.include for r in rows),
         log_strengths=tuple(float(r.log_strength) for r in rows),
+        pairs=tuple(enc.pairs), pair_log_strengths=(float(state.joint_log_strength),)
+        * len(enc.pairs),
         n_samples=state.n_samples, seed=state.seed, bin_width=float(state.session.bin_width),
         filename=state.upload[0] if state.upload else "")
 
@@ -71,11 +106,12 @@ def fit_record(state: ExplorerState) -> dict:
     """The state's current fit as glm_core.export's JSON-ready record."""
     return export.fit_record(fit_settings(state), state.session.source,
                              state.encoding.binnings, state.fit, state.curves, state.stats,
-                             state.encoding.bases)
+                             state.encoding.bases, state.maps)
 
 
 def export_controls(state: ExplorerState) -> pn.Column:
-    """Download buttons: the fit as CSV and JSON (built on click), the figure as PNG."""
+    """Download buttons: the fit as CSV and JSON (built on click), the figure as PNG and as
+    SVG (drawn in the browser)."""
     def text(render):
         return lambda: io.StringIO(render(fit_record(state)))
 
@@ -85,15 +121,13 @@ def export_controls(state: ExplorerState) -> pn.Column:
     json = pn.widgets.FileDownload(callback=text(export.record_json), filename="glm_fit.json",
                                    label="Coefficients and curves (JSON)", embed=False,
                                    button_type="default", css_classes=["export-json"])
-    figure = pn.widgets.Button(name="Figure of the tuning curves (PNG)",
-                               css_classes=["export-png"])
-    figure.js_on_click(code=JS_FIGURE_PNG)
-    # The record and the snippets describe models of 1-D leaves; a 2-D map is not in them yet.
-    for button in (csv, json):
-        button.disabled = state.joint_map
-        state.param.watch(lambda e, b=button: setattr(b, "disabled", e.new), "joint_map")
-    note = pn.pane.Markdown(MAP_NOTE, visible=state.param.joint_map, css_classes=["export-note"])
-    return pn.Column("### Export", note, csv, json, figure, sizing_mode="stretch_width")
+    figures = []
+    for kind, code in (("png", JS_FIGURE_PNG), ("svg", JS_FIGURE_SVG)):
+        figure = pn.widgets.Button(label=f"Figure of the tuning curves ({kind.upper()})",
+                                   css_classes=[f"export-{kind}"])
+        figure.js_on_click(code=code)
+        figures.append(figure)
+    return pn.Column("### Export", csv, json, *figures, sizing_mode="stretch_width")
 
 
 def code_view(state: ExplorerState, hidden=False) -> pn.Tabs:
@@ -104,8 +138,6 @@ def code_view(state: ExplorerState, hidden=False) -> pn.Tabs:
     def snippet(write, _curves, hidden):
         if hidden or state.fit is None:
             return ""
-        if state.encoding.pairs:
-            return MAP_NOTE
         return f"```python\n{write(fit_settings(state))}```"
 
     return pn.Tabs(*[(title, pn.pane.Markdown(pn.bind(snippet, write, state.param.curves,
