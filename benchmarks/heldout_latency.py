@@ -73,8 +73,10 @@ def run(T, repeats):
     def refit_and_cv():
         state["k"] += 1
         s = [10.0 ** (-3 + 0.1 * (state["k"] % 5))] * 3
-        state["fit"] = explorer.fit(enc, include, s, "Ridge", state["fit"].theta)
-        state["cv"] = explorer.cross_validate(enc, include, s, "Ridge", state["cv"].theta)
+        before = state["fit"].theta
+        state["fit"] = explorer.fit(enc, include, s, "Ridge", before)
+        state["cv"] = explorer.cross_validate(enc, include, s, "Ridge", state["cv"].theta,
+                                              (before, state["fit"].theta))
         return state["cv"]
 
     def separate_points():

@@ -447,15 +447,18 @@ def regularization_path(
     once, at the end."""
     reg, settings = _settings(grid, n_bins, include, strengths, regularizer, bases, circular)
     n_coef, include_, strengths_, maps, is_basis, rough = settings
-    theta = _fold_start(init, grid.n_theta)
+    start, previous = _fold_start(init, grid.n_theta), None
     outs = []
     for log_s in log_strengths:
         point = np.array(strengths_, np.float32)
         point[variable] = 10.0 ** float(log_s)
         out = _cross_validate(*_cells(grid), _n_chunks(grid), jnp.int32(grid.n_folds), n_coef,
-                              include_, point, maps, is_basis, rough, theta, reg, tol, maxiter)
-        theta = out[0]
+                              include_, point, maps, is_basis, rough, start, reg, tol, maxiter)
         outs.append(out)
+        # the next point starts on the line through the last two solutions (equal steps)
+        theta = np.asarray(out[0])
+        start = theta if previous is None else 2 * theta - previous
+        previous = theta
     return [_cv_scores(grid, out) for out in outs]
 
 
@@ -691,7 +694,7 @@ def _solve_cells(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks
         strengths, maps, is_basis, rough, reg)
     res = solve(value_grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
                 diagonal_blocks=one_hot)
-    return res, (value_grad_hess, weights, groups, keep, active, n)
+    return res, (weights, groups, keep, active, n)
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
@@ -701,7 +704,7 @@ def _fit_full(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, l
     slot_occupancy, slot_spikes = _over_folds(slot_occupancy), _over_folds(slot_spikes)
     sizes = _sizes(maps)
     n_axes, width = len(sizes), max(sizes)
-    res, (value_grad_hess, weights, groups, keep, active, n) = _solve_cells(
+    res, (weights, groups, keep, active, n) = _solve_cells(
         slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
         strengths, maps, is_basis, rough, theta0, reg, tol, maxiter)
     theta = res.theta
@@ -731,26 +734,28 @@ def _fit_full(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, l
     # restricted to the free coordinates (the active coefficients, and for Lasso/GroupLasso the
     # nonzero ones); the delta method on log(curve) = b + (B_v c_v)[s] + log G_v. Joint leaves
     # (wider than MAX_BINS) get no band.
-    _, _, h = value_grad_hess(theta)
-    if reg.smooth:
-        h = h + reg.hessian(theta, weights, groups)
+    # The solver's last Hessian is the one at the optimum (penalty included when smooth).
+    h = res.hessian
     free = keep if reg.smooth else (keep & (theta != 0)).at[-1].set(True)
     h = jnp.where(free[:, None] & free[None, :], h * n, jnp.diag(jnp.where(free, 0.0, 1.0)))
-    if isinstance(reg, (Ridge, Smooth)):  # positive definite: Cholesky
-        cov = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(h), jnp.eye(h.shape[0]))
+    banded = [v for v, size in enumerate(sizes) if size <= MAX_BINS]
+    jacs = []
+    for v in banded:
+        a, b = groups[v]
+        jac = jnp.zeros((sizes[v], h.shape[0])).at[:, -1].set(1.0)
+        jacs.append(jac.at[:, :-1].add(d_log_gain[v][None, :]).at[:, a:b].add(maps[v]))
+    jac = jnp.concatenate(jacs) * free[None, :] if jacs else jnp.zeros((0, h.shape[0]))
+    if isinstance(reg, (Ridge, Smooth)):  # positive definite: var = |L^-1 j|^2, H = LL'
+        root = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(h), jac.T, lower=True)
+        var = jnp.sum(root**2, axis=0)
     else:  # the shift of a leaf against the intercept can be flat: pseudo-inverse
-        cov = jnp.linalg.pinv(h, hermitian=True)
-    cov = jnp.where(free[:, None] & free[None, :], cov, 0.0)
-    curve_se = []
-    for v, ((a, b), size) in enumerate(zip(groups, sizes)):
-        if size > MAX_BINS:
-            curve_se.append(jnp.full(width, jnp.nan))
-            continue
-        jac = jnp.zeros((size, h.shape[0])).at[:, -1].set(1.0)
-        jac = jac.at[:, :-1].add(d_log_gain[v][None, :]).at[:, a:b].add(maps[v])
-        var = jnp.einsum("ki,ij,kj->k", jac, cov, jac)
-        se = jnp.where(shown[v], jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
-        curve_se.append(jnp.pad(se, (0, width - size), constant_values=jnp.nan))
+        var = jnp.sum((jac @ jnp.linalg.pinv(h, hermitian=True)) * jac, axis=1)
+    starts = np.cumsum((0, *(sizes[v] for v in banded)))
+    curve_se = [jnp.full(width, jnp.nan)] * n_axes
+    for i, v in enumerate(banded):
+        se = jnp.where(shown[v], jnp.sqrt(jnp.maximum(var[starts[i]:starts[i + 1]], 0.0)),
+                       jnp.nan)
+        curve_se[v] = jnp.pad(se, (0, width - sizes[v]), constant_values=jnp.nan)
 
     [rate_terms] = _log_likelihood_terms(slots, [(occupancy, spikes)], n_chunks, slot_theta,
                                          sizes)

@@ -273,9 +273,16 @@ def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
                         bases=bases)
 
 
-def cross_validate(enc: Encoding, include, strengths, regularizer, init=None) -> CVScores:
+def cross_validate(enc: Encoding, include, strengths, regularizer, init=None,
+                   moved=None) -> CVScores:
     """Held-out scores of every fold, all folds fitted in one call (warm start from ``init``, a
-    previous ``CVScores.theta`` or a fit's ``theta``)."""
+    previous ``CVScores.theta`` or a fit's ``theta``). ``moved`` = (before, after), the full
+    fit's ``theta`` when ``init`` was cross-validated and now: each fold then starts from its
+    previous solution moved as the full fit moved (fold optima move nearly in parallel with it),
+    which saves about one Newton iteration per fold."""
+    if moved is not None and init is not None:
+        before, after = (np.asarray(t, np.float32) for t in moved)
+        init = np.asarray(init, np.float32) + (after - before)
     n_bins, circular, bases = enc._leaf_settings()
     return cross_validate_grid(enc.grid, n_bins, include, strengths, regularizer, init,
                                circular, bases=bases)

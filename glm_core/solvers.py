@@ -46,6 +46,7 @@ class SolverResult(NamedTuple):
     converged: jax.Array
     residual: jax.Array  # optimality residual at ``theta``, in units of ``scale``
     objective: jax.Array
+    hessian: jax.Array  # of the smooth part (penalty included when smooth) at ``theta``
 
 
 def solve(
@@ -120,9 +121,9 @@ def solve(
     f0, g0, h0 = evaluate(theta0)
     init = (theta0, f0, g0, h0, residual(theta0, g0), 0,
             jnp.asarray(MIN_DAMPING, theta0.dtype), 0)
-    theta, f, _, _, res, k, _, stalls = jax.lax.while_loop(cond, body, init)
+    theta, f, _, h, res, k, _, stalls = jax.lax.while_loop(cond, body, init)
     converged = (res <= tol) | ((stalls >= STALLS) & (res <= STALL_TOL * tol))
-    return SolverResult(theta, k, converged, res, f)
+    return SolverResult(theta, k, converged, res, f, h)
 
 
 def _with_smooth_penalty(value_grad_hess, penalty, ph):

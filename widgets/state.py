@@ -159,6 +159,7 @@ class ExplorerState(param.Parameterized):
         self._row_watchers = []
         self._loading = False
         self._cv = None
+        self._cv_fit_theta = None  # the full fit's theta when ``_cv`` was taken
         self._population_grid = None  # (binnings, folds, PopulationGrid) of the last population
         self._population_version = 0  # refits since start; a stale population update is skipped
         self._score_version = 0  # likewise for the held-out score
@@ -429,14 +430,15 @@ class ExplorerState(param.Parameterized):
     def _score(self):
         """Cross-validate the current model and add its held-out scores to the statistics."""
         include, strengths = self._settings()
-        init = self._cv.theta if self._cv is not None else self._fit.theta
+        init, moved = ((self._cv.theta, (self._cv_fit_theta, self._fit.theta))
+                       if self._cv is not None else (self._fit.theta, None))
         try:
             cv = explorer.cross_validate(self._encoding, include, strengths, self.regularizer,
-                                         init)
+                                         init, moved)
         except InputError as err:
             self.error = str(err)
             return
-        self._cv = cv
+        self._cv, self._cv_fit_theta = cv, self._fit.theta
         stats = dict(self.stats)
         stats["held-out bits/spike"] = f"{cv.mean:.4f} ± {cv.sem:.4f}"
         stats["train bits/spike"] = f"{np.nanmean(cv.train_bits_per_spike):.4f}"
