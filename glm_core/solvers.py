@@ -74,7 +74,8 @@ def solve(
         diagonal = diagonal_blocks if regularizer.keeps_blocks_diagonal else False
 
         def direction(*args):
-            return branch(diagonal, partial(_newton_direction, block=groups[0]),
+            first, lead = groups[0] if groups else (1, 0)
+            return branch(diagonal, partial(_newton_direction, lead=lead if first == 0 else 0),
                           _newton_direction, *args)
 
         nonsmooth = lambda th: 0.0  # noqa: E731
@@ -138,20 +139,18 @@ def _with_smooth_penalty(value_grad_hess, penalty, ph):
     return value_grad_hess_p
 
 
-def _newton_direction(theta, g, h, res, block=None):
-    """Solve h d = -g by Cholesky. With ``block`` (a slice whose block of h is diagonal), its
-    coordinates are eliminated first and Cholesky runs on the smaller Schur complement."""
-    if block is None:
+def _newton_direction(theta, g, h, res, lead=0):
+    """Solve h d = -g by Cholesky. With ``lead`` > 0 (h's leading lead x lead block is
+    diagonal), those coordinates are eliminated first and Cholesky runs on the smaller Schur
+    complement."""
+    if not lead:
         d = _cholesky_solve(h, -g)
         return d, g @ d
-    a, b = block
-    rest = jnp.r_[0:a, b:h.shape[0]]
-    diag = jnp.diagonal(h)[a:b]
-    coupling = h[a:b][:, rest]
-    schur = h[rest][:, rest] - coupling.T @ (coupling / diag[:, None])
-    d_rest = _cholesky_solve(schur, -(g[rest] - coupling.T @ (g[a:b] / diag)))
-    d_block = -(g[a:b] + coupling @ d_rest) / diag
-    d = jnp.zeros_like(g).at[a:b].set(d_block).at[rest].set(d_rest)
+    diag = jnp.diagonal(h)[:lead]
+    coupling = h[:lead, lead:]
+    schur = h[lead:, lead:] - coupling.T @ (coupling / diag[:, None])
+    d_rest = _cholesky_solve(schur, -(g[lead:] - coupling.T @ (g[:lead] / diag)))
+    d = jnp.concatenate([-(g[:lead] + coupling @ d_rest) / diag, d_rest])
     return d, g @ d
 
 
