@@ -235,8 +235,10 @@ def fit_population(
     pseudo_r2 = 1.0 - (ll[:u] - log_factorial / n) / (ll_null[:u] - log_factorial / n)
     test, cv_theta = None, None
     if cross_validate:
-        cv0 = (init.cv_theta if init is not None and init.cv_theta is not None
-               else jnp.broadcast_to(full[0][:, None], (n_pad, pop.n_folds, size)))
+        # each fold starts from its last solution moved as the unit's full fit moved
+        cv0 = (np.asarray(init.cv_theta) + (theta - np.asarray(init.theta))[:, None, :]
+               if init is not None and init.cv_theta is not None
+               else np.broadcast_to(theta[:, None], (n_pad, pop.n_folds, size)))
         out = _cross_validate_units(pop.cells, pop.occupancy, pop.spikes, *settings, cv0, reg,
                                     tol, maxiter)
         cv_theta = out[0]
