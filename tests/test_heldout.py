@@ -139,11 +139,18 @@ def test_held_out_score_peaks_inside_the_slider_range():
 
 
 def test_changes_never_recompile_cross_validation(session):
+    """After warm-up (fit and CV per regularizer), paths, Best strengths and forward selection
+    compile nothing either: they reuse those solvers (a first path used to compile its own for
+    seconds, over a minute with Lasso)."""
     enc = explorer.encode(session, 0, [12, 5, 8])
     explorer.warm_up(enc)
     grid = np.linspace(-5, -1, 5)
-    explorer.path(enc, [True] * 3, [1e-3] * 3, "Ridge", 0, grid)
     with CompileCounter() as counter:
+        for regularizer in ("Ridge", "Smooth", "Lasso"):
+            explorer.path(enc, [True] * 3, [1e-3] * 3, regularizer, 0, grid)
+        for regularizer in ("Ridge", "Smooth"):
+            explorer.best_strengths(enc, [True] * 3, [-3] * 3, regularizer, grid)
+        explorer.forward_selection(enc, [1e-3] * 3, "Ridge")
         prev = explorer.cross_validate(enc, [True] * 3, [1e-2] * 3, "Ridge")
         for folds in (3, 10, 20):
             enc = explorer.with_folds(enc, folds)
