@@ -83,10 +83,8 @@ MUTANTS = (
                  '@partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))\ndef _fit_full(',
                  '@partial(jax.jit, static_argnames=("reg", "tol", "maxiter", "include"))\n'
                  "def _fit_full("),
-            Edit("glm_core/binned.py", "jnp.asarray(include, bool),",
-                 "tuple(bool(i) for i in include),"),
-            Edit("glm_core/binned.py", "in_range = include[:, None]",
-                 "in_range = jnp.asarray(include)[:, None]"))),
+            Edit("glm_core/binned.py", "np.asarray(include, bool),",
+                 "tuple(bool(i) for i in include),"))),
     Mutant("lasso-stationarity-sign", "Lasso stationarity sign flipped",
            (Edit("glm_core/regularizers.py", "grad + weights * jnp.sign(theta)",
                  "grad - weights * jnp.sign(theta)"),)),
