@@ -36,7 +36,8 @@ def test_a_strength_change_refits_from_the_previous_solution(state):
 
 
 def test_a_dragged_slider_refits_once_per_interval(state, monkeypatch):
-    """README: refits throttled to about 12 a second, landing on the released value."""
+    """README: a key press refits at once; while a slider is dragged, refits are throttled to
+    about 12 a second, each with the latest value, landing on the released value."""
     assert round(1000 / LIVE_INTERVAL_MS) == 12
     timers = []
     monkeypatch.setattr(controls, "in_server", lambda: True)
@@ -51,16 +52,21 @@ def test_a_dragged_slider_refits_once_per_interval(state, monkeypatch):
 
     for value in (-2.5, -2.0, -1.5, -1.0):  # one burst of drag events
         slider.value = value
-    assert applied == [] and len(timers) == 1  # nothing refitted yet, one timer pending
+    # the first refits at once (a key press waits for nothing); the rest wait for the interval
+    assert applied == [-2.5] and len(timers) == 1 and state.stats["pseudo-R2 (McFadden)"] != r2
     callback, period, count = timers.pop()
     assert (period, count) == (LIVE_INTERVAL_MS, 1)
-    callback()  # the interval ends: one refit, with the latest value
-    assert applied == [-1.0] and state.stats["pseudo-R2 (McFadden)"] != r2
+    callback()  # the interval ends: one refit, with the latest value, and a new interval
+    assert applied == [-2.5, -1.0] and len(timers) == 1
+    timers.pop()[0]()  # a quiet interval: nothing to apply, and the throttle rests
+    assert applied == [-2.5, -1.0] and not timers
 
-    slider.value = -0.5  # dragging on, then released elsewhere
+    slider.value = -0.5  # after a quiet spell: at once
+    assert applied == [-2.5, -1.0, -0.5] and len(timers) == 1
+    slider.value = -0.6  # dragging on, then released elsewhere
     with param.edit_constant(slider):  # as Panel sets it when the mouse is released
         slider.value_throttled = -0.7
-    assert applied == [-1.0, -0.7]  # the release applies at once
+    assert applied == [-2.5, -1.0, -0.5, -0.7]  # the release applies at once
     timers.pop()[0]()  # the pending timer then has nothing left to apply
-    assert applied == [-1.0, -0.7] and row.log_strength == -0.7
+    assert applied == [-2.5, -1.0, -0.5, -0.7] and row.log_strength == -0.7
     assert not timers and np.isfinite(state.stats["log-likelihood"])

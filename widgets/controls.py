@@ -163,31 +163,38 @@ def _live_slider(widget_type, obj, name: str):
 
 
 class Throttle:
-    """Passes on the latest of a burst of values at most once per ``interval_ms`` (immediately
-    outside a server, where there is no event loop to wait on)."""
+    """Passes values on at most once per ``interval_ms``: a value after a quiet spell at once (a
+    key press refits without waiting), then, while values keep coming, the latest of each
+    interval when it ends (immediately outside a server, where there is no event loop)."""
 
     def __init__(self, apply, interval_ms: int):
         self._apply = apply
         self._interval_ms = interval_ms
         self._pending = []
-        self._scheduled = False
+        self._cooling = False
 
     def __call__(self, value):
-        self._pending = [value]
         if not in_server():
-            self._fire()
-        elif not self._scheduled:
-            self._scheduled = True
-            pn.state.add_periodic_callback(self._fire, period=self._interval_ms, count=1)
+            self._apply(value)
+        elif self._cooling:
+            self._pending = [value]
+        else:
+            self.apply_now(value)
+            self._cool()
 
     def apply_now(self, value):
         self._pending = []
         self._apply(value)
 
+    def _cool(self):
+        self._cooling = True
+        pn.state.add_periodic_callback(self._fire, period=self._interval_ms, count=1)
+
     def _fire(self):
-        self._scheduled = False
+        self._cooling = False
         if self._pending:
             self.apply_now(self._pending.pop())
+            self._cool()
 
 
 STATS_CSS = ("table {border-collapse: collapse; width: 100%} "
