@@ -38,8 +38,10 @@ joint leaf; GroupLasso takes it as one group.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,9 +67,10 @@ JOINT_MAX_BINS = 20  # bins per variable of a joint (2-D) leaf
 JOINT_SLOTS = JOINT_MAX_BINS**2
 MAX_VARIABLES = 8
 FOLD_SLOTS = 20  # the most cross-validation folds; fewer leave rows empty
-CHUNK = 4096  # cells per step of the walk over the cell table
+CHUNK = 1024  # cells per step of the walk over the cell table
 CAPACITIES = (2**16, 2**18, 2**20)  # cell-table sizes; the smallest that fits is used
 FIT_TOL, FIT_MAXITER = 1e-6, 100  # the solvers' defaults (compiled once each)
+COMPACT = 64  # smooth problems with at most this many free coordinates are solved packed
 
 
 def max_bins_for(n_variables: int) -> int:
@@ -642,11 +645,29 @@ def _roughness(n, circular, max_bins):
     return jnp.diag(adjacency.sum(1)) - adjacency
 
 
+class _Problem(NamedTuple):
+    """One training set's objective in coefficients. ``value_grad_hess(theta)`` gives the value
+    with its gradient and Hessian (identity rows off ``keep``); ``sums(theta)`` the value and
+    gradient with the per-bin sums the Hessian is made of, and ``hessian(sums)`` the Hessian
+    from them. Then the penalty's weights and groups, the gradient's scale, the active
+    coefficients (per axis; ``keep`` flat, with the intercept), the sample count, and whether
+    every included axis is one-hot (the Hessian's blocks are then diagonal)."""
+
+    value_grad_hess: Callable
+    sums: Callable
+    hessian: Callable
+    weights: jax.Array
+    groups: tuple
+    scale: jax.Array
+    keep: jax.Array
+    active: list
+    n: jax.Array
+    one_hot: jax.Array
+
+
 def _problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
-             strengths, maps, is_basis, rough, reg):
-    """Value with gradient and Hessian (in coefficients), penalty weights, groups, active mask of
-    one training set (cells, and its totals per bin slot), and whether every included axis is
-    one-hot (the Hessian's blocks are then diagonal)."""
+             strengths, maps, is_basis, rough, reg) -> _Problem:
+    """The objective of one training set: cells, and its totals per bin slot."""
     sizes = _sizes(maps)
     one_hot = ~jnp.any(is_basis & include)
     slot_samples = _split(slot_occupancy, sizes)
@@ -661,15 +682,21 @@ def _problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_
     # X'y of the design: constant, so the linear term costs no pass over the cells.
     spike_totals = jnp.concatenate([*_pull(_split(slot_spikes, sizes), maps), total_spikes[None]])
 
-    def value_grad_hess(theta):
-        total, per_bin, per_pair = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps),
-                                         sizes)
+    def sums(theta):
+        walked = _walk(slots, occupancy, n_chunks, _to_slots(theta, maps), sizes)
+        total, per_bin, _ = walked
         f = (total - spike_totals @ theta) / n
         g = (jnp.concatenate([*_pull(per_bin, maps), total[None]]) - spike_totals) / n
-        h = _hessian_blocks(total, per_bin, per_pair, sizes) / n
-        h = jax.lax.cond(one_hot, lambda a: a, lambda a: _pull_hessian(a, maps), h)
-        h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
-        return f, g * keep, h
+        return f, g * keep, walked
+
+    def hessian(walked):
+        h = _hessian_blocks(*walked, sizes) / n
+        return jax.lax.cond(one_hot, lambda a: a, lambda a: _pull_hessian(a, maps), h)
+
+    def value_grad_hess(theta):
+        f, g, walked = sums(theta)
+        inert = jnp.diag(jnp.where(keep, 0.0, 1.0))
+        return f, g, jnp.where(keep[:, None] & keep[None, :], hessian(walked), inert)
 
     if isinstance(reg, GroupLasso):
         weights = strengths * jnp.sqrt(n_coef.astype(strengths.dtype))
@@ -684,17 +711,104 @@ def _problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_
     starts = np.cumsum((0, *sizes))
     groups = tuple((int(a), int(b)) for a, b in zip(starts[:-1], starts[1:]))
     scale = jnp.maximum(total_spikes / n, 1e-6)
-    return value_grad_hess, weights, groups, scale, keep, active, n, one_hot
+    return _Problem(value_grad_hess, sums, hessian, weights, groups, scale, keep, active, n,
+                    one_hot)
 
 
 def _solve_cells(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef,
                  include, strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
-    value_grad_hess, weights, groups, scale, keep, active, n, one_hot = _problem(
-        slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
-        strengths, maps, is_basis, rough, reg)
-    res = solve(value_grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
-                diagonal_blocks=one_hot)
-    return res, (weights, groups, keep, active, n)
+    """Solve one training set. With a smooth penalty and at most ``COMPACT`` free coordinates
+    (the usual case), the solver runs on those alone."""
+    problem = _problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef,
+                       include, strengths, maps, is_basis, rough, reg)
+
+    def full(theta0):
+        return solve(problem.value_grad_hess, theta0 * problem.keep, reg, problem.weights,
+                     problem.groups, problem.scale, tol, maxiter,
+                     diagonal_blocks=problem.one_hot)
+
+    if reg.smooth:
+        compact = partial(_solve_compact, problem, _sizes(maps), reg, tol, maxiter)
+        res = jax.lax.cond(jnp.sum(problem.keep) <= COMPACT, compact, full, theta0)
+    else:
+        res = full(theta0)
+    return res, problem
+
+
+def _solve_compact(problem, sizes, reg, tol, maxiter, theta0):
+    """``solve`` on the free coordinates (``keep``) alone, packed into the first entries of a
+    ``COMPACT`` vector whose other entries are inert (zero gradient, unit curvature), so a
+    Newton step factors a COMPACT^2 system instead of the whole padded one. For one-hot axes the
+    packed Hessian is gathered straight from the per-bin sums; the result is unpacked."""
+    n_theta = sum(sizes) + 1
+    keep = problem.keep
+    idx = jnp.nonzero(keep, size=COMPACT, fill_value=n_theta)[0]  # n_theta: inert
+    valid = idx < n_theta
+    both = valid[:, None] & valid[None, :]
+    inert = jnp.diag(jnp.where(valid, 0.0, 1.0))
+    position = jnp.cumsum(keep) - 1
+
+    def unpack(theta_c):
+        return jnp.where(keep, theta_c[position], 0.0)
+
+    def pack(x):
+        return jnp.where(valid, jnp.append(x, 0.0)[idx], 0.0)
+
+    def pack_matrix(m):
+        padded = jnp.pad(m, ((0, 1), (0, 1)))
+        return jnp.where(both, padded[idx[:, None], idx[None, :]], 0.0)
+
+    source = _packed_hessian_index(idx, sizes)
+
+    def value_grad_hess(theta_c):
+        f, g, walked = problem.sums(unpack(theta_c))
+        h = jax.lax.cond(problem.one_hot,
+                         lambda w: _flat_sums(w, sizes)[source] / problem.n,
+                         lambda w: pack_matrix(problem.hessian(w)), walked)
+        return f, pack(g), jnp.where(both, h, inert)
+
+    weights = pack_matrix(problem.weights) if problem.weights.ndim == 2 else pack(
+        problem.weights)
+    res = solve(value_grad_hess, pack(theta0 * keep), reg, weights, (), problem.scale, tol,
+                maxiter)
+    hessian = jnp.zeros((n_theta + 1, n_theta + 1), res.hessian.dtype).at[
+        idx[:, None], idx[None, :]].set(res.hessian)[:-1, :-1]
+    return res._replace(theta=unpack(res.theta),
+                        hessian=hessian + jnp.diag(jnp.where(keep, 0.0, 1.0)))
+
+
+def _flat_sums(walked, sizes):
+    """The per-bin-pair, per-bin and total sums of one pass in one vector, then a zero."""
+    total, per_bin, per_pair = walked
+    pairs = [per_pair[(v, u)] for v in range(len(sizes)) for u in range(v + 1, len(sizes))]
+    return jnp.concatenate([*pairs, *per_bin, total[None], jnp.zeros(1, total.dtype)])
+
+
+def _packed_hessian_index(idx, sizes):
+    """(len(idx), len(idx)) positions in :func:`_flat_sums` of the one-hot Hessian's entries
+    between the coordinates ``idx`` (bins of the axes one after the other, then the intercept):
+    a pair table between two axes, a bin's own sum on the diagonal and against the intercept,
+    the total for the intercept, and the trailing zero elsewhere (two bins of one axis)."""
+    n_axes = len(sizes)
+    starts = np.cumsum((0, *sizes))
+    axis = jnp.searchsorted(jnp.asarray(starts[1:]), idx, side="right")
+    bin_ = idx - jnp.asarray(starts)[jnp.minimum(axis, n_axes)]
+    ai, bi, aj, bj = axis[:, None], bin_[:, None], axis[None, :], bin_[None, :]
+    pairs = [(v, u) for v in range(n_axes) for u in range(v + 1, n_axes)]
+    offset = 0
+    index = jnp.zeros((idx.size, idx.size), jnp.int32)
+    for v, u in pairs:
+        index = jnp.where((ai == v) & (aj == u), offset + bi * sizes[u] + bj, index)
+        index = jnp.where((ai == u) & (aj == v), offset + bj * sizes[u] + bi, index)
+        offset += sizes[v] * sizes[u]
+    for v in range(n_axes):
+        index = jnp.where((ai == v) & (aj == v) & (bi == bj), offset + bi, index)
+        index = jnp.where((ai == v) & (aj == n_axes), offset + bi, index)
+        index = jnp.where((ai == n_axes) & (aj == v), offset + bj, index)
+        offset += sizes[v]
+    index = jnp.where((ai == n_axes) & (aj == n_axes), offset, index)
+    same_axis_off_diagonal = (ai == aj) & (ai < n_axes) & (bi != bj)
+    return jnp.where(same_axis_off_diagonal, offset + 1, index)
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
@@ -704,9 +818,10 @@ def _fit_full(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, l
     slot_occupancy, slot_spikes = _over_folds(slot_occupancy), _over_folds(slot_spikes)
     sizes = _sizes(maps)
     n_axes, width = len(sizes), max(sizes)
-    res, (weights, groups, keep, active, n) = _solve_cells(
+    res, problem = _solve_cells(
         slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
         strengths, maps, is_basis, rough, theta0, reg, tol, maxiter)
+    groups, keep, active, n = problem.groups, problem.keep, problem.active, problem.n
     theta = res.theta
     slot_theta = _to_slots(theta, maps)
     w = _split(slot_theta[:-1], sizes)
@@ -778,10 +893,10 @@ def _cv_one(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, slot
     """Fit the complement of one fold and score the fold and the training cells."""
     train_occ, train_spk = total_occ - occupancy, total_spk - spikes
     sizes = _sizes(maps)
-    res, (*_, n_train) = _solve_cells(slots, train_occ, train_spk,
-                                      slot_occ_total - slot_occupancy,
-                                      slot_spk_total - slot_spikes, n_chunks, n_coef, include,
-                                      strengths, maps, is_basis, rough, theta0, reg, tol, maxiter)
+    res, problem = _solve_cells(slots, train_occ, train_spk, slot_occ_total - slot_occupancy,
+                                slot_spk_total - slot_spikes, n_chunks, n_coef, include,
+                                strengths, maps, is_basis, rough, theta0, reg, tol, maxiter)
+    n_train = problem.n
     slot_theta = _to_slots(res.theta, maps)
     test_samples = jnp.sum(_split(slot_occupancy, sizes)[0])
     test_spikes = jnp.sum(_split(slot_spikes, sizes)[0])

@@ -109,12 +109,12 @@ def _mackay_step(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks
                  log_s, maps, is_basis, rough, theta, bounds, reg):
     """The fixed point's update at the optimum ``theta`` of ``log_s``, and the largest change.
     ``occupancy`` and ``spikes`` are the cells' totals over folds, ``slot_*`` per fold."""
-    value_grad_hess, weights, groups, _, _, active, n, _ = _problem(
+    problem = _problem(
         slots, occupancy, spikes, _over_folds(slot_occupancy), _over_folds(slot_spikes),
         n_chunks, n_coef, include, 10.0**log_s, maps, is_basis, rough, reg)
-    _, _, h = value_grad_hess(theta)
-    new = _mackay_update(theta, h, reg.hessian(theta, weights, groups), log_s, include, active, n,
-                         _sizes(maps))
+    _, _, h = problem.value_grad_hess(theta)
+    new = _mackay_update(theta, h, reg.hessian(theta, problem.weights, problem.groups), log_s,
+                         include, problem.active, problem.n, _sizes(maps))
     # A float32 Cholesky of a nearly flat posterior (a weak Smooth prior on a leaf's shift
     # against the intercept) can fail: the search then stops at the last finite strengths.
     new = jnp.where(include & jnp.isfinite(new), jnp.clip(new, bounds[0], bounds[1]), log_s)

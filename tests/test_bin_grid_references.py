@@ -12,6 +12,7 @@ from scipy.optimize import minimize
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core import explorer
+from glm_core.binned import COMPACT
 from glm_core.simulation import simulate_session
 from tests import references as ref
 
@@ -43,19 +44,62 @@ def check_fit(fit, designs, coefs, y, regularizer, strengths):
     np.testing.assert_allclose(fit.pseudo_r2, ref.pseudo_r2(y, rate), rtol=1e-5)
 
 
-def test_ridge_matches_sklearn(problem):
-    """Per-variable strengths s_v: sklearn with alpha on columns scaled by sqrt(alpha / s_v)."""
+def rebinned(problem, position_bins):
+    """The explorer's encoding and the reference designs with position in ``position_bins``."""
     session, enc, designs, y = problem
+    position = session.variables[0].values[session.valid]
+    design = ref.one_hot(ref.histogram_bins(position, position_bins)[0], position_bins)
+    return explorer.with_bins(enc, session, 0, position_bins), [design, *designs[1:]]
+
+
+# 24 + 8 + 12 coefficients and the intercept fit the packed Newton system; 60 + 8 + 12 do not
+PACKED_AND_FULL = pytest.mark.parametrize("position_bins", [24, 60])
+
+
+@PACKED_AND_FULL
+def test_ridge_matches_sklearn(problem, position_bins):
+    """Per-variable strengths s_v: sklearn with alpha on columns scaled by sqrt(alpha / s_v)."""
+    session, _, _, y = problem
+    enc, designs = rebinned(problem, position_bins)
+    n_bins = [position_bins, *N_BINS[1:]]
+    assert (sum(n_bins) + 1 <= COMPACT) == (position_bins == 24)
     strengths = [1e-3, 1e-2, 3e-3]
     fit = explorer.fit(enc, [True] * 3, strengths, "Ridge")
     alpha = 1e-3
-    scale = np.concatenate([np.full(n, np.sqrt(alpha / s)) for n, s in zip(N_BINS, strengths)])
+    scale = np.concatenate([np.full(n, np.sqrt(alpha / s)) for n, s in zip(n_bins, strengths)])
     sk = PoissonRegressor(alpha=alpha, solver="newton-cholesky", tol=1e-12, max_iter=1000).fit(
         np.hstack(designs) * scale, y)
-    coefs = coefficients(session, fit)
+    coefs = [np.asarray(c, float) for c in fit.coef(session.names, n_bins).values()]
     np.testing.assert_allclose(np.concatenate(coefs), sk.coef_ * scale, atol=2e-5)
     np.testing.assert_allclose(fit.intercept, sk.intercept_, atol=2e-5)
     check_fit(fit, designs, coefs, y, "Ridge", strengths)
+
+
+@PACKED_AND_FULL
+def test_ridge_bands_are_the_float64_laplace_delta_method(problem, position_bins):
+    """curve_se per bin: the float64 inverse of the summed penalised Hessian of the one-hot
+    design, carried to log(curve) = b + w_v[k] + log G_v (G_v the others' mean effect)."""
+    session, _, _, y = problem
+    enc, designs = rebinned(problem, position_bins)
+    n_bins = [position_bins, *N_BINS[1:]]
+    strengths = [1e-3, 1e-2, 3e-3]
+    fit = explorer.fit(enc, [True] * 3, strengths, "Ridge")
+    coefs = [np.asarray(c, float) for c in fit.coef(session.names, n_bins).values()]
+    A = np.hstack([*designs, np.ones((y.size, 1))])
+    mu = np.exp(ref.log_rate(designs, coefs, fit.intercept))
+    penalty = np.concatenate([np.full(n, s) for n, s in zip(n_bins, strengths)] + [[0.0]])
+    cov = np.linalg.inv((A * mu[:, None]).T @ A + y.size * np.diag(penalty))
+    stops = np.cumsum([0, *n_bins])
+    for v, n in enumerate(n_bins):
+        others = np.exp(sum(X @ c for u, (X, c) in enumerate(zip(designs, coefs)) if u != v))
+        jac = np.zeros((n, A.shape[1]))
+        jac[:, -1] = 1.0
+        for u, X in enumerate(designs):
+            jac[:, stops[u]:stops[u + 1]] = np.eye(n) if u == v else (others @ X) / others.sum()
+        se = np.sqrt(np.einsum("si,ij,sj->s", jac, cov, jac))
+        shown = fit.shown[v, :n]
+        assert shown.sum() >= n - 1
+        np.testing.assert_allclose(fit.curve_se[v, :n][shown], se[shown], rtol=2e-3)
 
 
 def test_lasso_matches_scipy(problem):
