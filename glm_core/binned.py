@@ -17,7 +17,10 @@ the occupied cells while changing a strength, a bin count, the variables include
 the unit reuses one compiled solver. Inactive coefficients are held at zero, which is exactly the
 dense solution (an empty bin's column is all zeros, so only the penalty acts on it); Smooth keeps
 empty bins inside the chosen range active, where the penalty interpolates them, as it would in
-the dense fit.
+the dense fit. With a smooth penalty (none, Ridge, Smooth) and at most ``COMPACT`` free
+coordinates, the Newton system is packed to those: its Hessian is gathered from the per-bin sums
+and a step factors a 64 x 64 matrix instead of the padded (3 x 64 + 1)^2 one; both branches are
+compiled together, so crossing that size compiles nothing either.
 
 A variable may instead enter through a basis: a (slots x k) matrix B whose row s holds the k
 basis functions at the centre of fine bin s, so its design is one-hot(fine bin) @ B. The cell
