@@ -7,6 +7,7 @@ shadow roots) and plot data is read from ``window.Bokeh.documents[0]`` in ``page
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -259,3 +260,19 @@ def write_npz(path: Path, n: int = 6000, seed: int = 0) -> Path:
         "count:cell 1": rng.poisson(rate), "count:cell 2": rng.poisson(0.5, n),
         "var:track[cm]": track, "var:heading[rad,circular]": heading})
     return path
+
+
+@contextlib.contextmanager
+def source_page(browser, url: str, source: str, names, timeout: float = 300.0):
+    """A new tab of the app, switched to data source ``source`` and fitted (the GLM curves of
+    ``names`` finite); closed on exit."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(url)
+        wait_for_app(page)
+        select_with_option(page, source).select_option(source)
+        wait_for_app(page, names, timeout=timeout)
+        yield page
+    finally:
+        page.context.close()

@@ -12,7 +12,7 @@ from tests.browser_support import (
     JS_IMAGES,
     deep_text,
     poll,
-    select_with_option,
+    source_page,
     wait_for_app,
 )
 
@@ -28,14 +28,8 @@ def finite_share(values) -> float:
 
 
 def test_open_field_map_renders_and_follows_the_joint_strength(browser, server):
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(120_000)
-    try:
-        page.goto(server[0])
-        wait_for_app(page)
-        select_with_option(page, "open-field simulation").select_option(
-            "open-field simulation")
-        wait_for_app(page, ("head direction", "speed"), timeout=300)
+    with source_page(browser, server[0], "open-field simulation",
+                     ("head direction", "speed")) as page:
         shown = poll(lambda: (i := images(page)) and len(i) >= 3 and i, timeout=120,
                      message="model, empirical and true map images")
         assert all(len(i) == 400 for i in shown[:3])  # 20 x 20 bins
@@ -57,5 +51,3 @@ def test_open_field_map_renders_and_follows_the_joint_strength(browser, server):
         assert finite_share(after) > 0.9
         assert not page.locator(".alert-danger").first.is_visible(), deep_text(
             page.locator(".alert-danger").first)
-    finally:
-        page.context.close()

@@ -9,7 +9,7 @@ from tests.browser_support import (
     curve,
     poll,
     select_with_option,
-    wait_for_app,
+    source_page,
 )
 
 # The "population" figure, scrolled into view: its y factors (units, in axis order) and, for
@@ -40,14 +40,8 @@ pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_gro
 
 
 def test_population_heatmap_has_a_row_per_unit_and_a_click_selects_the_unit(browser, server):
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(120_000)
-    try:
-        page.goto(server[0])
-        wait_for_app(page)
-        select_with_option(page, "linear track recording").select_option(
-            "linear track recording")
-        wait_for_app(page, ("linear position", "running direction"))
+    with source_page(browser, server[0], "linear track recording",
+                     ("linear position", "running direction")) as page:
         before = curve(page, "linear position")[1]
         page.locator(".population-card .card-header").first.click()  # built when opened
         page.get_by_role("button", name="Fit all units").click()
@@ -61,5 +55,3 @@ def test_population_heatmap_has_a_row_per_unit_and_a_click_selects_the_unit(brow
              message=f"the unit select to show {target['unit']}")
         poll(lambda: curve(page, "linear position")[1] != before, timeout=60,
              message="the position curve to show the clicked unit")
-    finally:
-        page.context.close()
