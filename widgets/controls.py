@@ -12,21 +12,36 @@ from glm_core.loaders import MAX_UPLOAD_BYTES
 from .state import BINS, SIMULATION, UPLOAD, in_server
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
-# A slider's value reaches the server on the next tick: Panel otherwise applies a browser change
-# 50 ms after it arrives (its debounce), half of a key press's budget. ``Throttle`` paces drags.
-PROMPT_CHANGES = ["value", "value_throttled"]
+PROMPT_CHANGES = ("value", "value_throttled")
 
 
-class PromptIntSlider(pn.widgets.IntSlider):
+class PromptSlider:
+    """A slider whose browser value is applied inside the handler of the message that brings it.
+
+    Panel applies a browser change 50 ms after it arrives (its debounce, half of a key press's
+    budget), and a refit finished while the message's acknowledgement is being written sends its
+    patch only when Panel next retries (every 10 ms, behind the acknowledgement of the slider's
+    second message, ``value_throttled``). Applied here, the refit's patch leaves first.
+    ``Throttle`` paces drags."""
+
+    def _server_change(self, doc, ref, subpath, attr, old, new):
+        if attr not in PROMPT_CHANGES or subpath or self._events or attr in self._changing.get(
+                ref, []):
+            super()._server_change(doc, ref, subpath, attr, old, new)
+            return
+        self._events = {attr: new}
+        try:
+            self._change_event(doc)
+        except Exception as err:  # as Panel handles a callback's error; the socket stays open
+            pn.state._handle_exception(err)
+
+
+class PromptIntSlider(PromptSlider, pn.widgets.IntSlider):
     """An IntSlider whose value is applied as soon as it arrives."""
 
-    _priority_changes = PROMPT_CHANGES
 
-
-class PromptFloatSlider(pn.widgets.FloatSlider):
+class PromptFloatSlider(PromptSlider, pn.widgets.FloatSlider):
     """A FloatSlider whose value is applied as soon as it arrives."""
-
-    _priority_changes = PROMPT_CHANGES
 
 
 def data_controls(state) -> pn.Column:

@@ -24,7 +24,7 @@ from .export import code_view, export_controls
 from .lessons import lessons_view
 from .maps import TuningMapsView
 from .paths import paths_view
-from .plots import STEADY_STYLESHEETS, TuningCurvesView, traces_view
+from .plots import BOKEH_REDRAW_FIXES, TuningCurvesView, traces_view
 from .population import population_view
 from .state import ExplorerState, solvers_ready, warm_open_field
 
@@ -107,7 +107,7 @@ def explorer(**settings) -> pn.Row:
     ``source=...``)."""
     # in Jupyter: loads Panel's JavaScript
     pn.extension("filedropper", "tabulator", notifications=False, raw_css=[PRESENTATION_CSS],
-                 js_files=STEADY_STYLESHEETS)
+                 js_files=BOKEH_REDRAW_FIXES)
     state = ExplorerState(**settings)
     sidebar, main = page_parts(state)
     start(state)
