@@ -6,10 +6,11 @@ Composition only: each browser session gets its own ExplorerState and views.
 import panel as pn
 
 from widgets.page import PRESENTATION_CSS, keep_compiled_solvers, page_parts, start
+from widgets.plots import BOKEH_REDRAW_FIXES
 from widgets.share import ShareLink
 
 pn.extension("filedropper", "tabulator", sizing_mode="stretch_width", notifications=False,
-             raw_css=[PRESENTATION_CSS])
+             raw_css=[PRESENTATION_CSS], js_files=BOKEH_REDRAW_FIXES)
 keep_compiled_solvers()
 
 link = ShareLink()  # the settings in the URL, kept equal to each fit's

@@ -6,7 +6,9 @@
 
 ``latency``: a strength-slider key press (ArrowRight on the handle) until the GLM curve's data in
 ``Bokeh.documents[0]`` has changed and one more animation frame has passed (painted), timed inside
-the page, split at the arrival of the first document patch; the websocket messages and bytes the
+the page, split at the arrival of the first document patch, and the part before it at the refit
+(its start and end, from the server log's times, to the millisecond: one machine's wall clock);
+the websocket messages and bytes the
 server sent for each press (the curves, then the held-out score, table and URL once the slider
 rests); the server's own time per update (refit + publishing, from its log) and CPU; the
 browser main thread's time per update (Chrome's performance metrics). The load average is
@@ -68,7 +70,7 @@ JS_PROBE = """() => {
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'ArrowRight') return;
     const before = sig(), t0 = performance.now();
-    const press = {t0};
+    const press = {t0, epoch: performance.timeOrigin + t0};
     window.__latency.push(press);
     const tick = () => {
       const done = () => { press.painted = performance.now() - t0;
@@ -98,6 +100,9 @@ window.WebSocket.prototype = NativeWebSocket.prototype;
 """
 
 UPDATE_LOG = re.compile(r"update ([\d.]+) ms \(solver ([\d.]+) ms\)")
+# A log line's time (local, to the millisecond), and its update's duration
+TIMED_UPDATE_LOG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) .*?update ([\d.]+) ms",
+                              re.MULTILINE)
 
 
 def start(port: int, log: Path) -> tuple[subprocess.Popen, float]:
@@ -192,22 +197,45 @@ def latency(browser, url, log: Path, server_pid: int, presses: int) -> dict:
     patch = [p["patch"] for p in timed if p["patch"] is not None]
     browser = [p["painted"] - p["patch"] for p in timed if p["patch"] is not None]
     page.context.close()
-    server = [float(m[0]) for m in UPDATE_LOG.findall(
-        log.read_bytes()[log_offset:].decode(errors="replace"))]
-    solver = [float(m[1]) for m in UPDATE_LOG.findall(
-        log.read_bytes()[log_offset:].decode(errors="replace"))]
+    text = log.read_bytes()[log_offset:].decode(errors="replace")
+    server = [float(m[0]) for m in UPDATE_LOG.findall(text)]
+    solver = [float(m[1]) for m in UPDATE_LOG.findall(text)]
+    to_refit, to_patch = _server_split(timed, text)
     return Printed({
         "presses": presses, "painted": len(ms),
         "median ms": statistics.median(ms), "p90 ms": _p90(ms), "max ms": max(ms),
         "key press to first patch, median ms": statistics.median(patch),
+        "  key press to the refit's start, median ms": _median(to_refit),
+        "  refit (server update), median ms": statistics.median(server) if server else None,
+        "  refit's end to first patch, median ms": _median(to_patch),
         "first patch to painted, median ms": statistics.median(browser),
         "messages / update": statistics.median(m for m, _ in per_press),
         "kB / update": statistics.median(b for _, b in per_press) / 1e3,
-        "server ms / update (median)": statistics.median(server) if server else None,
         "solver ms / update (median)": statistics.median(solver) if solver else None,
         "server CPU ms / update (mean)": 1e3 * cpu,
         **{f"browser {k} ms / update (mean)": 1e3 * v for k, v in busy.items()},
     })
+
+
+def _server_split(presses: list, log_text: str) -> tuple[list, list]:
+    """Per press, from the server log's update lines (their time, to the millisecond, and
+    duration): key press to the start of its refit, and the refit's end to the first patch's
+    arrival (wall clocks of one machine)."""
+    updates = sorted(
+        (time.mktime(time.strptime(m[0], "%Y-%m-%d %H:%M:%S")) * 1e3 + int(m[1]), float(m[2]))
+        for m in TIMED_UPDATE_LOG.findall(log_text))
+    to_refit, to_patch = [], []
+    for press in presses:
+        end, took = next(((e, d) for e, d in updates if e >= press["epoch"]), (None, None))
+        if end is None or press["patch"] is None:
+            continue
+        to_refit.append(end - took - press["epoch"])
+        to_patch.append(press["epoch"] + press["patch"] - end)
+    return to_refit, to_patch
+
+
+def _median(values):
+    return statistics.median(values) if values else None
 
 
 def _browser_busy(cdp) -> dict:

@@ -87,6 +87,58 @@ def test_one_refit_reaches_the_browser_as_one_patch_and_its_score_as_one_more(br
         page.context.close()
 
 
+# Every legend item element of the page's figures (a figure's legend is one of its renderers).
+JS_LEGEND_ITEMS = """() => {
+  const items = [], seen = new Set();
+  const walk = (v) => {
+    if (!v || seen.has(v)) return;
+    seen.add(v);
+    if (v.model && v.model.type === 'Legend' && v.entries) items.push(...v.entries.map(e => e.el));
+    for (const c of (v.child_views || [])) walk(c);
+    if (v.renderer_views) for (const c of v.renderer_views.values()) walk(c);
+  };
+  for (const v of Object.values(Bokeh.index)) walk(v);
+  return items;
+}"""
+
+
+def test_a_key_press_is_answered_by_its_refit_first_and_keeps_the_legends(browser, server):
+    """The refit of a strength key press leaves the server before the acknowledgement of the
+    key's own message (not 50 ms later, nor queued behind it), and its new data does not make
+    the legends rebuild their items (a rebuild re-lays out the page)."""
+    page = new_page(browser, server[0])
+    received = []  # msgtype and buffer count of each message from the server, in order
+
+    def on_frame(payload):
+        if isinstance(payload, str) and payload.startswith('{"msgid"'):
+            header = json.loads(payload)
+            received.append((header["msgtype"], header.get("num_buffers", 0)))
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    try:
+        page.goto(server[0])
+        wait_for_app(page)
+        handle = slider_handle(page, 0, "log_strength")
+        handle.focus()
+        for _ in range(2):
+            before = curve(page, "position")[1]
+            page.evaluate(f"() => {{ window.__legend_items = ({JS_LEGEND_ITEMS})(); }}")
+            page.wait_for_timeout(1000)  # anything still arriving from the last change
+            received.clear()
+            handle.press("ArrowRight")
+            poll(lambda before=before: curve(page, "position")[1] != before,
+                 message="the position curve to change")
+            assert received[0][0] == "PATCH-DOC" and received[0][1] > 0, received
+            kept = page.evaluate(f"""() => {{
+              const now = ({JS_LEGEND_ITEMS})(), then = window.__legend_items;
+              const same = then.every((el, i) => el === now[i] && el.isConnected);
+              return [then.length, now.length, same];
+            }}""")
+            assert kept[0] >= 3 * 4 and kept[0] == kept[1] and kept[2], kept
+    finally:
+        page.context.close()
+
+
 def test_the_recordings_running_direction_is_drawn_as_points(browser, server):
     page = new_page(browser, server[0])
     try:

@@ -12,6 +12,36 @@ from glm_core.loaders import MAX_UPLOAD_BYTES
 from .state import BINS, SIMULATION, UPLOAD, in_server
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
+PROMPT_CHANGES = ("value", "value_throttled")
+
+
+class PromptSlider:
+    """A slider whose browser value is applied inside the handler of the message that brings it.
+
+    Panel applies a browser change 50 ms after it arrives (its debounce, half of a key press's
+    budget), and a refit finished while the message's acknowledgement is being written sends its
+    patch only when Panel next retries (every 10 ms, behind the acknowledgement of the slider's
+    second message, ``value_throttled``). Applied here, the refit's patch leaves first.
+    ``Throttle`` paces drags."""
+
+    def _server_change(self, doc, ref, subpath, attr, old, new):
+        if attr not in PROMPT_CHANGES or subpath or self._events or attr in self._changing.get(
+                ref, []):
+            super()._server_change(doc, ref, subpath, attr, old, new)
+            return
+        self._events = {attr: new}
+        try:
+            self._change_event(doc)
+        except Exception as err:  # as Panel handles a callback's error; the socket stays open
+            pn.state._handle_exception(err)
+
+
+class PromptIntSlider(PromptSlider, pn.widgets.IntSlider):
+    """An IntSlider whose value is applied as soon as it arrives."""
+
+
+class PromptFloatSlider(PromptSlider, pn.widgets.FloatSlider):
+    """A FloatSlider whose value is applied as soon as it arrives."""
 
 
 def data_controls(state) -> pn.Column:
@@ -114,8 +144,8 @@ def variable_controls(state) -> pn.Column:
 def _variable_card(row) -> pn.Column:
     details = ", ".join(x for x in (row.unit, "circular" if row.circular else "") if x)
     title = f"{row.name} ({details})" if details else row.name
-    n_bins = _live_slider(pn.widgets.IntSlider, row, "n_bins")
-    n_basis = _live_slider(pn.widgets.IntSlider, row, "n_basis")
+    n_bins = _live_slider(PromptIntSlider, row, "n_bins")
+    n_basis = _live_slider(PromptIntSlider, row, "n_basis")
 
     def show(encoding):  # the bin count for bins, the basis size for a basis
         n_bins.visible, n_basis.visible = encoding == BINS, encoding != BINS
@@ -126,7 +156,7 @@ def _variable_card(row) -> pn.Column:
         f"**{title}**",
         pn.widgets.Checkbox.from_param(row.param.include),
         n_bins,
-        _live_slider(pn.widgets.FloatSlider, row, "log_strength"),
+        _live_slider(PromptFloatSlider, row, "log_strength"),
         pn.widgets.Select.from_param(row.param.encoding, sizing_mode="stretch_width"),
         n_basis,
         css_classes=["variable-row"],
@@ -228,9 +258,9 @@ def error_view(state) -> pn.pane.Alert:
 
 def joint_controls(state) -> pn.Column:
     """The 2-D map: pair the first two linear variables, its bins per axis and its strength."""
-    sliders = [_live_slider(pn.widgets.IntSlider, state, "joint_nx"),
-               _live_slider(pn.widgets.IntSlider, state, "joint_ny"),
-               _live_slider(pn.widgets.FloatSlider, state, "joint_log_strength")]
+    sliders = [_live_slider(PromptIntSlider, state, "joint_nx"),
+               _live_slider(PromptIntSlider, state, "joint_ny"),
+               _live_slider(PromptFloatSlider, state, "joint_log_strength")]
 
     def show(on):
         for slider in sliders:

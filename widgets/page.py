@@ -24,7 +24,7 @@ from .export import code_view, export_controls
 from .lessons import lessons_view
 from .maps import TuningMapsView
 from .paths import paths_view
-from .plots import TuningCurvesView, traces_view
+from .plots import BOKEH_REDRAW_FIXES, TuningCurvesView, traces_view
 from .population import population_view
 from .state import ExplorerState, solvers_ready, warm_open_field
 
@@ -106,7 +106,8 @@ def explorer(**settings) -> pn.Row:
     explorer()``. ``settings`` are initial :class:`ExplorerState` parameters (``n_samples=...``,
     ``source=...``)."""
     # in Jupyter: loads Panel's JavaScript
-    pn.extension("filedropper", "tabulator", notifications=False, raw_css=[PRESENTATION_CSS])
+    pn.extension("filedropper", "tabulator", notifications=False, raw_css=[PRESENTATION_CSS],
+                 js_files=BOKEH_REDRAW_FIXES)
     state = ExplorerState(**settings)
     sidebar, main = page_parts(state)
     start(state)

@@ -12,6 +12,7 @@ ground truth, bands, or a variable turning into a few-valued one).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,68 @@ PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
                  # sizes unlike Bokeh's defaults, so they are sent and presentation mode scales
                  # what the browser shows (an unsent default would give way to a theme's size)
                  fontsize={"title": "15px", "labels": "14px", "ticks": "12px", "legend": "12px"})
+# Three BokehJS redraw costs that a refit's data patch need not pay, fixed in the browser by this
+# script (loaded after BokehJS, before any view: ``pn.extension(js_files=BOKEH_REDRAW_FIXES)``):
+# - every paint rewrites each renderer's position stylesheet, even unchanged, and each rewrite
+#   makes the browser recompute styles at the next read of a CSS variable (Bokeh reads several
+#   per glyph, axis and legend): rewrites that change nothing are skipped;
+# - a legend rebuilds its items (DOM and swatch canvases) on any change of anything its items
+#   reach, a glyph's data included: with the same items and labels, it now only restyles them
+#   (hidden, inactive); its swatches are repainted with the plot as before;
+# - every visual property read (line colour, width, text font, ...) asks the CSS cascade for a
+#   ``--bk-*`` variable first (bokeh/bokeh#15286), about a thousand reads per refit: within one
+#   task (one paint), where no such variable changes, each element's value is read once.
+_BOKEH_REDRAW_FIXES_JS = """
+(() => {
+  if (!(window.Bokeh && Bokeh.require)) return;
+  const {InlineStyleSheet} = Bokeh.require("core/dom");
+  const update = InlineStyleSheet.prototype._update;
+  InlineStyleSheet.prototype._update = function (css) {
+    if (this.el.textContent !== css) update.call(this, css);
+  };
+  const {VisualProperties} = Bokeh.require("core/visuals/visual");
+  let read = null;  // element -> (CSS variable -> value), for the current task
+  VisualProperties.prototype._get_css_value = function (name) {
+    if (read == null) {
+      read = new Map();
+      queueMicrotask(() => { read = null; });
+    }
+    const {el} = this.obj;
+    let values = read.get(el);
+    if (values == null) {
+      values = new Map();
+      read.set(el, values);
+    }
+    const key = `${this.css_prefix}${name}`;
+    let value = values.get(key);
+    if (value === undefined) {
+      value = getComputedStyle(el).getPropertyValue(key);
+      values.set(key, value);
+    }
+    return value;
+  };
+  const {LegendView} = Bokeh.require("models/annotations/legend");
+  const {hidden} = Bokeh.require("styles/legend.css");
+  const on_transitive_change = LegendView.prototype.on_transitive_change;
+  LegendView.prototype.on_transitive_change = function (property, fn, options) {
+    if (property === this.model.properties.items) {
+      fn = () => {
+        if (this.entries == null || this._should_rerender_items) {
+          this._render_items();
+          return;
+        }
+        for (const entry of this.entries) {
+          entry.el.classList.toggle(hidden, !entry.item.visible);
+          this._toggle_inactive(entry);
+        }
+      };
+    }
+    return on_transitive_change.call(this, property, fn, options);
+  };
+})();
+"""
+BOKEH_REDRAW_FIXES = {"bokeh_redraw_fixes": "data:text/javascript;base64,"
+                      + base64.b64encode(_BOKEH_REDRAW_FIXES_JS.encode()).decode()}
 MODEL_COLOR, EMPIRICAL_COLOR, TRUTH_COLOR = "#1f5fa8", "#e6862a", "#666666"
 # Presentation mode (a projector at the back of a lecture hall): font sizes and line width scale.
 PRESENTATION_SCALE = 1.8
