@@ -5,7 +5,13 @@ Composition only: each browser session gets its own ExplorerState and views.
 
 import panel as pn
 
-from widgets.page import PRESENTATION_CSS, keep_compiled_solvers, page_parts, start
+from widgets.page import (
+    PRESENTATION_CSS,
+    frozen_models,
+    keep_compiled_solvers,
+    page_parts,
+    start,
+)
 from widgets.share import ShareLink
 
 pn.extension("filedropper", "tabulator", sizing_mode="stretch_width", notifications=False,
@@ -18,5 +24,7 @@ sidebar, main = page_parts(state)
 start(state)
 
 # No busy spinner: it would cost two extra messages and a restyle per refit.
-pn.template.BootstrapTemplate(title="Pytree GLM explorer", sidebar=sidebar,
-                              main=[link.notice, *main], busy_indicator=None).servable()
+template = pn.template.BootstrapTemplate(title="Pytree GLM explorer", sidebar=sidebar,
+                                         main=[link.notice, *main], busy_indicator=None)
+with frozen_models():  # the document's model graph is walked once, not once per root
+    template.servable()
