@@ -14,7 +14,8 @@ from widgets.page import (
 )
 from widgets.share import ShareLink
 
-pn.extension("filedropper", "tabulator", sizing_mode="stretch_width", notifications=False,
+# No "filedropper": FilePond's scripts are loaded when an upload is first chosen (controls.py).
+pn.extension("tabulator", sizing_mode="stretch_width", notifications=False,
              raw_css=[PRESENTATION_CSS])
 keep_compiled_solvers()
 
