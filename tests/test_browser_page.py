@@ -361,3 +361,24 @@ def test_the_code_and_behaviour_sections_are_built_when_opened(browser, server):
              timeout=60, message="the glm_core snippet of the shown fit")
     finally:
         page.context.close()
+
+
+def test_filepond_is_loaded_only_once_an_upload_is_chosen(browser, server, tmp_path):
+    """A fresh page runs no FilePond (it would redraw every animation frame in every open tab);
+    choosing the uploaded-file source loads it, and the upload box then takes a file."""
+    from tests.browser_support import write_npz
+
+    page = new_page(browser, server[0])
+    try:
+        page.goto(server[0])
+        wait_for_app(page)
+        assert page.evaluate("typeof window.FilePond") == "undefined"
+        assert page.locator("input[type=file]").count() == 0
+        select_with_option(page, "uploaded file").select_option("uploaded file")
+        chooser = page.locator("input[type=file]")
+        pw.expect(chooser).to_have_count(1)
+        assert page.evaluate("typeof window.FilePond") == "object"
+        chooser.set_input_files(write_npz(tmp_path / "session.npz"))
+        wait_for_app(page, ("track", "heading"))
+    finally:
+        page.context.close()

@@ -35,6 +35,8 @@ def cold_state():
     compile count then holds alone and in any order."""
     jax.clear_caches()
     widgets.state._warm_shapes.clear()  # this process's record of compiled shapes, now stale
+    widgets.state.shared_encodings.clear()  # and its shared first fits (made by those solvers)
+    widgets.state.shared_first_fits.clear()
     return started_state()
 
 

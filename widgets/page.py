@@ -6,6 +6,7 @@ layout that displays in Jupyter; ``warm_up()`` is what a server runs once before
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import jax
@@ -27,6 +28,14 @@ from .paths import paths_view
 from .plots import BOKEH_REDRAW_FIXES, TuningCurvesView, traces_view
 from .population import population_view
 from .state import ExplorerState, solvers_ready, warm_open_field
+
+
+def frozen_models():
+    """Bokeh's ``Document.models.freeze()`` on the session's document: the set of models is
+    recomputed (a walk of the whole graph) once at the end, not after every root the template
+    adds (about 20 walks of the page's models per session otherwise)."""
+    doc = pn.state.curdoc
+    return doc.models.freeze() if doc is not None else nullcontext()
 
 
 def keep_compiled_solvers() -> None:

@@ -9,8 +9,12 @@ No maths here: everything numerical is a call into ``glm_core``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import time
+from collections import OrderedDict
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -46,6 +50,76 @@ shared_simulation = pn.cache(simulate_session, max_items=4)
 shared_open_field = pn.cache(simulate_open_field, max_items=4)
 shared_recording = pn.cache(load_linear_track, max_items=4)
 _warm_shapes = set()  # (variables, bin slots) whose solvers this process has compiled
+
+
+@dataclass(frozen=True)
+class FirstFit:
+    """A built-in data set's first fit for some settings, shared by every session that opens
+    with them: the fit, its curves and maps, and (once scored) its held-out scores. Immutable:
+    frozen, with read-only arrays."""
+
+    encoding: object  # held here, so that its id (the key) cannot be reused meanwhile
+    fit: object
+    curves: tuple
+    maps: tuple
+    cv: object = None
+
+
+class SharedResults:
+    """The last ``size`` values of a pure computation on immutable inputs, per key: the
+    encodings of built-in data sets and their first fits, computed once per server process
+    (in the warm-up for the default settings) instead of once per tab. Values are frozen
+    dataclasses whose arrays are made read-only, so no session can change what another sees."""
+
+    def __init__(self, size: int):
+        self._values = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()  # data sets are read on worker threads too
+
+    def get(self, key):
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def clear(self):
+        with self._lock:
+            self._values.clear()
+
+    def holds(self, value) -> bool:
+        with self._lock:
+            return any(v is value for v in self._values.values())
+
+    def put(self, key, value):
+        read_only(value)
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+        return value
+
+
+def read_only(value):
+    """``value`` with every numpy array in it (through dataclasses, tuples, lists and dicts)
+    made read-only."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            read_only(getattr(value, field.name))
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            read_only(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            read_only(item)
+    return value
+
+
+shared_encodings = SharedResults(8)  # (data set, unit, encoding settings) -> Encoding
+shared_first_fits = SharedResults(32)  # (id of a shared Encoding, model settings) -> FirstFit
 
 
 def warm_solvers(encoding) -> None:
@@ -160,6 +234,7 @@ class ExplorerState(param.Parameterized):
         self._loading = False
         self._cv = None
         self._cv_fit_theta = None  # the full fit's theta when ``_cv`` was taken
+        self._first_fit = None  # key of the shared first fit shown now, if it is one
         self._population_grid = None  # (binnings, folds, PopulationGrid) of the last population
         self._population_version = 0  # refits since start; a stale population update is skipped
         self._score_version = 0  # likewise for the held-out score
@@ -262,7 +337,14 @@ class ExplorerState(param.Parameterized):
         rows = [VariableSettings(v, max_bins) for v in session.variables]
         for row in rows:
             row.param.update(self.on_load.get("variables", {}).get(row.name, {}))
-        return session, unit, rows, self._encode(session, unit, rows, joint_map)
+        if self.source == UPLOAD:
+            return session, unit, rows, self._encode(session, unit, rows, joint_map)
+        key = (self.source, self.n_samples, self.seed, session.bin_width, unit, joint_map,
+               self.joint_nx, self.joint_ny, self.n_folds,
+               *((r.n_bins, r.encoding, r.n_basis) for r in rows))
+        encoding = shared_encodings.get(key) or shared_encodings.put(
+            key, self._encode(session, unit, rows, joint_map))
+        return session, unit, rows, encoding
 
     def _encode(self, session, unit, rows, joint_map=None):
         """Encode every variable as its row says: one-hot bins, or a basis on fine bins; with
@@ -324,11 +406,21 @@ class ExplorerState(param.Parameterized):
         """The last glm_core BinnedFit, or None."""
         return self._fit
 
+    def _first_fit_key(self, include, strengths):
+        """The key of this fit in ``shared_first_fits``: a first fit (no warm start) of a
+        shared encoding; None otherwise."""
+        if self._fit is not None or not shared_encodings.holds(self._encoding):
+            return None
+        return (id(self._encoding), tuple(include), tuple(strengths), self.regularizer)
+
     def _refit(self):
         include, strengths = self._settings()
         init = None if self._fit is None else self._fit.theta
+        key = self._first_fit_key(include, strengths)
+        shared = shared_first_fits.get(key) if key else None
         start = time.perf_counter()
-        fit = explorer.fit(self._encoding, include, strengths, self.regularizer, init)
+        fit = shared.fit if shared else explorer.fit(self._encoding, include, strengths,
+                                                     self.regularizer, init)
         elapsed = time.perf_counter() - start
         self._fit = fit
         session = self.session
@@ -343,8 +435,14 @@ class ExplorerState(param.Parameterized):
             "samples used": session.n_valid,
             "samples dropped (NaN/inf)": session.n_dropped,
         }
-        self.curves = explorer.tuning_curves(session, self._encoding, fit)
-        self.maps = explorer.tuning_maps(session, self._encoding, fit)
+        if shared is None:
+            shared = FirstFit(self._encoding, fit,
+                              tuple(explorer.tuning_curves(session, self._encoding, fit)),
+                              tuple(explorer.tuning_maps(session, self._encoding, fit)))
+            if key:
+                shared_first_fits.put(key, shared)
+        self._first_fit = key  # its held-out scores are shared too
+        self.curves, self.maps = list(shared.curves), list(shared.maps)
         if in_server():  # the curves reach the screen first; the held-out score once they rest
             self._score_version += 1
             pn.state.add_periodic_callback(partial(self._settle, self._score_version),
@@ -432,12 +530,15 @@ class ExplorerState(param.Parameterized):
         include, strengths = self._settings()
         init, moved = ((self._cv.theta, (self._cv_fit_theta, self._fit.theta))
                        if self._cv is not None else (self._fit.theta, None))
+        shared = shared_first_fits.get(self._first_fit) if self._first_fit else None
         try:
-            cv = explorer.cross_validate(self._encoding, include, strengths, self.regularizer,
-                                         init, moved)
+            cv = shared.cv if shared and shared.cv else explorer.cross_validate(
+                self._encoding, include, strengths, self.regularizer, init, moved)
         except InputError as err:
             self.error = str(err)
             return
+        if shared and not shared.cv:
+            shared_first_fits.put(self._first_fit, dataclasses.replace(shared, cv=cv))
         self._cv, self._cv_fit_theta = cv, self._fit.theta
         stats = dict(self.stats)
         stats["held-out bits/spike"] = f"{cv.mean:.4f} ± {cv.sem:.4f}"
