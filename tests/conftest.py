@@ -64,3 +64,17 @@ def no_server_errors(server):
                                  f"\n{log.read_text(errors='replace')[-2000:]}")
     errors = server_errors(log, offset)
     assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def fresh_process():
+    """As in a newly started server process: no compiled solvers, no record of them, nothing
+    shared between sessions; a compile count then holds alone and in any order."""
+    import jax
+
+    import widgets.state
+
+    jax.clear_caches()
+    widgets.state._warm_shapes.clear()
+    widgets.state.shared_encodings.clear()
+    widgets.state.shared_first_fits.clear()

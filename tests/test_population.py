@@ -216,13 +216,12 @@ def test_units_without_spikes_are_reported_not_fitted(recording):
     assert np.isfinite(fit.pseudo_r2[[0, 1, 3]]).all()
 
 
-def test_the_servers_warm_up_compiles_the_first_fit_all_units():
+def test_the_servers_warm_up_compiles_the_first_fit_all_units(fresh_process):
     """After warm_population (run by warm_up.py before the first visitor), a new session on the
     built-in recording fits all units with held-out scores, and then with another strength and
-    regularizer settings within the warmed ones, compiling nothing. Caches are cleared first."""
+    regularizer settings within the warmed ones, compiling nothing."""
     from widgets.state import RECORDING, ExplorerState, warm_population
 
-    jax.clear_caches()
     warm_population()
     state = ExplorerState(source=RECORDING)
     state.start()

@@ -2,13 +2,11 @@
 
 import io
 
-import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import widgets.state
 from tests.test_binned_fit import CompileCounter
 from widgets.state import RECORDING, UPLOAD, ExplorerState
 
@@ -30,13 +28,8 @@ def state():
 
 
 @pytest.fixture
-def cold_state():
-    """A started state whose solvers were compiled by its own start, not by earlier tests: a
-    compile count then holds alone and in any order."""
-    jax.clear_caches()
-    widgets.state._warm_shapes.clear()  # this process's record of compiled shapes, now stale
-    widgets.state.shared_encodings.clear()  # and its shared first fits (made by those solvers)
-    widgets.state.shared_first_fits.clear()
+def cold_state(fresh_process):
+    """A started state whose solvers were compiled by its own start, not by earlier tests."""
     return started_state()
 
 
