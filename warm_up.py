@@ -1,7 +1,12 @@
 """`panel serve app.py --setup warm_up.py`: compile and warm up once, before the first visitor."""
 
+from bokeh.settings import settings
+
 from widgets.page import warm_up
 from widgets.state import warm_population
 
 warm_up()
 warm_population()
+# Bokeh's integrity checks of each new session's document (about 70 ms a tab) only log warnings;
+# tests/test_shared_start.py runs them on the page once.
+settings.perform_document_validation.set_value(False)

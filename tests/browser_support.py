@@ -8,6 +8,7 @@ shadow roots) and plot data is read from ``window.Bokeh.documents[0]`` in ``page
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -133,6 +134,25 @@ def stop_server(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def server_messages(page) -> list[dict]:
+    """Every Bokeh protocol message that the server sends ``page`` from now on, in order, as
+    ``{"header": ..., "content": ...}`` (JSON; binary buffers left out): a list that grows."""
+    messages = []
+
+    def on_frame(payload):
+        if not isinstance(payload, str):
+            return
+        if payload.startswith('{"msgid"'):
+            messages.append({"header": json.loads(payload), "parts": []})
+        elif messages and len(messages[-1]["parts"]) < 2:  # metadata, then content
+            messages[-1]["parts"].append(payload)
+            if len(messages[-1]["parts"]) == 2:
+                messages[-1]["content"] = json.loads(payload)
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    return messages
 
 
 def poll(fn, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):

@@ -4,6 +4,7 @@ recording's running direction is drawn as points. Timings are in benchmarks/brow
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from urllib.parse import parse_qs, urlparse
@@ -23,6 +24,7 @@ from tests.browser_support import (
     poll,
     press_slider,
     select_with_option,
+    server_messages,
     slider_handle,
     variable_row,
     wait_for_app,
@@ -55,36 +57,37 @@ def test_five_tabs_opened_at_once_all_show_a_fitted_page(browser, server):
             page.context.close()
 
 
-def test_one_refit_reaches_the_browser_as_one_patch_and_its_score_as_one_more(browser, server):
-    page = new_page(browser, server[0])
-    patches = []
-
-    def on_frame(payload):
-        if isinstance(payload, str) and payload.startswith('{"msgid"'):
-            if json.loads(payload)["msgtype"] == "PATCH-DOC":
-                patches.append(payload)
-
-    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+@contextlib.contextmanager
+def strength_slider_page(browser, url):
+    """A fitted page with position's strength slider focused, and every message the server sends
+    it (a list that grows)."""
+    page = new_page(browser, url)
+    messages = server_messages(page)
     try:
-        page.goto(server[0])
+        page.goto(url)
         wait_for_app(page)
         handle = slider_handle(page, 0, "log_strength")
         handle.focus()
+        yield page, handle, messages
+    finally:
+        page.context.close()
+
+
+def test_one_refit_reaches_the_browser_as_one_patch_and_its_score_as_one_more(browser, server):
+    with strength_slider_page(browser, server[0]) as (page, handle, messages):
         for _ in range(3):
             before = curve(page, "position")[1]
             page.wait_for_timeout(1000)  # anything still arriving from the last change
-            patches.clear()
+            messages.clear()
             handle.press("ArrowRight")
             poll(lambda before=before: curve(page, "position")[1] != before,
                  message="the position curve to change")
             page.wait_for_timeout(1000)  # any late patch would arrive here
             # the curves and the fit table in one patch (the curves' columns as binary buffers),
             # then the held-out score, which does not hold the curves back, in one small patch
-            assert len(patches) == 2, patches
-            first, second = (json.loads(p) for p in patches)
-            assert first["num_buffers"] > 0 and second["num_buffers"] == 0, patches
-    finally:
-        page.context.close()
+            patches = [m["header"] for m in messages if m["header"]["msgtype"] == "PATCH-DOC"]
+            assert len(patches) == 2, messages
+            assert patches[0]["num_buffers"] > 0 and patches[1]["num_buffers"] == 0, patches
 
 
 # Every legend item element of the page's figures (a figure's legend is one of its renderers).
@@ -106,37 +109,23 @@ def test_a_key_press_is_answered_by_its_refit_first_and_keeps_the_legends(browse
     """The refit of a strength key press leaves the server before the acknowledgement of the
     key's own message (not 50 ms later, nor queued behind it), and its new data does not make
     the legends rebuild their items (a rebuild re-lays out the page)."""
-    page = new_page(browser, server[0])
-    received = []  # msgtype and buffer count of each message from the server, in order
-
-    def on_frame(payload):
-        if isinstance(payload, str) and payload.startswith('{"msgid"'):
-            header = json.loads(payload)
-            received.append((header["msgtype"], header.get("num_buffers", 0)))
-
-    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-    try:
-        page.goto(server[0])
-        wait_for_app(page)
-        handle = slider_handle(page, 0, "log_strength")
-        handle.focus()
+    with strength_slider_page(browser, server[0]) as (page, handle, messages):
         for _ in range(2):
             before = curve(page, "position")[1]
             page.evaluate(f"() => {{ window.__legend_items = ({JS_LEGEND_ITEMS})(); }}")
             page.wait_for_timeout(1000)  # anything still arriving from the last change
-            received.clear()
+            messages.clear()
             handle.press("ArrowRight")
             poll(lambda before=before: curve(page, "position")[1] != before,
                  message="the position curve to change")
-            assert received[0][0] == "PATCH-DOC" and received[0][1] > 0, received
+            first = messages[0]["header"]
+            assert first["msgtype"] == "PATCH-DOC" and first["num_buffers"] > 0, messages
             kept = page.evaluate(f"""() => {{
               const now = ({JS_LEGEND_ITEMS})(), then = window.__legend_items;
               const same = then.every((el, i) => el === now[i] && el.isConnected);
               return [then.length, now.length, same];
             }}""")
             assert kept[0] >= 3 * 4 and kept[0] == kept[1] and kept[2], kept
-    finally:
-        page.context.close()
 
 
 def test_the_recordings_running_direction_is_drawn_as_points(browser, server):

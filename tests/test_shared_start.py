@@ -61,3 +61,13 @@ def test_a_shared_first_fit_is_the_fit_of_exactly_its_settings(settings):
         np.testing.assert_allclose(mine.model, fresh.model, rtol=1e-6, equal_nan=True)
     for key in ("log-likelihood", "held-out bits/spike", "train bits/spike", "folds"):
         assert shared.stats[key] == alone.stats[key], key
+
+
+def test_a_served_tab_opening_on_a_shared_fit_has_its_held_out_score_at_once(monkeypatch):
+    """In a served session the held-out score is computed once the sliders rest; a first fit's
+    score is shared, so a new tab's document holds it from the start, and nothing is patched in
+    (and re-laid out) after the page loads."""
+    scored = opened()  # scores the defaults' shared first fit
+    monkeypatch.setattr(widgets.state, "in_server", lambda: True)
+    tab = opened()
+    assert tab.stats["held-out bits/spike"] == scored.stats["held-out bits/spike"]

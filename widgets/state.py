@@ -443,7 +443,9 @@ class ExplorerState(param.Parameterized):
                 shared_first_fits.put(key, shared)
         self._first_fit = key  # its held-out scores are shared too
         self.curves, self.maps = list(shared.curves), list(shared.maps)
-        if in_server():  # the curves reach the screen first; the held-out score once they rest
+        if in_server() and shared.cv is None:
+            # the curves reach the screen first; the held-out score once they rest (a shared
+            # first fit's score is known: the page then arrives complete, with no later patch)
             self._score_version += 1
             pn.state.add_periodic_callback(partial(self._settle, self._score_version),
                                            period=SCORE_DELAY_MS, count=1)
