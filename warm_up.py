@@ -1,5 +1,7 @@
 """`panel serve app.py --setup warm_up.py`: compile and warm up once, before the first visitor."""
 
+import gc
+
 from bokeh.settings import settings
 
 from widgets.page import warm_up
@@ -10,3 +12,6 @@ warm_population()
 # Bokeh's integrity checks of each new session's document (about 70 ms a tab) only log warnings;
 # tests/test_shared_start.py runs them on the page once.
 settings.perform_document_validation.set_value(False)
+# Everything made so far (modules, compiled solvers, shared fits) lives as long as the server:
+# full garbage collections, whose cost grows with every open tab, no longer walk it.
+gc.freeze()

@@ -15,7 +15,10 @@ browser main thread's time per update (Chrome's performance metrics). The load a
 printed at the start and the end: compare runs made back to back.
 
 ``tabs``: seconds from the server accepting connections until the first tab shows fitted curves,
-then a later tab, then N tabs opened at once; then the server's RSS growth over open/close cycles.
+then a later tab (from its navigation's start to the painted, fitted page, timed in the page),
+then N tabs opened at once (with the CPU that the server and the rest of the machine, mostly
+Chromium, spent per tab), then N page requests at once without a browser (the server alone);
+then the server's RSS growth over open/close cycles.
 
 A script, not a test: it prints numbers and asserts nothing.
 """
@@ -32,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import playwright.sync_api as pw
@@ -144,10 +149,12 @@ def rss_mb(pid: int) -> float:
 
 
 def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process has used: a cost that the machine's load does
-    not inflate as much as wall time."""
+    """CPU seconds (user + system) the process and its live children (``--num-procs`` workers)
+    have used: a cost that the machine's load does not inflate as much as wall time."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return ((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            + sum(cpu_s(int(child)) for child in children))
 
 
 # Milliseconds from the start of the page's navigation until it shows a fitted page: checked on
@@ -170,6 +177,12 @@ JS_FITTED = f"""() => new Promise((resolve, reject) => {{
   }};
   tick();
 }})"""
+
+
+def machine_busy_s() -> float:
+    """CPU seconds that all the machine's cores have spent busy (not idle, not waiting)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def open_tab(browser, url, wait=True):
@@ -286,15 +299,27 @@ def tabs(browser, url, proc, accepted: float, n_tabs: int, cycles: int) -> dict:
     out["later tab fitted, s (median of 5)"] = statistics.median(later)
     out["server CPU s per later tab (median of 5)"] = statistics.median(cpu)
 
-    t = time.monotonic()
+    t, c, busy = time.monotonic(), cpu_s(proc.pid), machine_busy_s()
     pages = [open_tab(browser, url, wait=False) for _ in range(n_tabs)]
     for page in pages:
         page.evaluate(JS_FITTED)
     out[f"{n_tabs} tabs at once, all fitted, s"] = time.monotonic() - t
+    server = cpu_s(proc.pid) - c
+    out["  server CPU s per tab"] = server / n_tabs
+    out["  rest of the machine (Chromium) CPU s per tab"] = (
+        machine_busy_s() - busy - server) / n_tabs
     out[f"{n_tabs} tabs: error alerts shown"] = sum(
         p.locator(".alert-danger").first.is_visible() for p in pages)
     for page in pages:
         page.context.close()
+
+    # The server alone: the same number of page requests at once, with no browser to share the
+    # cores with (each request builds a whole session: its first fit and every model).
+    t, c = time.monotonic(), cpu_s(proc.pid)
+    with ThreadPoolExecutor(n_tabs) as pool:
+        list(pool.map(lambda _: urllib.request.urlopen(url, timeout=300).read(), range(n_tabs)))
+    out[f"{n_tabs} page requests at once, no browser: all served, s"] = time.monotonic() - t
+    out["  server CPU s per session"] = (cpu_s(proc.pid) - c) / n_tabs
 
     time.sleep(5)
     before = rss_mb(proc.pid)
