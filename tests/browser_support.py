@@ -136,23 +136,17 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-def server_messages(page) -> list[dict]:
-    """Every Bokeh protocol message that the server sends ``page`` from now on, in order, as
-    ``{"header": ..., "content": ...}`` (JSON; binary buffers left out): a list that grows."""
-    messages = []
+def message_headers(page) -> list[dict]:
+    """The header of every Bokeh protocol message that the server sends ``page`` from now on, in
+    order (``msgtype``, ``num_buffers``, ...): a list that grows."""
+    headers = []
 
     def on_frame(payload):
-        if not isinstance(payload, str):
-            return
-        if payload.startswith('{"msgid"'):
-            messages.append({"header": json.loads(payload), "parts": []})
-        elif messages and len(messages[-1]["parts"]) < 2:  # metadata, then content
-            messages[-1]["parts"].append(payload)
-            if len(messages[-1]["parts"]) == 2:
-                messages[-1]["content"] = json.loads(payload)
+        if isinstance(payload, str) and payload.startswith('{"msgid"'):
+            headers.append(json.loads(payload))
 
     page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-    return messages
+    return headers
 
 
 def poll(fn, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):

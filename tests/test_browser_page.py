@@ -21,10 +21,10 @@ from tests.browser_support import (
     curve,
     curves,
     deep_text,
+    message_headers,
     poll,
     press_slider,
     select_with_option,
-    server_messages,
     slider_handle,
     variable_row,
     wait_for_app,
@@ -59,34 +59,34 @@ def test_five_tabs_opened_at_once_all_show_a_fitted_page(browser, server):
 
 @contextlib.contextmanager
 def strength_slider_page(browser, url):
-    """A fitted page with position's strength slider focused, and every message the server sends
-    it (a list that grows)."""
+    """A fitted page with position's strength slider focused, and the header of every message
+    the server sends it (a list that grows)."""
     page = new_page(browser, url)
-    messages = server_messages(page)
+    headers = message_headers(page)
     try:
         page.goto(url)
         wait_for_app(page)
         handle = slider_handle(page, 0, "log_strength")
         handle.focus()
-        yield page, handle, messages
+        yield page, handle, headers
     finally:
         page.context.close()
 
 
 def test_one_refit_reaches_the_browser_as_one_patch_and_its_score_as_one_more(browser, server):
-    with strength_slider_page(browser, server[0]) as (page, handle, messages):
+    with strength_slider_page(browser, server[0]) as (page, handle, headers):
         for _ in range(3):
             before = curve(page, "position")[1]
             page.wait_for_timeout(1000)  # anything still arriving from the last change
-            messages.clear()
+            headers.clear()
             handle.press("ArrowRight")
             poll(lambda before=before: curve(page, "position")[1] != before,
                  message="the position curve to change")
             page.wait_for_timeout(1000)  # any late patch would arrive here
             # the curves and the fit table in one patch (the curves' columns as binary buffers),
             # then the held-out score, which does not hold the curves back, in one small patch
-            patches = [m["header"] for m in messages if m["header"]["msgtype"] == "PATCH-DOC"]
-            assert len(patches) == 2, messages
+            patches = [h for h in headers if h["msgtype"] == "PATCH-DOC"]
+            assert len(patches) == 2, headers
             assert patches[0]["num_buffers"] > 0 and patches[1]["num_buffers"] == 0, patches
 
 
@@ -109,17 +109,17 @@ def test_a_key_press_is_answered_by_its_refit_first_and_keeps_the_legends(browse
     """The refit of a strength key press leaves the server before the acknowledgement of the
     key's own message (not 50 ms later, nor queued behind it), and its new data does not make
     the legends rebuild their items (a rebuild re-lays out the page)."""
-    with strength_slider_page(browser, server[0]) as (page, handle, messages):
+    with strength_slider_page(browser, server[0]) as (page, handle, headers):
         for _ in range(2):
             before = curve(page, "position")[1]
             page.evaluate(f"() => {{ window.__legend_items = ({JS_LEGEND_ITEMS})(); }}")
             page.wait_for_timeout(1000)  # anything still arriving from the last change
-            messages.clear()
+            headers.clear()
             handle.press("ArrowRight")
             poll(lambda before=before: curve(page, "position")[1] != before,
                  message="the position curve to change")
-            first = messages[0]["header"]
-            assert first["msgtype"] == "PATCH-DOC" and first["num_buffers"] > 0, messages
+            first = headers[0]
+            assert first["msgtype"] == "PATCH-DOC" and first["num_buffers"] > 0, headers
             kept = page.evaluate(f"""() => {{
               const now = ({JS_LEGEND_ITEMS})(), then = window.__legend_items;
               const same = then.every((el, i) => el === now[i] && el.isConnected);
