@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -250,15 +251,20 @@ def deep_text(locator) -> str:
 
 def server_errors(log_path: Path, offset: int) -> list[str]:
     """Tracebacks / ERROR lines the server logged after byte ``offset`` of its log, except the
-    harmless ones of a browser tab closed while the server was still sending to it."""
+    harmless ones of a browser tab that closed: the server still sending to it, or its last
+    messages read after Bokeh's keep-alive ping found it gone and let go of its session
+    (bokeh#13655; the connection then asserts it has a session)."""
     text = log_path.read_bytes()[offset:].decode(errors="replace")
     blocks = []
     for block in text.split("Traceback (most recent call last):")[1:]:
         lines = [line for line in block.splitlines() if line and not line.startswith(" ")]
-        blocks.append("Traceback ... " + (lines[0][:300] if lines else block[:300]))
+        frames = [line.strip() for line in block.splitlines() if line.startswith('  File "')]
+        where = f" (at {frames[-1][:200]})" if frames else ""
+        blocks.append("Traceback ... " + (lines[0][:300] if lines else block[:300]) + where)
     blocks += [line[:300] for line in text.splitlines() if " ERROR" in line]
     closed = ("StreamClosedError", "WebSocketClosedError")
-    return [b for b in blocks if not any(c in b for c in closed)]
+    detached = re.compile(r'bokeh/server/connection\.py", line \d+, in session\)$')
+    return [b for b in blocks if not any(c in b for c in closed) and not detached.search(b)]
 
 
 def write_npz(path: Path, n: int = 6000, seed: int = 0) -> Path:
