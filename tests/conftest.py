@@ -4,6 +4,11 @@ Chromium per test process. The browser modules are marked ``xdist_group("browser
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
+import jax
 import playwright.sync_api as pw
 import pytest
 from _pytest.nodeid import coerce_node_id
@@ -16,6 +21,21 @@ from tests.browser_support import (
     start_server,
     stop_server,
 )
+
+
+JAX_CACHE = "GLM_EXPLORER_TEST_JAX_CACHE"
+
+
+def pytest_configure(config):
+    """One on-disk compilation cache for the whole run, shared by the xdist workers (they inherit
+    the directory from the controlling process). Tests that clear JAX's caches to start cold then
+    load a solver compiled before instead of compiling it again (about 50 s per cold start). Compile
+    counts are unchanged: JAX reports a load from this cache as a backend compile too."""
+    if not hasattr(config, "workerinput"):  # the controlling process, or a run without xdist
+        os.environ[JAX_CACHE] = tempfile.mkdtemp(prefix="glm-explorer-jax-")
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(JAX_CACHE), ignore_errors=True))
+    jax.config.update("jax_compilation_cache_dir", os.environ[JAX_CACHE])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def pytest_collection_modifyitems(config, items):
