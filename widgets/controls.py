@@ -72,8 +72,13 @@ def data_controls(state) -> pn.Column:
     # FilePond is on the page already where it is not served (a notebook loads the extension)
     ready = pn.widgets.Checkbox(value=not in_server(), visible=False,
                                 css_classes=["filepond-ready"])
-    source.jscallback(value=JS_LOAD_FILEPOND, args={
+    load = source.jscallback(value=JS_LOAD_FILEPOND, args={
         "ready": ready, "upload": UPLOAD, "urls": list(FileDropperModel.__javascript__)})
+    if in_server():
+        # Panel keeps jscallbacks in a class-wide registry, weakly keyed by the source widget;
+        # its args (``ready``, whose watcher holds the state, which holds ``source``) lead back
+        # to the key, so without this every closed tab's session would stay in memory.
+        pn.state.on_session_destroyed(lambda _: load.unwatch())
     n_samples = pn.widgets.IntInput.from_param(state.param.n_samples)
     seed = pn.widgets.IntInput.from_param(state.param.seed)
     bin_width = pn.widgets.FloatInput.from_param(state.param.bin_width)
