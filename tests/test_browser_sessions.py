@@ -21,8 +21,8 @@ def live_states() -> int:
 
 
 def test_closed_tabs_leave_no_session_state_in_the_server(browser):
-    """Each tab's state holds its fits, curves and figures (about 2 MB a tab, measured): a closed tab
-    whose state stayed reachable would grow the server by that much, every time."""
+    """Each tab's state holds its fits, curves and figures (about 2 MB a tab, measured): a
+    closed tab whose state stayed reachable would grow the server by that much, every time."""
     port = free_port()
     server = pn.serve({"app": str(REPO / "app.py")}, port=port, address="127.0.0.1",
                       websocket_origin=[f"127.0.0.1:{port}"], threaded=True, show=False,
