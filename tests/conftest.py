@@ -22,7 +22,6 @@ from tests.browser_support import (
     stop_server,
 )
 
-
 JAX_CACHE = "GLM_EXPLORER_TEST_JAX_CACHE"
 
 
