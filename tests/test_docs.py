@@ -32,6 +32,7 @@ def section(text: str, heading: str) -> str:
 
 
 def test_python_blocks_are_found_and_others_are_not():
+    """Only ```python blocks are run."""
     text = "```python\nx = 1\n```\n\n```bash\nls\n```\n```python\ny = 2\n```\n"
     assert python_blocks(text) == ["x = 1\n", "y = 2\n"]
 
@@ -48,6 +49,13 @@ def test_every_python_block_runs(page, monkeypatch):
             raise AssertionError(f"{page.name}, Python block {number} failed:\n{code}") from error
 
 
+def test_every_relative_link_leads_to_a_file():
+    """Links between the pages (README.md, docs/, benchmarks/RESULTS.md) name files that exist."""
+    for page in [*PAGES, RESULTS]:
+        for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
 def test_every_share_link_key_and_link_source_is_documented():
     """Each key heads a row of the keys table under docs/app.md's 'Share links' (a row may name
     several, e.g. `T`, `seed`); the `source` row lists every value a link's source may take."""
@@ -61,6 +69,8 @@ def test_every_share_link_key_and_link_source_is_documented():
 
 
 def test_every_data_source_is_documented():
+    """Each data-source name of the sidebar appears, in italics, in the README's tour and in
+    docs/app.md."""
     names = ExplorerState.param.source.objects
     for page in (REPO / "README.md", APP_DOC):
         text = " ".join(page.read_text().split())  # a name may wrap across lines
@@ -69,6 +79,7 @@ def test_every_data_source_is_documented():
 
 
 def test_every_benchmark_script_has_a_result():
+    """Each benchmarks/*.py has its own section in benchmarks/RESULTS.md."""
     text = RESULTS.read_text()
     scripts = sorted(p.name for p in (REPO / "benchmarks").glob("*.py"))
     assert scripts
