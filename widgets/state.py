@@ -283,7 +283,7 @@ class ExplorerState(param.Parameterized):
         start = time.perf_counter()
         # A refit reaches the browser as one batched document change. (Not a data load: held
         # with an upload, the page was sent a reference to a model before the model.)
-        with nullcontext() if changed & set(DATA_KEYS) else pn.io.hold(pn.state.curdoc):
+        with nullcontext() if changed & set(DATA_KEYS) else pn.io.hold():
             self._apply(changed, events, prepared)
         pn.state.log(f"update {1e3 * (time.perf_counter() - start):.1f} ms "
                      f"(solver {self.stats.get('refit time (ms)', 0):.1f} ms)", "debug")
@@ -523,7 +523,7 @@ class ExplorerState(param.Parameterized):
         patch), unless a newer refit came since."""
         if version != self._score_version:
             return
-        with pn.io.hold(pn.state.curdoc) if in_server() else nullcontext():
+        with pn.io.hold() if in_server() else nullcontext():
             self._score()
             self.param.trigger("settled")
 
