@@ -6,6 +6,7 @@ import html
 
 import numpy as np
 import panel as pn
+from panel.links import Callback
 from panel.models.file_dropper import FileDropper as FileDropperModel
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
@@ -78,7 +79,9 @@ def data_controls(state) -> pn.Column:
         # Panel keeps jscallbacks in a class-wide registry, weakly keyed by the source widget;
         # its args (``ready``, whose watcher holds the state, which holds ``source``) lead back
         # to the key, so without this every closed tab's session would stay in memory.
-        pn.state.on_session_destroyed(lambda _: load.unwatch())
+        # (Callback.unwatch exists from Panel 1.9; before it, the registry entry is dropped.)
+        unwatch = getattr(load, "unwatch", lambda: Callback.registry.pop(source, None))
+        pn.state.on_session_destroyed(lambda _: unwatch())
     n_samples = pn.widgets.IntInput.from_param(state.param.n_samples)
     seed = pn.widgets.IntInput.from_param(state.param.seed)
     bin_width = pn.widgets.FloatInput.from_param(state.param.bin_width)

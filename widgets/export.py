@@ -123,7 +123,7 @@ def export_controls(state: ExplorerState) -> pn.Column:
                                    button_type="default", css_classes=["export-json"])
     figures = []
     for kind, code in (("png", JS_FIGURE_PNG), ("svg", JS_FIGURE_SVG)):
-        figure = pn.widgets.Button(label=f"Figure of the tuning curves ({kind.upper()})",
+        figure = pn.widgets.Button(name=f"Figure of the tuning curves ({kind.upper()})",
                                    css_classes=[f"export-{kind}"])
         figure.js_on_click(code=code)
         figures.append(figure)
