@@ -4,8 +4,7 @@ import gc
 
 from bokeh.settings import settings
 
-from widgets.page import warm_up
-from widgets.state import warm_population
+from widgets.warm import warm_population, warm_up
 
 warm_up()
 warm_population()

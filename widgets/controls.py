@@ -10,7 +10,8 @@ from panel.models.file_dropper import FileDropper as FileDropperModel
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
 
-from .state import BINS, SIMULATION, UPLOAD, in_server
+from .state import in_server
+from .vocabulary import BINS, SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 PROMPT_CHANGES = ("value", "value_throttled")

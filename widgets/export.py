@@ -10,10 +10,8 @@ import panel as pn
 
 from glm_core import export
 
-from .state import OPEN_FIELD, RECORDING, SIMULATION, ExplorerState
-
-SOURCES = {SIMULATION: export.SIMULATION, OPEN_FIELD: export.OPEN_FIELD,
-           RECORDING: export.RECORDING}
+from .state import ExplorerState
+from .vocabulary import EXPORT_NAMES
 
 # Every shown tuning-curve figure (a renderer with a `model` column) as `views`, and `save(blob,
 # filename)`, which downloads a blob. Bokeh exports each figure itself (PlotView.export, as its
@@ -90,7 +88,7 @@ def fit_settings(state: ExplorerState) -> export.FitSettings:
     """What decides the state's current fit, for glm_core.export."""
     rows, enc = state.variables, state.encoding
     return export.FitSettings(
-        data=SOURCES.get(state.source, export.UPLOAD), unit=str(state.unit),
+        data=EXPORT_NAMES[state.source], unit=str(state.unit),
         regularizer=state.regularizer, names=tuple(r.name for r in rows),
         circular=tuple(r.circular for r in rows), n_bins=enc.n_bins,
         n_basis=tuple(None if b is None else b.shape[1] for b in enc.bases),

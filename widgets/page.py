@@ -1,7 +1,7 @@
 """The explorer page, composed once for `panel serve app.py` and for notebooks.
 
 ``page_parts`` lays out one session's controls and views; ``explorer()`` returns them as one
-layout that displays in Jupyter; ``warm_up()`` is what a server runs once before any visitor.
+layout that displays in Jupyter.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jax
 import panel as pn
-from bokeh.document import Document
 
 from .controls import (
     data_controls,
@@ -27,7 +26,8 @@ from .maps import TuningMapsView
 from .paths import paths_view
 from .plots import BOKEH_REDRAW_FIXES, TuningCurvesView, traces_view
 from .population import population_view
-from .state import ExplorerState, solvers_ready, warm_open_field
+from .shared import solvers_ready
+from .state import ExplorerState
 
 
 def frozen_models():
@@ -124,15 +124,3 @@ def explorer(**settings) -> pn.Row:
                     sizing_mode="stretch_width")
     layout.state = state  # the session's settings and results, for scripting the explorer
     return layout
-
-
-def warm_up() -> None:
-    """Once per server process, before any visitor: compile every solver for the default data,
-    load the built-in data sets, and build one page (first-use costs of HoloViews, Bokeh and
-    Panel), so that every tab starts warm."""
-    keep_compiled_solvers()
-    view = explorer()
-    view.get_root(Document())
-    for build in (code_view, paths_view, population_view, traces_view):  # built when opened
-        pn.panel(build(view.state)).get_root(Document())
-    warm_open_field()
