@@ -6,12 +6,12 @@ layout that displays in Jupyter.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import jax
 import panel as pn
 
+from ._compat import page_extensions, redraw_fixes
 from .controls import (
     data_controls,
     error_view,
@@ -24,18 +24,10 @@ from .export import code_view, export_controls
 from .lessons import lessons_view
 from .maps import TuningMapsView
 from .paths import paths_view
-from .plots import BOKEH_REDRAW_FIXES, TuningCurvesView, traces_view
+from .plots import TuningCurvesView, traces_view
 from .population import population_view
 from .shared import solvers_ready
 from .state import ExplorerState
-
-
-def frozen_models():
-    """Bokeh's ``Document.models.freeze()`` on the session's document: the set of models is
-    recomputed (a walk of the whole graph) once at the end, not after every root the template
-    adds (about 20 walks of the page's models per session otherwise)."""
-    doc = pn.state.curdoc
-    return doc.models.freeze() if doc is not None else nullcontext()
 
 
 def keep_compiled_solvers() -> None:
@@ -50,6 +42,14 @@ PRESENTATION_CSS = """
 body.presentation { font-size: 24px; --bokeh-font-size: 22px; }
 body.presentation table { font-size: 22px; }
 """
+
+
+def load_extension(served: bool) -> None:
+    """Panel's extensions, the page's CSS and the BokehJS redraw fixes. A ``served`` page
+    stretches to the window's width and loads FilePond's scripts only when an upload is first
+    chosen (controls.py)."""
+    pn.extension(*page_extensions(served), notifications=False, raw_css=[PRESENTATION_CSS],
+                 js_files=redraw_fixes(), **({"sizing_mode": "stretch_width"} if served else {}))
 
 
 def presentation_toggle(state: ExplorerState) -> pn.widgets.Checkbox:
@@ -114,9 +114,7 @@ def explorer(**settings) -> pn.Row:
     """The whole explorer as one layout, e.g. in Jupyter: ``from widgets import explorer;
     explorer()``. ``settings`` are initial :class:`ExplorerState` parameters (``n_samples=...``,
     ``source=...``)."""
-    # in Jupyter: loads Panel's JavaScript
-    pn.extension("filedropper", "tabulator", notifications=False, raw_css=[PRESENTATION_CSS],
-                 js_files=BOKEH_REDRAW_FIXES)
+    load_extension(served=False)  # in Jupyter: loads Panel's JavaScript
     state = ExplorerState(**settings)
     sidebar, main = page_parts(state)
     start(state)
