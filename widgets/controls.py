@@ -165,8 +165,9 @@ def _live_slider(widget_type, obj, name: str):
     and land exactly on the value it is released at; ``widget_type`` is Panel's IntSlider or
     FloatSlider, applied as soon as a value arrives where Panel is a tested version."""
     p = obj.param[name]
-    widget = slider_type(widget_type)(name=p.label, start=p.bounds[0], end=p.bounds[1], step=p.step or 1,
-                         value=getattr(obj, name), sizing_mode="stretch_width")
+    widget = slider_type(widget_type)(name=p.label, start=p.bounds[0], end=p.bounds[1],
+                                      step=p.step or 1, value=getattr(obj, name),
+                                      sizing_mode="stretch_width")
     from_widget = []  # set while the widget's own value is applied
 
     def apply(value):
