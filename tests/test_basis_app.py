@@ -12,7 +12,8 @@ from glm_core.encoding import bin_index
 from glm_core.simulation import simulate_session
 from tests.test_binned_fit import CompileCounter
 from widgets import state as state_module
-from widgets.state import BINS, CYCLIC_SPLINE, SPLINE, UPLOAD, ExplorerState
+from widgets.state import ExplorerState
+from widgets.vocabulary import BINS, CYCLIC_SPLINE, SPLINE, UPLOAD
 
 
 def curve(state, name):

@@ -27,7 +27,7 @@ from glm_core.errors import InputError
 from glm_core.regularizers import REGULARIZERS
 
 from .shared import shared_open_field, shared_recording, shared_simulation
-from .state import ExplorerState, VariableSettings
+from .state import ExplorerState
 from .vocabulary import (
     BINS,
     BUILT_IN,
@@ -38,6 +38,7 @@ from .vocabulary import (
     SIMULATION,
     SPLINE,
     UPLOAD,
+    VariableSettings,
 )
 
 SOURCES = {key: source for source, key in LINK_KEYS.items()}  # a link's source -> data source

@@ -36,7 +36,6 @@ from .shared import (
 )
 from .vocabulary import (
     BINS,
-    CYCLIC_SPLINE,
     DATA_KEYS,
     ENCODING_KEYS,
     JOINT_KEYS,
@@ -44,8 +43,8 @@ from .vocabulary import (
     RECORDING,
     SIMULATION,
     SOURCES,
-    SPLINE,
     UPLOAD,
+    VariableSettings,
 )
 
 PATH_POINTS = np.linspace(-6.0, 0.0, 25)  # log10 strengths of a regularization path
@@ -57,29 +56,6 @@ SCORE_DELAY_MS = 300
 def in_server() -> bool:
     """Whether this runs in a served session (with an event loop to schedule work on)."""
     return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-
-
-class VariableSettings(param.Parameterized):
-    """How one behavioural variable enters the model."""
-
-    include = param.Boolean(default=True, doc="Use this variable in the model.")
-    n_bins = param.Integer(default=20, bounds=(2, 64), doc="One-hot bins.")
-    log_strength = param.Number(default=-3.0, bounds=(-6.0, 0.0), step=0.1,
-                                label="log10 strength", doc="Regularization strength (log10).")
-    encoding = param.Selector(default=BINS, objects=[BINS, SPLINE],
-                              doc="One-hot bins, or a B-spline basis on fine bins (cyclic for "
-                                  "circular variables).")
-    n_basis = param.Integer(default=10, bounds=(4, 20), label="basis functions",
-                            doc="Number of B-spline basis functions.")
-
-    def __init__(self, variable, max_bins, **params):
-        n_bins = variable.default_bins or (16 if variable.circular else 20)
-        super().__init__(name=variable.name, n_bins=min(n_bins, max_bins),
-                         include=variable.default_include, **params)
-        self.param.n_bins.bounds = (2, max_bins)
-        self.param.encoding.objects = [BINS, CYCLIC_SPLINE if variable.circular else SPLINE]
-        self.unit = variable.unit
-        self.circular = variable.circular
 
 
 class ExplorerState(param.Parameterized):

@@ -14,8 +14,8 @@ from .paths import paths_view
 from .plots import traces_view
 from .population import population_view
 from .shared import shared_open_field, warm_solvers
-from .state import ExplorerState, VariableSettings
-from .vocabulary import OPEN_FIELD, RECORDING
+from .state import ExplorerState
+from .vocabulary import OPEN_FIELD, RECORDING, VariableSettings
 
 
 def warm_up() -> None:
