@@ -24,10 +24,11 @@ from .export import code_view, export_controls
 from .lessons import lessons_view
 from .maps import TuningMapsView
 from .paths import paths_view
-from .plots import TuningCurvesView, traces_view
+from .plots import TuningCurvesView
 from .population import population_view
 from .shared import solvers_ready
 from .state import ExplorerState
+from .traces import traces_view
 
 
 def keep_compiled_solvers() -> None:

@@ -1,4 +1,4 @@
-"""HoloViews views of the explorer state: tuning curves updated in place, and behaviour traces.
+"""The tuning-curve figures: built once by HoloViews, then updated in place.
 
 Each variable's tuning-curve figure is built once by HoloViews (layers, axes, labels, legend,
 styles, hover) from its first curve. A refit then writes the new columns straight into the
@@ -37,7 +37,8 @@ MODEL_COLOR, EMPIRICAL_COLOR, TRUTH_COLOR = "#1f5fa8", "#e6862a", "#666666"
 PRESENTATION_SCALE = 1.8
 
 
-def _axis(curve):
+def axis(curve) -> hv.Dimension:
+    """The x dimension of a variable's (or its curve's) plots, labelled with its unit."""
     label = f"{curve.name} ({curve.unit})" if curve.unit else curve.name
     return hv.Dimension(curve.name, label=label)
 
@@ -65,7 +66,7 @@ def line_layers(curve) -> list[Layer]:
     """A many-valued variable: the GLM rate as a line (with a dot per bin, unless it is a smooth
     basis curve), the empirical rate as dots, the ground truth dashed and the 95% band
     shaded."""
-    x = _axis(curve)
+    x = axis(curve)
     layers = []
     if _band(curve):
         layers.append(Layer(
@@ -104,7 +105,7 @@ def line_layers(curve) -> list[Layer]:
 def point_layers(curve) -> list[Layer]:
     """A variable with a few values (e.g. a running direction): points with error bars, since a
     line between two directions means nothing."""
-    x = _axis(curve)
+    x = axis(curve)
     layers = []
     if _band(curve):
         layers.append(Layer(
@@ -346,34 +347,3 @@ class TuningCurvesView(pn.viewable.Viewer):
 
     def __panel__(self):
         return self._grid
-
-
-def traces_view(state) -> pn.pane.HoloViews:
-    """Behaviour traces and the unit's spike counts, redrawn when a data set or unit is chosen."""
-
-    def draw(session, unit):
-        if session is None or unit not in session.unit_names:
-            return hv.Layout([hv.Curve([])])
-        return traces(session, unit)
-
-    return pn.pane.HoloViews(pn.bind(draw, state.param.session, state.param.unit),
-                             sizing_mode="stretch_width")
-
-
-def traces(session, unit, max_points: int = 3000) -> hv.Layout:
-    """The first ``max_points`` samples of every behavioural variable and of the unit's spike
-    counts against time; samples left out of the fit (not valid) are greyed."""
-    n = min(session.n_samples, max_points)
-    t = hv.Dimension("time", label="time (s)")
-    time = np.arange(n) * session.bin_width
-    valid = session.valid[:n]
-    rows = [(_axis(var), var.values[:n]) for var in session.variables]
-    rows.append((hv.Dimension("spikes", label=f"{unit} (spikes/bin)"),
-                 session.unit_counts(unit)[:n]))
-    plots = [
-        (hv.Curve((time, values), t, dim).opts(color="#bbbbbb")
-         * hv.Curve((time, np.where(valid, values, np.nan)), t, dim).opts(color="#333333"))
-        .opts(responsive=True, height=130, title="", show_grid=True)
-        for dim, values in rows
-    ]
-    return hv.Layout(plots).cols(1).opts(shared_axes=True)

@@ -11,10 +11,10 @@ from glm_core.binned import max_bins_for
 from .export import code_view
 from .page import explorer, keep_compiled_solvers
 from .paths import paths_view
-from .plots import traces_view
 from .population import population_view
 from .shared import shared_open_field, warm_solvers
 from .state import ExplorerState
+from .traces import traces_view
 from .vocabulary import OPEN_FIELD, RECORDING, VariableSettings
 
 
