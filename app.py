@@ -5,19 +5,11 @@ Composition only: each browser session gets its own ExplorerState and views.
 
 import panel as pn
 
-from widgets.page import (
-    PRESENTATION_CSS,
-    frozen_models,
-    keep_compiled_solvers,
-    page_parts,
-    start,
-)
-from widgets.plots import BOKEH_REDRAW_FIXES
+from widgets._compat import frozen_models
+from widgets.page import keep_compiled_solvers, load_extension, page_parts, start
 from widgets.share import ShareLink
 
-# No "filedropper": FilePond's scripts are loaded when an upload is first chosen (controls.py).
-pn.extension("tabulator", sizing_mode="stretch_width", notifications=False,
-             raw_css=[PRESENTATION_CSS], js_files=BOKEH_REDRAW_FIXES)
+load_extension(served=True)
 keep_compiled_solvers()
 
 link = ShareLink()  # the settings in the URL, kept equal to each fit's

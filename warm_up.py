@@ -2,16 +2,12 @@
 
 import gc
 
-from bokeh.settings import settings
-
-from widgets.page import warm_up
-from widgets.state import warm_population
+from widgets._compat import skip_document_validation
+from widgets.warm import warm_population, warm_up
 
 warm_up()
 warm_population()
-# Bokeh's integrity checks of each new session's document (about 70 ms a tab) only log warnings;
-# tests/test_views.py runs them on the page once.
-settings.perform_document_validation.set_value(False)
+skip_document_validation()
 # What the warm-up keeps (modules, compiled solvers, shared fits) lives as long as the server:
 # full garbage collections, whose cost grows with every open tab, no longer walk it. (Its garbage,
 # the warm-up's pages, is collected first: frozen, it would never be.)

@@ -91,9 +91,7 @@ def fresh_process():
     shared between sessions; a compile count then holds alone and in any order."""
     import jax
 
-    import widgets.state
+    from widgets.shared import forget_shared
 
     jax.clear_caches()
-    widgets.state._warm_shapes.clear()
-    widgets.state.shared_encodings.clear()
-    widgets.state.shared_first_fits.clear()
+    forget_shared()

@@ -20,7 +20,8 @@ from glm_core.open_field import simulate_open_field
 from glm_core.simulation import simulate_session
 from tests.browser_support import REPO, write_npz
 from widgets.export import code_view, export_controls, fit_record, fit_settings
-from widgets.state import OPEN_FIELD, UPLOAD, ExplorerState
+from widgets.state import ExplorerState
+from widgets.vocabulary import OPEN_FIELD, UPLOAD
 
 SETTINGS = {  # per variable (position, speed, head direction): include, bins, log10 strength
     "Ridge": [(True, 14, -2.5), (True, 8, -1.0), (True, 12, -3.5)],

@@ -11,7 +11,8 @@ from bokeh.models import ColumnDataSource, Legend, Line, Patch, Scatter, Whisker
 from tests.test_binned_fit import CompileCounter
 from widgets import explorer
 from widgets.plots import TuningCurvePlot, TuningCurvesView, tuning_curve_plot
-from widgets.state import RECORDING, ExplorerState
+from widgets.state import ExplorerState
+from widgets.vocabulary import RECORDING
 
 
 def banded(curve, width=0.2):

@@ -220,7 +220,9 @@ def test_the_servers_warm_up_compiles_the_first_fit_all_units(fresh_process):
     """After warm_population (run by warm_up.py before the first visitor), a new session on the
     built-in recording fits all units with held-out scores, and then with another strength and
     regularizer settings within the warmed ones, compiling nothing."""
-    from widgets.state import RECORDING, ExplorerState, warm_population
+    from widgets.state import ExplorerState
+    from widgets.vocabulary import RECORDING
+    from widgets.warm import warm_population
 
     warm_population()
     state = ExplorerState(source=RECORDING)
@@ -276,7 +278,8 @@ def test_the_page_state_population_follows_refits_and_matches_the_unit_curve():
     selected unit's population curve equals the page's own curve, before and after; the table
     has a row per unit and marks the silent ones."""
     from widgets.population import population_table
-    from widgets.state import RECORDING, ExplorerState
+    from widgets.state import ExplorerState
+    from widgets.vocabulary import RECORDING
 
     state = ExplorerState(source=RECORDING)
     state.start()

@@ -6,7 +6,8 @@ import pytest
 from glm_core import explorer
 from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
 from tests import references as ref
-from widgets.state import RECORDING, ExplorerState
+from widgets.state import ExplorerState
+from widgets.vocabulary import RECORDING
 
 PLACE_UNITS = [27, 13, 20]  # by index, as named in the data README
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from widgets.share import SharedSettings, decode_query, encode_query
-from widgets.state import RECORDING, SIMULATION, ExplorerState
+from widgets.state import ExplorerState
+from widgets.vocabulary import RECORDING, SIMULATION
 
 
 def fitted_state(**settings) -> ExplorerState:
@@ -82,7 +83,7 @@ def test_a_query_keeps_each_variables_basis():
 def test_an_open_field_link_keeps_the_2d_map():
     """The open-field source with its map's bins and strength comes back with the same map (a
     link that lost them would show the default 20 x 20 map, or the line simulation)."""
-    from widgets.state import OPEN_FIELD
+    from widgets.vocabulary import OPEN_FIELD
 
     state = fitted_state(source=OPEN_FIELD, n_samples=20_000, seed=3, n_folds=4)
     state.param.update(joint_nx=12, joint_ny=10, joint_log_strength=-3.0)

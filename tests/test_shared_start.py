@@ -4,6 +4,7 @@ server process), and nothing that one session can change."""
 import numpy as np
 import pytest
 
+import widgets.shared
 import widgets.state
 from widgets.state import ExplorerState
 
@@ -53,8 +54,8 @@ def test_a_change_in_one_session_leaves_the_other_and_the_shared_fit_as_they_wer
 def test_a_shared_first_fit_is_the_fit_of_exactly_its_settings(settings):
     opened()  # the defaults' first fit is now shared
     shared = opened(**settings)
-    widgets.state.shared_encodings.clear()
-    widgets.state.shared_first_fits.clear()
+    widgets.shared.shared_encodings.clear()
+    widgets.shared.shared_first_fits.clear()
     alone = opened(**settings)  # computed afresh
     assert shared.encoding.n_bins == alone.encoding.n_bins
     for mine, fresh in zip(shared.curves, alone.curves):

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.test_binned_fit import CompileCounter
-from widgets.state import RECORDING, UPLOAD, ExplorerState
+from widgets.state import ExplorerState
+from widgets.vocabulary import RECORDING, UPLOAD
 
 
 def curve(state, name):

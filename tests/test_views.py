@@ -6,7 +6,8 @@ from bokeh.document import Document
 
 from widgets.page import explorer
 from widgets.plots import TuningCurvesView
-from widgets.state import RECORDING, ExplorerState
+from widgets.state import ExplorerState
+from widgets.vocabulary import RECORDING
 
 
 def test_plots_are_reused_across_seeds_and_follow_the_new_rows():

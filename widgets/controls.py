@@ -6,46 +6,14 @@ import html
 
 import numpy as np
 import panel as pn
-from panel.links import Callback
-from panel.models.file_dropper import FileDropper as FileDropperModel
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
 
-from .state import BINS, SIMULATION, UPLOAD, in_server
+from ._compat import file_dropper_scripts, release_at_session_end, slider_type
+from .state import in_server
+from .vocabulary import BINS, SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
-PROMPT_CHANGES = ("value", "value_throttled")
-
-
-class PromptSlider:
-    """A slider whose browser value is applied inside the handler of the message that brings it.
-
-    Panel applies a browser change 50 ms after it arrives (its debounce, half of a key press's
-    budget), and a refit finished while the message's acknowledgement is being written sends its
-    patch only when Panel next retries (every 10 ms, behind the acknowledgement of the slider's
-    second message, ``value_throttled``). Applied here, the refit's patch leaves first.
-    ``Throttle`` paces drags."""
-
-    def _server_change(self, doc, ref, subpath, attr, old, new):
-        if attr not in PROMPT_CHANGES or subpath or self._events or attr in self._changing.get(
-                ref, []):
-            super()._server_change(doc, ref, subpath, attr, old, new)
-            return
-        self._events = {attr: new}
-        try:
-            self._change_event(doc)
-        except Exception as err:  # as Panel handles a callback's error; the socket stays open
-            pn.state._handle_exception(err)
-
-
-class PromptIntSlider(PromptSlider, pn.widgets.IntSlider):
-    """An IntSlider whose value is applied as soon as it arrives."""
-
-
-class PromptFloatSlider(PromptSlider, pn.widgets.FloatSlider):
-    """A FloatSlider whose value is applied as soon as it arrives."""
-
-
 # Loads FilePond's scripts into the page, once, when the uploaded-file source is first chosen,
 # then ticks ``ready`` (the server then makes the upload box). Loaded with the page, FilePond
 # redraws on every animation frame, upload box or not: about 6% of a core per open tab.
@@ -74,14 +42,9 @@ def data_controls(state) -> pn.Column:
     ready = pn.widgets.Checkbox(value=not in_server(), visible=False,
                                 css_classes=["filepond-ready"])
     load = source.jscallback(value=JS_LOAD_FILEPOND, args={
-        "ready": ready, "upload": UPLOAD, "urls": list(FileDropperModel.__javascript__)})
+        "ready": ready, "upload": UPLOAD, "urls": file_dropper_scripts()})
     if in_server():
-        # Panel keeps jscallbacks in a class-wide registry, weakly keyed by the source widget;
-        # its args (``ready``, whose watcher holds the state, which holds ``source``) lead back
-        # to the key, so without this every closed tab's session would stay in memory.
-        # (Callback.unwatch exists from Panel 1.9; before it, the registry entry is dropped.)
-        unwatch = getattr(load, "unwatch", lambda: Callback.registry.pop(source, None))
-        pn.state.on_session_destroyed(lambda _: unwatch())
+        release_at_session_end(load, source)
     n_samples = pn.widgets.IntInput.from_param(state.param.n_samples)
     seed = pn.widgets.IntInput.from_param(state.param.seed)
     bin_width = pn.widgets.FloatInput.from_param(state.param.bin_width)
@@ -177,8 +140,8 @@ def variable_controls(state) -> pn.Column:
 def _variable_card(row) -> pn.Column:
     details = ", ".join(x for x in (row.unit, "circular" if row.circular else "") if x)
     title = f"{row.name} ({details})" if details else row.name
-    n_bins = _live_slider(PromptIntSlider, row, "n_bins")
-    n_basis = _live_slider(PromptIntSlider, row, "n_basis")
+    n_bins = _live_slider(pn.widgets.IntSlider, row, "n_bins")
+    n_basis = _live_slider(pn.widgets.IntSlider, row, "n_basis")
 
     def show(encoding):  # the bin count for bins, the basis size for a basis
         n_bins.visible, n_basis.visible = encoding == BINS, encoding != BINS
@@ -189,7 +152,7 @@ def _variable_card(row) -> pn.Column:
         f"**{title}**",
         pn.widgets.Checkbox.from_param(row.param.include),
         n_bins,
-        _live_slider(PromptFloatSlider, row, "log_strength"),
+        _live_slider(pn.widgets.FloatSlider, row, "log_strength"),
         pn.widgets.Select.from_param(row.param.encoding, sizing_mode="stretch_width"),
         n_basis,
         css_classes=["variable-row"],
@@ -199,10 +162,12 @@ def _variable_card(row) -> pn.Column:
 
 def _live_slider(widget_type, obj, name: str):
     """A slider whose curves follow while it is dragged, at most every ``LIVE_INTERVAL_MS``,
-    and land exactly on the value it is released at."""
+    and land exactly on the value it is released at; ``widget_type`` is Panel's IntSlider or
+    FloatSlider, applied as soon as a value arrives where Panel is a tested version."""
     p = obj.param[name]
-    widget = widget_type(name=p.label, start=p.bounds[0], end=p.bounds[1], step=p.step or 1,
-                         value=getattr(obj, name), sizing_mode="stretch_width")
+    widget = slider_type(widget_type)(name=p.label, start=p.bounds[0], end=p.bounds[1],
+                                      step=p.step or 1, value=getattr(obj, name),
+                                      sizing_mode="stretch_width")
     from_widget = []  # set while the widget's own value is applied
 
     def apply(value):
@@ -291,9 +256,9 @@ def error_view(state) -> pn.pane.Alert:
 
 def joint_controls(state) -> pn.Column:
     """The 2-D map: pair the first two linear variables, its bins per axis and its strength."""
-    sliders = [_live_slider(PromptIntSlider, state, "joint_nx"),
-               _live_slider(PromptIntSlider, state, "joint_ny"),
-               _live_slider(PromptFloatSlider, state, "joint_log_strength")]
+    sliders = [_live_slider(pn.widgets.IntSlider, state, "joint_nx"),
+               _live_slider(pn.widgets.IntSlider, state, "joint_ny"),
+               _live_slider(pn.widgets.FloatSlider, state, "joint_log_strength")]
 
     def show(on):
         for slider in sliders:

@@ -10,38 +10,14 @@ import panel as pn
 
 from glm_core import export
 
-from .state import OPEN_FIELD, RECORDING, SIMULATION, ExplorerState
+from ._compat import FIGURE_VIEWS_JS
+from .state import ExplorerState
+from .vocabulary import EXPORT_NAMES
 
-SOURCES = {SIMULATION: export.SIMULATION, OPEN_FIELD: export.OPEN_FIELD,
-           RECORDING: export.RECORDING}
-
-# Every shown tuning-curve figure (a renderer with a `model` column) as `views`, and `save(blob,
-# filename)`, which downloads a blob. Bokeh exports each figure itself (PlotView.export, as its
-# SaveTool does: no server-side browser); the figures are then stacked, one below the other.
-JS_FIGURE_VIEWS = """
-const views = [];
-const walk = (v) => {
-  if (!v) return;
-  if (v.model && v.model.type === 'Figure' && v.el.checkVisibility()) {
-    const keys = (r) => { const d = r.data_source && r.data_source.data;
-                          return d ? (d instanceof Map ? [...d.keys()] : Object.keys(d)) : []; };
-    if (v.model.renderers.some(r => keys(r).includes('model'))) views.push(v);
-  }
-  for (const c of (v.child_views || [])) walk(c);
-};
-for (const v of Object.values(Bokeh.index)) walk(v);
-const save = (blob, filename) => {
-  const link = document.createElement('a');
-  link.href = URL.createObjectURL(blob);
-  link.download = filename;
-  document.body.appendChild(link);
-  link.click();
-  link.remove();
-};
-"""
-
+# Bokeh exports each figure itself (PlotView.export, as its SaveTool does: no server-side
+# browser); the figures are then stacked, one below the other.
 # One PNG: each figure's canvas layer drawn onto one canvas.
-JS_FIGURE_PNG = JS_FIGURE_VIEWS + """
+JS_FIGURE_PNG = FIGURE_VIEWS_JS + """
 if (!views.length) return;
 const layers = views.map(v => v.export('png', true).canvas);
 const out = document.createElement('canvas');
@@ -57,7 +33,7 @@ out.toBlob((blob) => save(blob, 'tuning_curves.png'), 'image/png');
 
 # One SVG document: each figure's SVG layer (Bokeh's canvas2svg context, vector paths and text)
 # nested as an <svg> at its offset, on a white background.
-JS_FIGURE_SVG = JS_FIGURE_VIEWS + """
+JS_FIGURE_SVG = FIGURE_VIEWS_JS + """
 if (!views.length) return;
 const NS = 'http://www.w3.org/2000/svg';
 const layers = views.map(v => v.export('svg', false).canvas);
@@ -90,7 +66,7 @@ def fit_settings(state: ExplorerState) -> export.FitSettings:
     """What decides the state's current fit, for glm_core.export."""
     rows, enc = state.variables, state.encoding
     return export.FitSettings(
-        data=SOURCES.get(state.source, export.UPLOAD), unit=str(state.unit),
+        data=EXPORT_NAMES[state.source], unit=str(state.unit),
         regularizer=state.regularizer, names=tuple(r.name for r in rows),
         circular=tuple(r.circular for r in rows), n_bins=enc.n_bins,
         n_basis=tuple(None if b is None else b.shape[1] for b in enc.bases),

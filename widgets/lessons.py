@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import panel as pn
 
-from .state import RECORDING, SIMULATION
+from .vocabulary import RECORDING, SIMULATION
 
 SIM = {"source": SIMULATION, "n_samples": 20_000, "seed": 0, "n_folds": 10}
 NO_LESSON = "(free exploration)"

@@ -1,18 +1,17 @@
 """The explorer page, composed once for `panel serve app.py` and for notebooks.
 
 ``page_parts`` lays out one session's controls and views; ``explorer()`` returns them as one
-layout that displays in Jupyter; ``warm_up()`` is what a server runs once before any visitor.
+layout that displays in Jupyter.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import jax
 import panel as pn
-from bokeh.document import Document
 
+from ._compat import page_extensions, redraw_fixes
 from .controls import (
     data_controls,
     error_view,
@@ -25,17 +24,11 @@ from .export import code_view, export_controls
 from .lessons import lessons_view
 from .maps import TuningMapsView
 from .paths import paths_view
-from .plots import BOKEH_REDRAW_FIXES, TuningCurvesView, traces_view
+from .plots import TuningCurvesView
 from .population import population_view
-from .state import ExplorerState, solvers_ready, warm_open_field
-
-
-def frozen_models():
-    """Bokeh's ``Document.models.freeze()`` on the session's document: the set of models is
-    recomputed (a walk of the whole graph) once at the end, not after every root the template
-    adds (about 20 walks of the page's models per session otherwise)."""
-    doc = pn.state.curdoc
-    return doc.models.freeze() if doc is not None else nullcontext()
+from .shared import solvers_ready
+from .state import ExplorerState
+from .traces import traces_view
 
 
 def keep_compiled_solvers() -> None:
@@ -50,6 +43,14 @@ PRESENTATION_CSS = """
 body.presentation { font-size: 24px; --bokeh-font-size: 22px; }
 body.presentation table { font-size: 22px; }
 """
+
+
+def load_extension(served: bool) -> None:
+    """Panel's extensions, the page's CSS and the BokehJS redraw fixes. A ``served`` page
+    stretches to the window's width and loads FilePond's scripts only when an upload is first
+    chosen (controls.py)."""
+    pn.extension(*page_extensions(served), notifications=False, raw_css=[PRESENTATION_CSS],
+                 js_files=redraw_fixes(), **({"sizing_mode": "stretch_width"} if served else {}))
 
 
 def presentation_toggle(state: ExplorerState) -> pn.widgets.Checkbox:
@@ -114,9 +115,7 @@ def explorer(**settings) -> pn.Row:
     """The whole explorer as one layout, e.g. in Jupyter: ``from widgets import explorer;
     explorer()``. ``settings`` are initial :class:`ExplorerState` parameters (``n_samples=...``,
     ``source=...``)."""
-    # in Jupyter: loads Panel's JavaScript
-    pn.extension("filedropper", "tabulator", notifications=False, raw_css=[PRESENTATION_CSS],
-                 js_files=BOKEH_REDRAW_FIXES)
+    load_extension(served=False)  # in Jupyter: loads Panel's JavaScript
     state = ExplorerState(**settings)
     sidebar, main = page_parts(state)
     start(state)
@@ -124,15 +123,3 @@ def explorer(**settings) -> pn.Row:
                     sizing_mode="stretch_width")
     layout.state = state  # the session's settings and results, for scripting the explorer
     return layout
-
-
-def warm_up() -> None:
-    """Once per server process, before any visitor: compile every solver for the default data,
-    load the built-in data sets, and build one page (first-use costs of HoloViews, Bokeh and
-    Panel), so that every tab starts warm."""
-    keep_compiled_solvers()
-    view = explorer()
-    view.get_root(Document())
-    for build in (code_view, paths_view, population_view, traces_view):  # built when opened
-        pn.panel(build(view.state)).get_root(Document())
-    warm_open_field()

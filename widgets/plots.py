@@ -1,4 +1,4 @@
-"""HoloViews views of the explorer state: tuning curves updated in place, and behaviour traces.
+"""The tuning-curve figures: built once by HoloViews, then updated in place.
 
 Each variable's tuning-curve figure is built once by HoloViews (layers, axes, labels, legend,
 styles, hover) from its first curve. A refit then writes the new columns straight into the
@@ -12,17 +12,16 @@ ground truth, bands, or a variable turning into a few-valued one).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import holoviews as hv
 import numpy as np
 import panel as pn
-from bokeh.core.property.validation import validate
-from bokeh.core.serialization import Deserializer, Serialized, Serializer, make_id
 from bokeh.model import Model
 from bokeh.models import DataRange1d, FixedTicker
+
+from ._compat import copy_models, figure_copies, serialize
 
 hv.extension("bokeh", logo=False)
 hv.renderer("bokeh").webgl = False  # a few hundred points: canvas draws them sooner
@@ -33,74 +32,13 @@ PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
                  # sizes unlike Bokeh's defaults, so they are sent and presentation mode scales
                  # what the browser shows (an unsent default would give way to a theme's size)
                  fontsize={"title": "15px", "labels": "14px", "ticks": "12px", "legend": "12px"})
-# Three BokehJS redraw costs that a refit's data patch need not pay, fixed in the browser by this
-# script (loaded after BokehJS, before any view: ``pn.extension(js_files=BOKEH_REDRAW_FIXES)``):
-# - every paint rewrites each renderer's position stylesheet, even unchanged, and each rewrite
-#   makes the browser recompute styles at the next read of a CSS variable (Bokeh reads several
-#   per glyph, axis and legend): rewrites that change nothing are skipped;
-# - a legend rebuilds its items (DOM and swatch canvases) on any change of anything its items
-#   reach, a glyph's data included: with the same items and labels, it now only restyles them
-#   (hidden, inactive); its swatches are repainted with the plot as before;
-# - every visual property read (line colour, width, text font, ...) asks the CSS cascade for a
-#   ``--bk-*`` variable first (bokeh/bokeh#15286), about a thousand reads per refit: within one
-#   task (one paint), where no such variable changes, each element's value is read once.
-_BOKEH_REDRAW_FIXES_JS = """
-(() => {
-  if (!(window.Bokeh && Bokeh.require)) return;
-  const {InlineStyleSheet} = Bokeh.require("core/dom");
-  const update = InlineStyleSheet.prototype._update;
-  InlineStyleSheet.prototype._update = function (css) {
-    if (this.el.textContent !== css) update.call(this, css);
-  };
-  const {VisualProperties} = Bokeh.require("core/visuals/visual");
-  let read = null;  // element -> (CSS variable -> value), for the current task
-  VisualProperties.prototype._get_css_value = function (name) {
-    if (read == null) {
-      read = new Map();
-      queueMicrotask(() => { read = null; });
-    }
-    const {el} = this.obj;
-    let values = read.get(el);
-    if (values == null) {
-      values = new Map();
-      read.set(el, values);
-    }
-    const key = `${this.css_prefix}${name}`;
-    let value = values.get(key);
-    if (value === undefined) {
-      value = getComputedStyle(el).getPropertyValue(key);
-      values.set(key, value);
-    }
-    return value;
-  };
-  const {LegendView} = Bokeh.require("models/annotations/legend");
-  const {hidden} = Bokeh.require("styles/legend.css");
-  const on_transitive_change = LegendView.prototype.on_transitive_change;
-  LegendView.prototype.on_transitive_change = function (property, fn, options) {
-    if (property === this.model.properties.items) {
-      fn = () => {
-        if (this.entries == null || this._should_rerender_items) {
-          this._render_items();
-          return;
-        }
-        for (const entry of this.entries) {
-          entry.el.classList.toggle(hidden, !entry.item.visible);
-          this._toggle_inactive(entry);
-        }
-      };
-    }
-    return on_transitive_change.call(this, property, fn, options);
-  };
-})();
-"""
-BOKEH_REDRAW_FIXES = {"bokeh_redraw_fixes": "data:text/javascript;base64,"
-                      + base64.b64encode(_BOKEH_REDRAW_FIXES_JS.encode()).decode()}
 MODEL_COLOR, EMPIRICAL_COLOR, TRUTH_COLOR = "#1f5fa8", "#e6862a", "#666666"
 # Presentation mode (a projector at the back of a lecture hall): font sizes and line width scale.
 PRESENTATION_SCALE = 1.8
 
 
-def _axis(curve):
+def axis(curve) -> hv.Dimension:
+    """The x dimension of a variable's (or its curve's) plots, labelled with its unit."""
     label = f"{curve.name} ({curve.unit})" if curve.unit else curve.name
     return hv.Dimension(curve.name, label=label)
 
@@ -128,7 +66,7 @@ def line_layers(curve) -> list[Layer]:
     """A many-valued variable: the GLM rate as a line (with a dot per bin, unless it is a smooth
     basis curve), the empirical rate as dots, the ground truth dashed and the 95% band
     shaded."""
-    x = _axis(curve)
+    x = axis(curve)
     layers = []
     if _band(curve):
         layers.append(Layer(
@@ -167,7 +105,7 @@ def line_layers(curve) -> list[Layer]:
 def point_layers(curve) -> list[Layer]:
     """A variable with a few values (e.g. a running direction): points with error bars, since a
     line between two directions means nothing."""
-    x = _axis(curve)
+    x = axis(curve)
     layers = []
     if _band(curve):
         layers.append(Layer(
@@ -237,23 +175,11 @@ class TuningCurvePlot:
         self._normal = {(model, prop): getattr(model, prop) for model, prop in self._sized()}
         self.present(presentation)
 
-    def copy(self, serialized: Serialized) -> TuningCurvePlot:
+    def copy(self, serialized) -> TuningCurvePlot:
         """A plot of the same structure with its own Bokeh models (fresh ids), rebuilt from this
-        plot's ``serialized`` figure (``Serializer(deferred=False)``): several times cheaper than
+        plot's ``serialized`` figure (``_compat.serialize``): several times cheaper than
         building it again through HoloViews."""
-        ids = {}
-
-        def fresh(rep):  # every model's id (its definition and the references to it) renewed
-            if isinstance(rep, dict):
-                rep = {key: fresh(value) for key, value in rep.items()}
-                if isinstance(rep.get("id"), str):
-                    rep["id"] = ids.setdefault(rep["id"], make_id())
-            elif isinstance(rep, list):
-                rep = [fresh(value) for value in rep]
-            return rep
-
-        with validate(False):  # the values are those of a valid figure: not checked again
-            figure = Deserializer().deserialize(Serialized(fresh(serialized.content), []))
+        figure, ids = copy_models(serialized)
         models = {model.id: model for model in figure.references()}
 
         def same(model):
@@ -339,13 +265,16 @@ MAX_BUILT = 64
 def tuning_curve_plot(curve, show_bands: bool = True,
                       presentation: bool = False) -> TuningCurvePlot:
     """A figure for ``curve``: HoloViews builds the first of each structure (and unit) in a
-    server process; later ones (other sessions, other data) are copies of it fed this curve."""
+    server process; later ones (other sessions, other data) are copies of it fed this curve
+    (where Bokeh is a tested version; otherwise each is built by HoloViews)."""
+    if not figure_copies():
+        return TuningCurvePlot(curve, show_bands, presentation)
     key = (structure(curve), curve.unit)
     if key not in _built:
         if len(_built) >= MAX_BUILT:
             del _built[next(iter(_built))]
         plot = TuningCurvePlot(curve)
-        _built[key] = plot, Serializer(deferred=False).serialize(plot.figure)
+        _built[key] = plot, serialize(plot.figure)
     template, serialized = _built[key]
     plot = template.copy(serialized)
     plot.update(curve)
@@ -418,34 +347,3 @@ class TuningCurvesView(pn.viewable.Viewer):
 
     def __panel__(self):
         return self._grid
-
-
-def traces_view(state) -> pn.pane.HoloViews:
-    """Behaviour traces and the unit's spike counts, redrawn when a data set or unit is chosen."""
-
-    def draw(session, unit):
-        if session is None or unit not in session.unit_names:
-            return hv.Layout([hv.Curve([])])
-        return traces(session, unit)
-
-    return pn.pane.HoloViews(pn.bind(draw, state.param.session, state.param.unit),
-                             sizing_mode="stretch_width")
-
-
-def traces(session, unit, max_points: int = 3000) -> hv.Layout:
-    """The first ``max_points`` samples of every behavioural variable and of the unit's spike
-    counts against time; samples left out of the fit (not valid) are greyed."""
-    n = min(session.n_samples, max_points)
-    t = hv.Dimension("time", label="time (s)")
-    time = np.arange(n) * session.bin_width
-    valid = session.valid[:n]
-    rows = [(_axis(var), var.values[:n]) for var in session.variables]
-    rows.append((hv.Dimension("spikes", label=f"{unit} (spikes/bin)"),
-                 session.unit_counts(unit)[:n]))
-    plots = [
-        (hv.Curve((time, values), t, dim).opts(color="#bbbbbb")
-         * hv.Curve((time, np.where(valid, values, np.nan)), t, dim).opts(color="#333333"))
-        .opts(responsive=True, height=130, title="", show_grid=True)
-        for dim, values in rows
-    ]
-    return hv.Layout(plots).cols(1).opts(shared_axes=True)

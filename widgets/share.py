@@ -26,24 +26,22 @@ from glm_core.binned import MAX_BINS
 from glm_core.errors import InputError
 from glm_core.regularizers import REGULARIZERS
 
-from .state import (
+from .shared import shared_open_field, shared_recording, shared_simulation
+from .state import ExplorerState
+from .vocabulary import (
     BINS,
+    BUILT_IN,
     CYCLIC_SPLINE,
+    LINK_KEYS,
     OPEN_FIELD,
-    RECORDING,
+    SIMULATED,
     SIMULATION,
     SPLINE,
     UPLOAD,
-    ExplorerState,
     VariableSettings,
-    shared_open_field,
-    shared_recording,
-    shared_simulation,
 )
 
-SOURCES = {"simulation": SIMULATION, "open-field": OPEN_FIELD, "recording": RECORDING,
-           "upload": UPLOAD}
-SIMULATED = (SIMULATION, OPEN_FIELD)  # sources made from T and seed
+SOURCES = {key: source for source, key in LINK_KEYS.items()}  # a link's source -> data source
 KEYS = ("source", "T", "seed", "bin_width", "unit", "regularizer", "folds", "include", "bins",
         "log_strength", "encoding", "n_basis", "map_bins", "map_log_strength")
 SHARED_BIN_WIDTH = (0.005, 1.0)  # s: a link may ask for bins this fine or coarse, no more
@@ -64,9 +62,8 @@ def encode_query(state: ExplorerState) -> dict[str, str]:
     """The query of ``state``'s current settings (values as text). T and seed apply to the
     simulations, bin_width to the recording; both are always written, as is the 2-D map's
     bins and log10 strength (used where the data set has the map)."""
-    short = {value: key for key, value in SOURCES.items()}
     return dict(
-        source=short[state.source], T=str(state.n_samples), seed=str(state.seed),
+        source=LINK_KEYS[state.source], T=str(state.n_samples), seed=str(state.seed),
         bin_width=repr(float(state.bin_width)), unit=str(state.unit),
         regularizer=state.regularizer, folds=str(state.n_folds),
         include=",".join(row.name for row in state.variables if row.include),
@@ -105,9 +102,10 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
                            "used instead")
             return default
 
-    source = take("source", lambda s: _member(s, ("simulation", "open-field", "recording")),
-                  "simulation", "one of simulation, open-field, recording")
-    if values.get("source") == "upload":
+    keys = [LINK_KEYS[built_in] for built_in in BUILT_IN]
+    source = take("source", lambda s: _member(s, keys), LINK_KEYS[SIMULATION],
+                  "one of " + ", ".join(keys))
+    if values.get("source") == LINK_KEYS[UPLOAD]:
         notices[-1] = ("source=upload: an uploaded file cannot be shared by a link; the "
                        "simulation is shown instead (upload the file again)")
     state = {"source": SOURCES[source]}

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
 import time
-from collections import OrderedDict
-from contextlib import nullcontext
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
 from functools import partial
 
 import numpy as np
@@ -24,134 +21,36 @@ import param
 from glm_core import explorer, population
 from glm_core.binned import JOINT_MAX_BINS, max_bins_for
 from glm_core.errors import InputError
-from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
+from glm_core.linear_track import DEFAULT_UNIT
 from glm_core.loaders import load_upload
-from glm_core.open_field import simulate_open_field
 from glm_core.regularizers import REGULARIZERS
-from glm_core.simulation import simulate_session
 
-SIMULATION = "simulation"
-OPEN_FIELD = "open-field simulation"
-RECORDING = "linear track recording"
-UPLOAD = "uploaded file"
-DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")
-JOINT_KEYS = ("joint_map", "joint_nx", "joint_ny")  # settings that re-encode the joint leaf
+from .shared import (
+    FirstFit,
+    shared_encodings,
+    shared_first_fits,
+    shared_open_field,
+    shared_recording,
+    shared_simulation,
+    warm_solvers,
+)
+from .vocabulary import (
+    BINS,
+    DATA_KEYS,
+    ENCODING_KEYS,
+    JOINT_KEYS,
+    OPEN_FIELD,
+    RECORDING,
+    SIMULATION,
+    SOURCES,
+    UPLOAD,
+    VariableSettings,
+)
+
 PATH_POINTS = np.linspace(-6.0, 0.0, 25)  # log10 strengths of a regularization path
 # The held-out score (one fit per fold) waits until the settings rest this long, so that a key
 # press or drag pays only for the refit and the browser paints the curves without competing.
 SCORE_DELAY_MS = 300
-BINS, SPLINE, CYCLIC_SPLINE = "bins", "B-spline", "cyclic B-spline"
-ENCODING_KEYS = ("n_bins", "encoding", "n_basis")  # settings that re-encode one variable
-
-
-# Built-in data sets and compiled solvers are shared read-only by every session of a server
-# process; per-user state (settings, fits, views) never is.
-shared_simulation = pn.cache(simulate_session, max_items=4)
-shared_open_field = pn.cache(simulate_open_field, max_items=4)
-shared_recording = pn.cache(load_linear_track, max_items=4)
-_warm_shapes = set()  # (variables, bin slots) whose solvers this process has compiled
-
-
-@dataclass(frozen=True)
-class FirstFit:
-    """A built-in data set's first fit for some settings, shared by every session that opens
-    with them: the fit, its curves and maps, and (once scored) its held-out scores. Immutable:
-    frozen, with read-only arrays."""
-
-    encoding: object  # held here, so that its id (the key) cannot be reused meanwhile
-    fit: object
-    curves: tuple
-    maps: tuple
-    cv: object = None
-
-
-class SharedResults:
-    """The last ``size`` values of a pure computation on immutable inputs, per key: the
-    encodings of built-in data sets and their first fits, computed once per server process
-    (in the warm-up for the default settings) instead of once per tab. Values are frozen
-    dataclasses whose arrays are made read-only, so no session can change what another sees."""
-
-    def __init__(self, size: int):
-        self._values = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()  # data sets are read on worker threads too
-
-    def get(self, key):
-        with self._lock:
-            value = self._values.get(key)
-            if value is not None:
-                self._values.move_to_end(key)
-            return value
-
-    def clear(self):
-        with self._lock:
-            self._values.clear()
-
-    def holds(self, value) -> bool:
-        with self._lock:
-            return any(v is value for v in self._values.values())
-
-    def put(self, key, value):
-        read_only(value)
-        with self._lock:
-            self._values[key] = value
-            self._values.move_to_end(key)
-            while len(self._values) > self._size:
-                self._values.popitem(last=False)
-        return value
-
-
-def read_only(value):
-    """``value`` with every numpy array in it (through dataclasses, tuples, lists and dicts)
-    made read-only."""
-    if isinstance(value, np.ndarray):
-        value.flags.writeable = False
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            read_only(getattr(value, field.name))
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            read_only(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            read_only(item)
-    return value
-
-
-shared_encodings = SharedResults(8)  # (data set, unit, encoding settings) -> Encoding
-shared_first_fits = SharedResults(32)  # (id of a shared Encoding, model settings) -> FirstFit
-
-
-def warm_solvers(encoding) -> None:
-    """Compile every regularizer's solver for this encoding's shapes, once per process."""
-    shape = encoding.grid.sizes
-    if shape not in _warm_shapes:
-        explorer.warm_up(encoding)
-        _warm_shapes.add(shape)
-
-
-def warm_population() -> None:
-    """Compile the population fit and its held-out scores for the built-in recording's default
-    model, once per process, so that the first "Fit all units" answers at once."""
-    state = ExplorerState(source=RECORDING)
-    state.start()
-    state.update_population()
-
-
-def warm_open_field() -> None:
-    """Compile the default regularizer's solvers for the open field's default 2-D map layout."""
-    state = ExplorerState(source=OPEN_FIELD)
-    session = shared_open_field(state.n_samples, state.seed)
-    rows = [VariableSettings(v, max_bins_for(len(session.variables))) for v in session.variables]
-    encoding = state._encode(session, session.unit_names[0], rows, joint_map=True)
-    if encoding.grid.sizes not in _warm_shapes:
-        explorer.warm_up(encoding, (state.regularizer,))
-        _warm_shapes.add(encoding.grid.sizes)
-
-
-def solvers_ready() -> bool:
-    """Whether this process has compiled solvers (a warmed-up server)."""
-    return bool(_warm_shapes)
 
 
 def in_server() -> bool:
@@ -159,34 +58,10 @@ def in_server() -> bool:
     return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
 
 
-class VariableSettings(param.Parameterized):
-    """How one behavioural variable enters the model."""
-
-    include = param.Boolean(default=True, doc="Use this variable in the model.")
-    n_bins = param.Integer(default=20, bounds=(2, 64), doc="One-hot bins.")
-    log_strength = param.Number(default=-3.0, bounds=(-6.0, 0.0), step=0.1,
-                                label="log10 strength", doc="Regularization strength (log10).")
-    encoding = param.Selector(default=BINS, objects=[BINS, SPLINE],
-                              doc="One-hot bins, or a B-spline basis on fine bins (cyclic for "
-                                  "circular variables).")
-    n_basis = param.Integer(default=10, bounds=(4, 20), label="basis functions",
-                            doc="Number of B-spline basis functions.")
-
-    def __init__(self, variable, max_bins, **params):
-        n_bins = variable.default_bins or (16 if variable.circular else 20)
-        super().__init__(name=variable.name, n_bins=min(n_bins, max_bins),
-                         include=variable.default_include, **params)
-        self.param.n_bins.bounds = (2, max_bins)
-        self.param.encoding.objects = [BINS, CYCLIC_SPLINE if variable.circular else SPLINE]
-        self.unit = variable.unit
-        self.circular = variable.circular
-
-
 class ExplorerState(param.Parameterized):
     """Settings in, fit results out."""
 
-    source = param.Selector(default=SIMULATION, objects=[SIMULATION, OPEN_FIELD, RECORDING,
-                                                         UPLOAD])
+    source = param.Selector(default=SIMULATION, objects=list(SOURCES))
     n_samples = param.Integer(default=20_000, bounds=(100, 2_000_000), label="samples (T)")
     seed = param.Integer(default=0, bounds=(0, None))
     bin_width = param.Number(default=0.025, bounds=(0.0, None), inclusive_bounds=(False, True),
@@ -231,7 +106,7 @@ class ExplorerState(param.Parameterized):
         self._encoding = None
         self._fit = None
         self._row_watchers = []
-        self._loading = False
+        self._refresh_paused = False  # set while the state writes its own settings
         self._cv = None
         self._cv_fit_theta = None  # the full fit's theta when ``_cv`` was taken
         self._first_fit = None  # key of the shared first fit shown now, if it is one
@@ -249,8 +124,19 @@ class ExplorerState(param.Parameterized):
         if self._encoding is not None:
             warm_solvers(self._encoding)
 
+    @contextmanager
+    def _no_refresh(self):
+        """Settings the state writes itself (a loaded data set's unit, Best strengths, a lesson)
+        start no refit; the caller refits once. Unlike ``param.discard_events``, the widgets and
+        views watching these settings still follow them."""
+        self._refresh_paused = True
+        try:
+            yield
+        finally:
+            self._refresh_paused = False
+
     def _refresh(self, *events):
-        if self._loading:
+        if self._refresh_paused:
             return
         changed = {e.name for e in events}
         if changed & {*DATA_KEYS, "regularizer"} and in_server():
@@ -298,7 +184,7 @@ class ExplorerState(param.Parameterized):
             elif "n_folds" in changed:
                 self._encoding = explorer.with_folds(self._encoding, self.n_folds)
             elif changed & set(JOINT_KEYS):
-                self._encoding = self._encode(self.session, self.unit, self.variables)
+                self._encoding = self.encode(self.session, self.unit, self.variables)
                 self._fit = self._cv = None
             elif changed & set(ENCODING_KEYS):
                 for event in events:
@@ -338,15 +224,15 @@ class ExplorerState(param.Parameterized):
         for row in rows:
             row.param.update(self.on_load.get("variables", {}).get(row.name, {}))
         if self.source == UPLOAD:
-            return session, unit, rows, self._encode(session, unit, rows, joint_map)
+            return session, unit, rows, self.encode(session, unit, rows, joint_map)
         key = (self.source, self.n_samples, self.seed, session.bin_width, unit, joint_map,
                self.joint_nx, self.joint_ny, self.n_folds,
                *((r.n_bins, r.encoding, r.n_basis) for r in rows))
         encoding = shared_encodings.get(key) or shared_encodings.put(
-            key, self._encode(session, unit, rows, joint_map))
+            key, self.encode(session, unit, rows, joint_map))
         return session, unit, rows, encoding
 
-    def _encode(self, session, unit, rows, joint_map=None):
+    def encode(self, session, unit, rows, joint_map=None):
         """Encode every variable as its row says: one-hot bins, or a basis on fine bins; with
         ``joint_map``, the first two linear variables as one joint leaf."""
         pairs = self._pairs(session, self.joint_map if joint_map is None else joint_map)
@@ -371,15 +257,12 @@ class ExplorerState(param.Parameterized):
         ]
         self._encoding, self._fit, self._cv = encoding, None, None
         self.on_load = {}
-        self._loading = True
-        try:
+        with self._no_refresh():
             self.joint_map = bool(encoding.pairs)
             self.param.unit.objects = list(session.unit_names)
             self.unit = unit
             if self.source != SIMULATION:
                 self.bin_width = session.bin_width
-        finally:
-            self._loading = False
         self.session, self.variables = session, rows
 
     def _read_session(self, keep_file_bins):
@@ -589,11 +472,8 @@ class ExplorerState(param.Parameterized):
                 joint = round(value, 2)
             else:
                 rows[leaf[0]] = round(value, 2)
-        self._loading = True
-        try:
+        with self._no_refresh():
             self.joint_log_strength = joint
-        finally:
-            self._loading = False
         self._set_rows("log_strength", rows)
         self.update_paths()
 
@@ -621,25 +501,19 @@ class ExplorerState(param.Parameterized):
             self.on_load = {"unit": unit, "variables": variables}
             self.param.update(**settings)
             return
-        self._loading = True
-        try:
+        with self._no_refresh():
             self.param.update(**settings)
             for row in self.variables:
                 row.param.update(variables.get(row.name, {}))
             if unit in self.param.unit.objects:
                 self.unit = unit
-        finally:
-            self._loading = False
-        self._encoding = self._encode(self.session, self.unit, self.variables)
+        self._encoding = self.encode(self.session, self.unit, self.variables)
         self._fit = self._cv = None
         self._update(set(), ())
 
     def _set_rows(self, name, values):
         """Set one setting of every variable, then refit once."""
-        self._loading = True
-        try:
+        with self._no_refresh():
             for row, value in zip(self.variables, values):
                 setattr(row, name, value)
-        finally:
-            self._loading = False
         self._update(set(), ())
