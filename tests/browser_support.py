@@ -267,6 +267,25 @@ def server_errors(log_path: Path, offset: int) -> list[str]:
     return [b for b in blocks if not any(c in b for c in closed) and not detached.search(b)]
 
 
+class CheckedBrowser:
+    """Chromium whose every new context records its pages' uncaught exceptions (``pageerror``)
+    and console errors in ``errors`` (a test's browser fixture fails on them). It offers only
+    ``new_context``, so no page can be opened around the record."""
+
+    def __init__(self, browser):
+        self._browser = browser
+        self.errors: list[str] = []
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        context.on("weberror", lambda e: self.errors.append(
+            f"pageerror: {e.error.stack or e.error.message}"[:2000]))
+        context.on("console", lambda m: m.type == "error" and self.errors.append(
+            f"console error: {m.text} (at {m.location.get('url')}:"
+            f"{m.location.get('lineNumber')})"[:2000]))
+        return context
+
+
 def write_npz(path: Path, n: int = 6000, seed: int = 0) -> Path:
     """A small valid binned-form NPZ (schema: glm_core/loaders.py): 20 ms bins, two units, a
     linear variable ``track`` in cm and a circular ``heading`` in rad."""
