@@ -33,8 +33,9 @@ PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
                  # sizes unlike Bokeh's defaults, so they are sent and presentation mode scales
                  # what the browser shows (an unsent default would give way to a theme's size)
                  fontsize={"title": "15px", "labels": "14px", "ticks": "12px", "legend": "12px"})
-# Three BokehJS redraw costs that a refit's data patch need not pay, fixed in the browser by this
-# script (loaded after BokehJS, before any view: ``pn.extension(js_files=BOKEH_REDRAW_FIXES)``):
+# Three BokehJS redraw costs that a refit's data patch need not pay, and one page error, fixed in
+# the browser by this script (loaded after BokehJS, before any view:
+# ``pn.extension(js_files=BOKEH_REDRAW_FIXES)``):
 # - every paint rewrites each renderer's position stylesheet, even unchanged, and each rewrite
 #   makes the browser recompute styles at the next read of a CSS variable (Bokeh reads several
 #   per glyph, axis and legend): rewrites that change nothing are skipped;
@@ -43,7 +44,9 @@ PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
 #   (hidden, inactive); its swatches are repainted with the plot as before;
 # - every visual property read (line colour, width, text font, ...) asks the CSS cascade for a
 #   ``--bk-*`` variable first (bokeh/bokeh#15286), about a thousand reads per refit: within one
-#   task (one paint), where no such variable changes, each element's value is read once.
+#   task (one paint), where no such variable changes, each element's value is read once;
+# - a grid (the tuning curves') whose set of plots changed threw "reading 'parent_style'" when
+#   laid out before the new plots' views were built: it waits for them.
 _BOKEH_REDRAW_FIXES_JS = """
 (() => {
   if (!(window.Bokeh && Bokeh.require)) return;
@@ -90,6 +93,16 @@ _BOKEH_REDRAW_FIXES_JS = """
       };
     }
     return on_transitive_change.call(this, property, fn, options);
+  };
+  // A grid whose children were just replaced builds their views asynchronously; a layout pass
+  // meanwhile (another change of the same patch) indexed the views it has by child position and
+  // threw "reading 'parent_style'". Lay out only the grid itself then: the rebuild lays it out.
+  const {LayoutDOMView} = Bokeh.require("models/layouts/layout_dom");
+  const {CSSGridBoxView} = Bokeh.require("models/layouts/css_grid_box");
+  const grid_layout = CSSGridBoxView.prototype._update_layout;
+  CSSGridBoxView.prototype._update_layout = function () {
+    const building = this.child_views.length !== this.child_models.length;
+    return (building ? LayoutDOMView.prototype._update_layout : grid_layout).call(this);
   };
 })();
 """
