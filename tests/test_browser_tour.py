@@ -12,7 +12,6 @@ import pytest
 
 from tests.browser_support import (
     JS_FIGURES,
-    JS_IMAGES,
     curve,
     figures,
     finite,
@@ -31,8 +30,9 @@ pytestmark = pytest.mark.xdist_group("browser")
 CARDS = ("code-card", "paths-card", "population-card", "behaviour-card")
 
 
-def map_images(page) -> int:
-    return len(page.evaluate(JS_IMAGES))
+def maps(page) -> list[str]:
+    """The titles of the 2-D map images on the page."""
+    return [title for title in figures(page) if " × " in title]
 
 
 def fitted(page, names) -> None:
@@ -77,11 +77,10 @@ def test_a_tour_of_every_control_raises_no_browser_error(browser, server, tmp_pa
 
         joint = page.locator(".joint-toggle input")
         joint.check()  # position x speed as a map on the simulation
-        poll(lambda: map_images(page) >= 3, timeout=300,
-             message="the simulation's map")
+        poll(lambda: len(maps(page)) == 2, timeout=300, message="the simulation's map")
         joint.uncheck()
         fitted(page, ("position", "speed", "head direction"))
-        poll(lambda: map_images(page) == 0, message="the map gone")
+        assert not maps(page)
 
         lessons = select_with_option(page, LESSONS[0].title)
         for lesson in LESSONS:
@@ -97,13 +96,12 @@ def test_a_tour_of_every_control_raises_no_browser_error(browser, server, tmp_pa
 
         select_with_option(page, OPEN_FIELD).select_option(OPEN_FIELD)
         fitted(page, ("head direction", "speed"))
-        poll(lambda: map_images(page) >= 3, timeout=300, message="the open field's map")
+        poll(lambda: len(maps(page)) == 3, timeout=300, message="the open field's map")
         joint.uncheck()
         fitted(page, ("x", "y", "head direction", "speed"))
-        poll(lambda: map_images(page) == 0, message="the map gone")
+        assert not maps(page)
         joint.check()
-        poll(lambda: map_images(page) >= 3, timeout=300,
-             message="the map back")
+        poll(lambda: len(maps(page)) == 3, timeout=300, message="the map back")
 
         select_with_option(page, UPLOAD).select_option(UPLOAD)
         chooser = page.locator("input[type=file]")
