@@ -8,7 +8,9 @@ shadow roots) and plot data is read from ``window.Bokeh.documents[0]`` in ``page
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import math
 import os
 import re
@@ -250,11 +252,16 @@ def deep_text(locator) -> str:
 
 
 def server_errors(log_path: Path, offset: int) -> list[str]:
-    """Tracebacks / ERROR lines the server logged after byte ``offset`` of its log, except the
-    harmless ones of a browser tab that closed: the server still sending to it, or its last
-    messages read after Bokeh's keep-alive ping found it gone and let go of its session
-    (bokeh#13655; the connection then asserts it has a session)."""
-    text = log_path.read_bytes()[offset:].decode(errors="replace")
+    """Tracebacks / ERROR lines the server logged after byte ``offset`` of its log, as
+    ``log_errors``."""
+    return log_errors(log_path.read_bytes()[offset:].decode(errors="replace"))
+
+
+def log_errors(text: str) -> list[str]:
+    """Tracebacks / ERROR lines of a server's log ``text``, except the harmless ones of a browser
+    tab that closed: the server still sending to it, or its last messages read after Bokeh's
+    keep-alive ping found it gone and let go of its session (bokeh#13655; the connection then
+    asserts it has a session)."""
     blocks = []
     for block in text.split("Traceback (most recent call last):")[1:]:
         lines = [line for line in block.splitlines() if line and not line.startswith(" ")]
@@ -265,6 +272,44 @@ def server_errors(log_path: Path, offset: int) -> list[str]:
     closed = ("StreamClosedError", "WebSocketClosedError")
     detached = re.compile(r'bokeh/server/connection\.py", line \d+, in session\)$')
     return [b for b in blocks if not any(c in b for c in closed) and not detached.search(b)]
+
+
+@contextlib.contextmanager
+def logged_errors():
+    """For a server in this process: yields a list that, on exit, holds the errors (as
+    ``log_errors``) that Bokeh, Panel and Tornado logged meanwhile."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("bokeh", "panel", "tornado")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    errors = []
+    try:
+        yield errors
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        errors += log_errors(stream.getvalue())
+
+
+class CheckedBrowser:
+    """Chromium whose every new context records its pages' uncaught exceptions (``pageerror``)
+    and console errors in ``errors`` (a test's browser fixture fails on them). It offers only
+    ``new_context``, so no page can be opened around the record."""
+
+    def __init__(self, browser):
+        self._browser = browser
+        self.errors: list[str] = []
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        context.on("weberror", lambda e: self.errors.append(
+            f"pageerror: {e.error.stack or e.error.message}"[:2000]))
+        context.on("console", lambda m: m.type == "error" and self.errors.append(
+            f"console error: {m.text} (at {m.location.get('url')}:"
+            f"{m.location.get('lineNumber')})"[:2000]))
+        return context
 
 
 def write_npz(path: Path, n: int = 6000, seed: int = 0) -> Path:

@@ -35,7 +35,7 @@ UPLOAD = "uploaded file"
 
 
 # Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
-pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def open_app(browser, url, names=SIM_VARS):

@@ -16,7 +16,8 @@ from tests.browser_support import (
     wait_for_app,
 )
 
-pytestmark = pytest.mark.usefixtures("no_server_errors")
+# Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def images(page) -> list:

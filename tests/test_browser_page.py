@@ -33,7 +33,7 @@ from tests.browser_support import (
 SVG = "{http://www.w3.org/2000/svg}"
 
 # Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
-pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def new_page(browser, url):

@@ -36,7 +36,7 @@ JS_POPULATION = """() => {
 
 
 # Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
-pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def test_population_heatmap_has_a_row_per_unit_and_a_click_selects_the_unit(browser, server):

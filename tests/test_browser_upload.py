@@ -20,7 +20,7 @@ from tests.browser_support import curve, deep_text, poll, press_slider, select_w
 from tests.test_browser import UPLOAD, open_app
 
 # Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
-pytestmark = [pytest.mark.usefixtures("no_server_errors"), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def slow_npz(n_bins: int = 8_000_000, seed: int = 0) -> bytes:
