@@ -24,8 +24,21 @@ FIT_TOL, FIT_MAXITER = 1e-6, 100  # the solvers' defaults (compiled once each)
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
 def fit_full(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, log_factorial,
-              n_coef, include, strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
-    """``occupancy`` and ``spikes`` are the cells' totals over folds, ``slot_*`` per fold."""
+             n_coef, include, strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
+    """The fit on all folds' cells, with what the curves and their bands need.
+
+    Args:
+        slots, occupancy, spikes: the cell table and the cells' totals over the folds.
+        slot_occupancy, slot_spikes: per fold, the totals per bin slot of every axis.
+        n_chunks: chunks of the table to walk (``BinGrid.n_chunks``).
+        log_factorial: sum of log y! over the samples.
+        n_coef, include, strengths, maps, is_basis, rough: ``_grid_problem.grid_settings``.
+        theta0: the starting coefficients; reg, tol, maxiter: the solver's (static).
+
+    Returns:
+        (solver result, active, weights, shown, log_others_gain, mean log-likelihood, the null
+        model's, curve_se), per-axis arrays padded to the widest axis.
+    """
     slot_occupancy, slot_spikes = over_folds(slot_occupancy), over_folds(slot_spikes)
     sizes = map_sizes(maps)
     n_axes, width = len(sizes), max(sizes)
@@ -84,7 +97,7 @@ def fit_full(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, lo
         curve_se[v] = jnp.pad(se, (0, width - sizes[v]), constant_values=jnp.nan)
 
     [rate_terms] = log_likelihood_terms(slots, [(occupancy, spikes)], n_chunks, slot_theta,
-                                         sizes)
+                                        sizes)
     ll = (rate_terms - log_factorial) / n
     n_spikes = jnp.sum(split(slot_spikes, sizes)[0])
     mean_y = n_spikes / n
@@ -99,14 +112,14 @@ def fit_full(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, lo
 
 
 def _cv_fold(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, slot_spikes,
-            slot_occ_total, slot_spk_total, n_chunks, n_coef, include, strengths, maps, is_basis,
-            rough, theta0, reg, tol, maxiter):
+             slot_occ_total, slot_spk_total, n_chunks, n_coef, include, strengths, maps, is_basis,
+             rough, theta0, reg, tol, maxiter):
     """Fit the complement of one fold and score the fold and the training cells."""
     train_occ, train_spk = total_occ - occupancy, total_spk - spikes
     sizes = map_sizes(maps)
     res, problem = solve_cells(slots, train_occ, train_spk, slot_occ_total - slot_occupancy,
-                                slot_spk_total - slot_spikes, n_chunks, n_coef, include,
-                                strengths, maps, is_basis, rough, theta0, reg, tol, maxiter)
+                               slot_spk_total - slot_spikes, n_chunks, n_coef, include,
+                               strengths, maps, is_basis, rough, theta0, reg, tol, maxiter)
     n_train = problem.n
     slot_theta = to_slots(res.theta, maps)
     test_samples = jnp.sum(split(slot_occupancy, sizes)[0])
@@ -130,9 +143,9 @@ def _cv_folds(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, sl
 
     def one(k, out):
         result = _cv_fold(slots, occupancy[k], spikes[k], total_occ, total_spk,
-                         slot_occupancy[k], slot_spikes[k], slot_occ_total, slot_spk_total,
-                         n_chunks, n_coef, include, strengths, maps, is_basis, rough, theta0[k],
-                         reg, tol, maxiter)
+                          slot_occupancy[k], slot_spikes[k], slot_occ_total, slot_spk_total,
+                          n_chunks, n_coef, include, strengths, maps, is_basis, rough, theta0[k],
+                          reg, tol, maxiter)
         return tuple(o.at[k].set(r) for o, r in zip(out, result))
 
     zeros = jnp.zeros(FOLD_SLOTS, theta0.dtype)
@@ -141,3 +154,8 @@ def _cv_folds(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, sl
 
 
 cross_validate_cells = jax.jit(_cv_folds, static_argnames=("reg", "tol", "maxiter"))
+"""Jitted cross-validation of the cell table: ``(slots, occupancy, spikes, total_occupancy,
+total_spikes, slot_occupancy, slot_spikes, n_chunks, n_folds, n_coef, include, strengths, maps,
+is_basis, rough, theta0, reg, tol, maxiter)``, per-fold tables with ``FOLD_SLOTS`` rows and
+``theta0`` one start per row, to per row (theta, converged, ll_test, ll_test_mean, ll_train,
+ll_train_mean), log y! left out."""

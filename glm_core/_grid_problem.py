@@ -27,13 +27,24 @@ from .regularizers import SMOOTH_RIDGE, GroupLasso, Smooth, get_regularizer, rou
 
 
 def grid_settings(grid, n_bins, include, strengths, regularizer, bases, circular):
-    """The regularizer and the jitted solver's run-time settings, per axis: coefficients, include
-    flags, strengths, the (slots x slots) maps from coefficients to bin slots, which axes have a
-    basis, and the roughness matrices of Smooth (D'D of neighbouring differences, in slots).
+    """Check a design against the grid and turn it into the jitted solvers' run-time settings.
+
     Per-axis matrices stay numpy arrays (cached where they repeat): jit takes them as they are,
     where converting each new one on its own would compile a transfer.
 
-    ``n_bins[v]`` is an axis's bin count, or a pair (nx, ny) for a joint leaf (bins bx * ny + by).
+    Args:
+        grid: the :class:`~glm_core.cell_table.BinGrid`.
+        n_bins: per axis, its bin count, or a pair (nx, ny) for a joint leaf (bins bx * ny + by).
+        include, strengths: per axis.
+        regularizer: a regularizer or its name.
+        bases: per axis, None or a (n_bins, k) basis; None for all one-hot.
+        circular: per axis, whether it wraps around (Smooth); None for none.
+
+    Returns:
+        (regularizer, (n_coef, include, strengths, maps, is_basis, rough)): per axis the
+        coefficient count, include flag, strength, (slots x slots) map from coefficients to bin
+        slots, whether it has a basis, and Smooth's roughness matrix (D'D of neighbouring
+        differences, in slots). Raises ``InputError`` on an invalid design.
     """
     reg = get_regularizer(regularizer)
     if len(n_bins) != grid.n_variables:
@@ -116,9 +127,20 @@ class Problem(NamedTuple):
     one_hot: jax.Array
 
 
-def cell_problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef, include,
-             strengths, maps, is_basis, rough, reg) -> Problem:
-    """The objective of one training set: cells, and its totals per bin slot."""
+def cell_problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef,
+                 include, strengths, maps, is_basis, rough, reg) -> Problem:
+    """The objective of one training set.
+
+    Args:
+        slots, occupancy, spikes: the cell table and the training set's totals per cell.
+        slot_occupancy, slot_spikes: its totals per bin slot of every axis.
+        n_chunks: chunks of the table to walk.
+        n_coef, include, strengths, maps, is_basis, rough: from :func:`grid_settings`.
+        reg: the regularizer.
+
+    Returns:
+        The :class:`Problem`.
+    """
     sizes = map_sizes(maps)
     one_hot = ~jnp.any(is_basis & include)
     slot_samples = split(slot_occupancy, sizes)

@@ -22,11 +22,19 @@ COMPACT = 64  # smooth problems with at most this many free coordinates are solv
 
 
 def solve_cells(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef,
-                 include, strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
+                include, strengths, maps, is_basis, rough, theta0, reg, tol, maxiter):
     """Solve one training set. With a smooth penalty and at most ``COMPACT`` free coordinates
-    (the usual case), the solver runs on those alone."""
-    problem = cell_problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, n_coef,
-                       include, strengths, maps, is_basis, rough, reg)
+    (the usual case), the solver runs on those alone.
+
+    Args:
+        slots, ..., rough, reg: as for ``_grid_problem.cell_problem``.
+        theta0: the starting coefficients; tol, maxiter: the solver's.
+
+    Returns:
+        (``solvers.solve``'s result, in all coordinates; the :class:`Problem`).
+    """
+    problem = cell_problem(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks,
+                           n_coef, include, strengths, maps, is_basis, rough, reg)
 
     def full(theta0):
         return solve(problem.value_grad_hess, theta0 * problem.keep, reg, problem.weights,

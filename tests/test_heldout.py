@@ -46,7 +46,7 @@ def test_cross_validation_equals_sklearn_refits_per_fold(session, n_folds):
     assert cv.converged.all()
     X, y = design(enc, include), enc.counts
     fold = fold_ids(y.size, n_folds)
-    test, train = [], []
+    test, train, ll_model, ll_mean = [], [], 0.0, 0.0
     for k in range(n_folds):
         tr, te = fold != k, fold == k
         ref = PoissonRegressor(alpha=s, tol=1e-12, max_iter=1000, solver="newton-cholesky")
@@ -54,10 +54,15 @@ def test_cross_validation_equals_sklearn_refits_per_fold(session, n_folds):
         mean_rate = y[tr].mean()
         test.append(bits(y[te], ref.predict(X[te]), mean_rate))
         train.append(bits(y[tr], ref.predict(X[tr]), mean_rate))
+        ll_model += poisson.logpmf(y[te], ref.predict(X[te])).sum()
+        ll_mean += poisson.logpmf(y[te], mean_rate).sum()
     np.testing.assert_allclose(cv.test_bits_per_spike, test, atol=1e-4)
     np.testing.assert_allclose(cv.train_bits_per_spike, train, atol=1e-4)
     assert cv.mean == pytest.approx(np.mean(test), abs=1e-4)
     assert cv.sem == pytest.approx(np.std(test, ddof=1) / np.sqrt(n_folds), abs=1e-4)
+    assert cv.test_pseudo_r2 == pytest.approx(1.0 - ll_model / ll_mean, abs=1e-4)
+    np.testing.assert_array_equal(cv.test_spikes, np.bincount(fold, y, n_folds))
+    np.testing.assert_array_equal(cv.test_spikes + cv.train_spikes, np.full(n_folds, y.sum()))
 
 
 def explicit_smooth_objective(X_blocks, circular, y, strengths):
