@@ -215,4 +215,4 @@ def test_five_variables_and_two_joint_leaves_fit(session):
     assert np.corrcoef(grid_map.model[seen], grid_map.truth[seen])[0, 1] >= 0.9
     assert speed_wall.name == "speed × wall distance"
     cv = explorer.cross_validate_encoding(enc, [True] * 3, [1e-4, 1e-3, 1e-4], "Ridge")
-    assert cv.converged and np.isfinite(cv.mean)
+    assert cv.converged.all() and np.isfinite(cv.mean)
