@@ -31,14 +31,14 @@ def main():
         row = []
         for label, enc in (("bins", bins), ("splines", splines)):
             first = explorer.fit(enc, include, [1e-3] * 3, reg)
-            cv = explorer.cross_validate(enc, include, [1e-3] * 3, reg, first.theta)
+            cv = explorer.cross_validate_encoding(enc, include, [1e-3] * 3, reg, first.theta)
 
             def strengths(k):
                 return [10 ** (-3 + 0.1 * (k % 3 + 1))] * 3
 
             refit = median_ms(lambda k: explorer.fit(enc, include, strengths(k), reg, first.theta))
-            folds = median_ms(lambda k: explorer.cross_validate(enc, include, strengths(k), reg,
-                                                                cv.theta))
+            folds = median_ms(lambda k: explorer.cross_validate_encoding(
+                enc, include, strengths(k), reg, cv.theta))
             row.append(f"{label}: refit {refit:.0f} ms, 10-fold CV {folds:.0f} ms")
         print(f"{reg:10s}", " | ".join(row), flush=True)
 

@@ -60,7 +60,7 @@ def run(T, repeats):
     include = [True] * 3
     explorer.warm_up(enc)
     fit = explorer.fit(enc, include, [1e-3] * 3, "Ridge")
-    cv = explorer.cross_validate(enc, include, [1e-3] * 3, "Ridge", fit.theta)
+    cv = explorer.cross_validate_encoding(enc, include, [1e-3] * 3, "Ridge", fit.theta)
     for regularizer in ("Ridge", "Smooth"):
         explorer.path(enc, include, [1e-3] * 3, regularizer, 0, PATH, cv.theta)
         explorer.best_strengths(enc, include, [-3] * 3, regularizer, PATH)
@@ -75,16 +75,17 @@ def run(T, repeats):
         s = [10.0 ** (-3 + 0.1 * (state["k"] % 5))] * 3
         before = state["fit"].theta
         state["fit"] = explorer.fit(enc, include, s, "Ridge", before)
-        state["cv"] = explorer.cross_validate(enc, include, s, "Ridge", state["cv"].theta,
-                                              (before, state["fit"].theta))
+        state["cv"] = explorer.cross_validate_encoding(enc, include, s, "Ridge", state["cv"].theta,
+                                                       (before, state["fit"].theta))
         return state["cv"]
 
     def separate_points():
-        return [explorer.cross_validate(enc, include, [10.0**x, 1e-3, 1e-3], "Ridge",
-                                        state["cv"].theta) for x in PATH]
+        return [explorer.cross_validate_encoding(enc, include, [10.0**x, 1e-3, 1e-3], "Ridge",
+                                                 state["cv"].theta) for x in PATH]
 
     def held_out(logs):
-        return explorer.cross_validate(enc, include, [10.0**x for x in logs], "Ridge").mean
+        return explorer.cross_validate_encoding(enc, include, [10.0**x for x in logs],
+                                                "Ridge").mean
 
     refit_ms, _ = timed(refit_and_cv, repeats * 4)
     dense_ms, _ = timed(lambda: cross_validate(GLM("Ridge", 2e-3), X, enc.counts), repeats)
@@ -95,14 +96,15 @@ def run(T, repeats):
                           repeats)
     ascent_ms, ascent = timed(lambda: explorer.ascent_strengths(
         enc, include, [-3] * 3, "Ridge", PATH, init=state["cv"].theta), 1)
-    select_ms, _ = timed(lambda: explorer.forward_selection(enc, [1e-3] * 3, "Ridge",
-                                                            init=state["cv"].theta), 1)
+    select_ms, _ = timed(lambda: explorer.forward_select_encoding(enc, [1e-3] * 3, "Ridge",
+                                                                  init=state["cv"].theta), 1)
     compiles = COMPILES[0]
     changed = explorer.with_folds(explorer.with_bins(explorer.with_unit(enc, session, 0),
                                                      session, 0, 64), 5)
     for regularizer in ("Ridge", "Smooth"):
         explorer.fit(changed, [True, False, True], [1e-2, 1e-4, 1e-1], regularizer)
-        explorer.cross_validate(changed, [True, False, True], [1e-2, 1e-4, 1e-1], regularizer)
+        explorer.cross_validate_encoding(changed, [True, False, True], [1e-2, 1e-4, 1e-1],
+                                         regularizer)
         explorer.path(changed, [False, True, True], [1e-2] * 3, regularizer, 2, PATH)
         explorer.best_strengths(changed, [True, True, False], [-2] * 3, regularizer, PATH)
 

@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glm_core import binned, explorer
-from glm_core.binned import bin_grid
+from glm_core import explorer
+from glm_core.cell_table import bin_grid
 from glm_core.encoding import bin_index, make_binning, one_hot
 from glm_core.glm import GLM
 from glm_core.session import make_session
@@ -352,9 +352,6 @@ def profile(session, enc, repeats):
     add("  bin_grid: bincount occupancy", lambda: np.bincount(flat, minlength=m**len(shape)))
     add("  bin_grid: bincount spikes (weights)",
         lambda: np.bincount(flat, weights=np.asarray(counts, float), minlength=m**len(shape)))
-    log_fact = getattr(binned, "_log_factorial_sum", None)
-    if log_fact is not None:
-        add("  bin_grid: log-factorial sum", lambda: log_fact(np.asarray(counts, float)))
     add("encode total", lambda: explorer.encode(session, 0, enc.n_bins))
     add("with_bins total (1 variable)", lambda: explorer.with_bins(enc, session, 0, 21))
     add("with_unit total", lambda: explorer.with_unit(enc, session, 1))

@@ -1,7 +1,17 @@
 """Pure JAX/numpy core of the pytree GLM explorer: data, encodings, objective, regularizers,
-solvers. Never imports Panel."""
+solvers. Never imports Panel.
 
-from .crossval import cross_validate, forward_select
+The dense pytree GLM (NeMoS-like): :class:`GLM`, :func:`cross_validate`, :func:`forward_select`.
+The bin-grid GLM of the explorer: :func:`bin_grid` builds a :class:`BinGrid` (the cell table),
+:func:`fit_bin_grid`, :func:`cross_validate_grid` and :func:`regularization_path` fit it. Both
+cross-validations return a :class:`CVResult`; both forward selections a :class:`SelectionResult`.
+"""
+
+from .binned import BinnedFit, cross_validate_grid, fit_bin_grid, regularization_path
+from .cell_table import BinGrid, bin_grid
+from .crossval import CVResult, SelectionResult, cross_validate, forward_select
 from .glm import GLM
 
-__all__ = ["GLM", "cross_validate", "forward_select"]
+__all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "SelectionResult", "bin_grid",
+           "cross_validate", "cross_validate_grid", "fit_bin_grid", "forward_select",
+           "regularization_path"]

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import gammaln
 from scipy.stats import wilcoxon
 
 from .errors import InputError
@@ -54,27 +56,47 @@ def bits_per_spike(ll_model, ll_mean, n_spikes):
 
 @dataclass(frozen=True)
 class CVResult:
-    """Per-fold scores in bits/spike; a fold without spikes scores NaN and is left out of
-    ``mean`` and ``sem``."""
+    """Held-out and training scores of each fold, in bits per spike: the one result type of the
+    dense GLM's and the bin grid's cross-validation.
+
+    Fold k's model is fitted on the other folds; its held-out score is (LL_model - LL_mean) over
+    fold k's samples / fold k's spikes / ln 2, where LL_mean uses the training folds' mean count.
+    A fold without spikes scores NaN and is left out of ``mean`` and ``sem``.
+
+    Attributes:
+        test_bits_per_spike: (n_folds,) held-out score of each fold.
+        train_bits_per_spike: (n_folds,) score of each fold's model on its training folds.
+        test_spikes: (n_folds,) spikes in each fold.
+        train_spikes: (n_folds,) spikes in each fold's training folds.
+        test_pseudo_r2: pooled held-out McFadden pseudo-R2 over all folds (log y! included).
+        converged: (n_folds,) whether each fold's solve converged.
+        theta: each fold's solution, one row per fold, for warm starts (the bin grid's has
+            ``cell_table.FOLD_SLOTS`` rows and stays on the device).
+    """
 
     test_bits_per_spike: np.ndarray
     train_bits_per_spike: np.ndarray
     test_spikes: np.ndarray
     train_spikes: np.ndarray
+    test_pseudo_r2: float
     converged: np.ndarray
+    theta: Any
 
     @property
     def mean(self) -> float:
-        """Mean held-out score over the folds with spikes."""
-        return float(np.mean(self._scored))
+        """Mean held-out score over the folds with spikes (NaN if none has)."""
+        scored = self._scored
+        return float(np.mean(scored)) if scored.size else np.nan
 
     @property
     def sem(self) -> float:
-        """Standard error of ``mean``: sample std / sqrt(folds with spikes)."""
-        return float(np.std(self._scored, ddof=1) / np.sqrt(self._scored.size))
+        """Standard error of ``mean``: sample std / sqrt(folds with spikes); NaN below two."""
+        scored = self._scored
+        return float(np.std(scored, ddof=1) / np.sqrt(scored.size)) if scored.size > 1 else np.nan
 
     @property
     def train_mean(self) -> float:
+        """Mean training score over the folds."""
         return float(np.mean(self.train_bits_per_spike))
 
     @property
@@ -82,11 +104,39 @@ class CVResult:
         return self.test_bits_per_spike[np.isfinite(self.test_bits_per_spike)]
 
 
+def pooled_pseudo_r2(ll_test, ll_test_mean, log_factorial) -> float:
+    """Held-out McFadden pseudo-R2 pooled over folds.
+
+    Args:
+        ll_test: per fold, the summed log-likelihood of the model, log y! left out.
+        ll_test_mean: per fold, the same for the training folds' mean rate.
+        log_factorial: sum of log y! over all the folds' samples.
+
+    Returns:
+        1 - (sum ll_test - log_factorial) / (sum ll_test_mean - log_factorial).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(1.0 - (np.sum(ll_test) - log_factorial) / (
+            np.sum(ll_test_mean) - log_factorial))
+
+
 def cross_validate(model: GLM, X, y, n_folds: int = 10) -> CVResult:
-    """Held-out and training bits/spike of ``model`` (its regularizer, strengths and tol) on each
-    fold. All folds are fitted in one jitted call (0/1 training weights, vmapped over folds),
-    compiled once per design shape, regularizer and fold count: new strengths reuse it. Memory
-    grows as n_folds times the design."""
+    """Held-out and training bits/spike of the dense GLM on each fold.
+
+    All folds are fitted in one jitted call (0/1 training weights, vmapped over folds), compiled
+    once per design shape, regularizer and fold count: new strengths reuse it. Memory grows as
+    n_folds times the design.
+
+    Args:
+        model: a :class:`GLM` whose regularizer, strengths, tol and maxiter are used.
+        X: the design, a (T, p) array or a pytree of (T, k) leaves.
+        y: (T,) spike counts.
+        n_folds: folds of :func:`fold_index`.
+
+    Returns:
+        A :class:`CVResult`; raises ``InputError`` without spikes, or when a training set has
+        none.
+    """
     problem = dense_problem(X, y, model.regularizer, model.regularizer_strength)
     counts = np.asarray(problem.y, np.float64)
     fold = fold_index(counts.size, n_folds)
@@ -115,14 +165,16 @@ def cross_validate(model: GLM, X, y, n_folds: int = 10) -> CVResult:
         ll_test += np.bincount(fold[start:stop], weights=own, minlength=n_folds)
         start = stop
     rate = train_spikes / train_samples
+    ll_test_mean = test_spikes * np.log(rate) - test_samples * rate
     return CVResult(
-        test_bits_per_spike=bits_per_spike(
-            ll_test, test_spikes * np.log(rate) - test_samples * rate, test_spikes),
+        test_bits_per_spike=bits_per_spike(ll_test, ll_test_mean, test_spikes),
         train_bits_per_spike=bits_per_spike(
             ll_all - ll_test, train_spikes * np.log(rate) - train_samples * rate, train_spikes),
         test_spikes=test_spikes,
         train_spikes=train_spikes,
+        test_pseudo_r2=pooled_pseudo_r2(ll_test, ll_test_mean, gammaln(counts + 1.0).sum()),
         converged=np.asarray(fits.converged),
+        theta=np.asarray(fits.theta),
     )
 
 
@@ -165,13 +217,24 @@ class SelectionResult:
     steps: tuple[SelectionStep, ...]
 
 
-def select_forward(score_subset: Callable[[tuple], np.ndarray], keys: Iterable[Hashable],
-                   alpha: float = 0.05) -> SelectionResult:
-    """Forward selection over ``keys``. ``score_subset(keys)`` gives the held-out score of the
-    model with those keys (in the order added) on each fold; the empty model scores 0. Each round
-    scores every remaining key added to the current model, takes the best mean, and adds it if a
-    one-sided Wilcoxon signed-rank test across folds (folds with a NaN score left out) finds its
-    gain over the current model greater than zero with p < alpha."""
+def select_by_score(score_subset: Callable[[tuple], np.ndarray], keys: Iterable[Hashable],
+                    alpha: float = 0.05) -> SelectionResult:
+    """The forward-selection engine, driven by a scorer (used by :func:`forward_select` and
+    ``explorer.forward_select_encoding``).
+
+    Each round scores every remaining key added to the current model, takes the best mean, and
+    adds it if a one-sided Wilcoxon signed-rank test across folds (folds with a NaN score left
+    out) finds its gain over the current model greater than zero with p < alpha.
+
+    Args:
+        score_subset: ``score_subset(keys)`` gives the held-out score on each fold of the model
+            with those keys (in the order added); the empty model scores 0.
+        keys: the candidates.
+        alpha: the test's level.
+
+    Returns:
+        A :class:`SelectionResult`.
+    """
     remaining, selected, steps = list(keys), (), []
     current = None
     while remaining:
@@ -190,11 +253,23 @@ def select_forward(score_subset: Callable[[tuple], np.ndarray], keys: Iterable[H
 
 def forward_select(model: GLM, X: dict, y, n_folds: int = 10, alpha: float = 0.05
                    ) -> SelectionResult:
-    """Forward selection of the keys of the dict design ``X`` by held-out bits/spike
-    (``cross_validate`` with ``model``'s settings). A key's value may be one (T, k) leaf or any
-    pytree of them, selected together. Per-key strengths (a dict over X's keys) and Smooth's
-    circular leaves follow each subset. With fewer than 5 folds no p-value can fall below 0.05
-    (the smallest is 2**-n_folds)."""
+    """Forward selection of the keys of a dict design by held-out bits/spike.
+
+    Each subset is scored by :func:`cross_validate` with ``model``'s settings; per-key strengths
+    (a dict over X's keys) and Smooth's circular leaves follow each subset. With fewer than 5
+    folds no p-value can fall below 0.05 (the smallest is 2**-n_folds).
+
+    Args:
+        model: a :class:`GLM` (regularizer, strengths, tol, maxiter).
+        X: dict of design leaves; a key's value may be one (T, k) leaf or any pytree of them,
+            selected together.
+        y: (T,) spike counts.
+        n_folds: folds of :func:`fold_index`.
+        alpha: level of the one-sided Wilcoxon signed-rank test (:func:`select_by_score`).
+
+    Returns:
+        A :class:`SelectionResult` whose keys are X's keys.
+    """
     if not isinstance(X, dict) or not X:
         raise InputError("forward selection needs a non-empty dict of design leaves")
     dense_problem(X, y, model.regularizer, model.regularizer_strength)  # checks, once
@@ -203,7 +278,7 @@ def forward_select(model: GLM, X: dict, y, n_folds: int = 10, alpha: float = 0.0
         subset = {k: X[k] for k in keys}
         return cross_validate(_submodel(model, subset), subset, y, n_folds).test_bits_per_spike
 
-    return select_forward(score_subset, X, alpha)
+    return select_by_score(score_subset, X, alpha)
 
 
 def _submodel(model: GLM, subset: dict) -> GLM:

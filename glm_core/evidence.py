@@ -25,17 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .binned import (
-    FIT_MAXITER,
-    FIT_TOL,
-    BinGrid,
-    _fit_full,
-    _n_chunks,
-    _over_folds,
-    _problem,
-    _settings,
-    _sizes,
-)
+from ._grid_fit import FIT_MAXITER, FIT_TOL, fit_full
+from ._grid_problem import cell_problem, grid_settings
+from ._kernels import map_sizes, over_folds
+from .cell_table import BinGrid
 from .errors import InputError
 from .regularizers import Regularizer, Ridge, Smooth, get_regularizer
 
@@ -64,19 +57,19 @@ def evidence_strengths(
         raise InputError(f"evidence maximisation needs Ridge or Smooth, not {reg.name}")
     log_strengths = np.asarray(log_strengths, float)
     log_strengths = np.where(include, np.clip(log_strengths, *bounds), log_strengths)
-    reg, (n_coef, include_, _, maps, is_basis, rough) = _settings(
+    reg, (n_coef, include_, _, maps, is_basis, rough) = grid_settings(
         grid, n_bins, include, 10.0**log_strengths, reg, bases, circular)
     theta = np.zeros(grid.n_theta, np.float32) if init is None else init
     cells = (grid.slots, grid.total_occupancy, grid.total_spikes, grid.slot_occupancy,
-             grid.slot_spikes, _n_chunks(grid))
+             grid.slot_spikes, grid.n_chunks)
     log_s = np.asarray(log_strengths, np.float32)
     bounds = np.asarray(bounds, np.float32)
     # Each step is a full fit (the explorer's compiled one) and an update from its optimum, so
     # the search compiles only the small update.
     for _ in range(maxiter):
-        theta = _fit_full(*cells, np.float32(grid.log_factorial), n_coef, include_,
-                          10.0**log_s, maps, is_basis, rough, theta, reg, FIT_TOL,
-                          FIT_MAXITER)[0].theta
+        theta = fit_full(*cells, np.float32(grid.log_factorial), n_coef, include_,
+                         10.0**log_s, maps, is_basis, rough, theta, reg, FIT_TOL,
+                         FIT_MAXITER)[0].theta
         new, change = jax.device_get(_mackay_step(*cells, n_coef, include_, log_s, maps,
                                                   is_basis, rough, theta, bounds, reg))
         log_s = new
@@ -109,12 +102,12 @@ def _mackay_step(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks
                  log_s, maps, is_basis, rough, theta, bounds, reg):
     """The fixed point's update at the optimum ``theta`` of ``log_s``, and the largest change.
     ``occupancy`` and ``spikes`` are the cells' totals over folds, ``slot_*`` per fold."""
-    problem = _problem(
-        slots, occupancy, spikes, _over_folds(slot_occupancy), _over_folds(slot_spikes),
+    problem = cell_problem(
+        slots, occupancy, spikes, over_folds(slot_occupancy), over_folds(slot_spikes),
         n_chunks, n_coef, include, 10.0**log_s, maps, is_basis, rough, reg)
     _, _, h = problem.value_grad_hess(theta)
     new = _mackay_update(theta, h, reg.hessian(theta, problem.weights, problem.groups), log_s,
-                         include, problem.active, problem.n, _sizes(maps))
+                         include, problem.active, problem.n, map_sizes(maps))
     # A float32 Cholesky of a nearly flat posterior (a weak Smooth prior on a leaf's shift
     # against the intercept) can fail: the search then stops at the last finite strengths.
     new = jnp.where(include & jnp.isfinite(new), jnp.clip(new, bounds[0], bounds[1]), log_s)

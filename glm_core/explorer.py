@@ -6,9 +6,10 @@ edges, per-sample bin indices and the joint bin-grid totals); ``with_bins``, ``w
 variables) is binned into ``max_bins`` fine bins, and its basis is evaluated at their centres.
 Two linear variables may be paired into one joint (2-D) leaf of nx x ny bins (``pairs``): the
 model's leaves are then the pairs and the unpaired variables, in the order of their first
-variable (``Encoding.leaves``), and ``fit``, ``cross_validate``, ``path`` take one include flag
-and strength per leaf. ``fit`` runs the cached, jitted bin-grid solver; ``tuning_curves`` turns a
-fit into one curve per 1-D leaf in Hz and ``tuning_maps`` into one map per joint leaf.
+variable (``Encoding.leaves``), and ``fit``, ``cross_validate_encoding``, ``path`` take one
+include flag and strength per leaf. ``fit`` runs the cached, jitted bin-grid solver;
+``tuning_curves`` turns a fit into one curve per 1-D leaf in Hz and ``tuning_maps`` into one map
+per joint leaf.
 """
 
 from __future__ import annotations
@@ -18,18 +19,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .basis import bspline, cyclic_bspline
-from .binned import (
-    JOINT_MAX_BINS,
-    BinGrid,
-    BinnedFit,
-    CVScores,
-    bin_grid,
-    cross_validate_grid,
-    fit_bin_grid,
-    max_bins_for,
-    regularization_path,
-)
-from .crossval import SelectionResult, select_forward
+from .binned import BinnedFit, cross_validate_grid, fit_bin_grid, regularization_path
+from .cell_table import JOINT_MAX_BINS, BinGrid, bin_grid, max_bins_for
+from .crossval import CVResult, SelectionResult, select_by_score
 from .encoding import Binning, bin_index, make_binning
 from .errors import InputError
 from .evidence import evidence_strengths
@@ -273,13 +265,24 @@ def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
                         bases=bases)
 
 
-def cross_validate(enc: Encoding, include, strengths, regularizer, init=None,
-                   moved=None) -> CVScores:
-    """Held-out scores of every fold, all folds fitted in one call (warm start from ``init``, a
-    previous ``CVScores.theta`` or a fit's ``theta``). ``moved`` = (before, after), the full
-    fit's ``theta`` when ``init`` was cross-validated and now: each fold then starts from its
-    previous solution moved as the full fit moved (fold optima move nearly in parallel with it),
-    which saves about one Newton iteration per fold."""
+def cross_validate_encoding(enc: Encoding, include, strengths, regularizer, init=None,
+                            moved=None) -> CVResult:
+    """Held-out scores of every fold of an encoding, all folds fitted in one call.
+
+    Args:
+        enc: the encoding (its grid's folds).
+        include: per leaf, whether it is in the model.
+        strengths: per-leaf penalty strengths.
+        regularizer: a regularizer or its name.
+        init: a previous ``CVResult.theta`` or a fit's ``theta``, to warm-start from.
+        moved: (before, after), the full fit's ``theta`` when ``init`` was cross-validated and
+            now: each fold then starts from its previous solution moved as the full fit moved
+            (fold optima move nearly in parallel with it), which saves about one Newton
+            iteration per fold.
+
+    Returns:
+        A :class:`~glm_core.crossval.CVResult`.
+    """
     if moved is not None and init is not None:
         before, after = (np.asarray(t, np.float32) for t in moved)
         init = np.asarray(init, np.float32) + (after - before)
@@ -289,7 +292,7 @@ def cross_validate(enc: Encoding, include, strengths, regularizer, init=None,
 
 
 def path(enc: Encoding, include, strengths, regularizer, variable: int, log_strengths,
-         init=None) -> list[CVScores]:
+         init=None) -> list[CVResult]:
     """Cross-validated scores along ``log_strengths`` of one leaf, the others fixed."""
     n_bins, circular, bases = enc._leaf_settings()
     return regularization_path(enc.grid, n_bins, include, strengths, variable, log_strengths,
@@ -315,7 +318,7 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
                      rounds: int = 2, init=None) -> list[float]:
     """Coordinate ascent of the mean held-out score: each included variable in turn moves to the
     best of ``grid_points`` (log10 strengths) along its path (warm-started from ``init``, a
-    ``CVScores.theta``), the others held; ``rounds`` sweeps. Returns the log10 strengths."""
+    ``CVResult.theta``), the others held; ``rounds`` sweeps. Returns the log10 strengths."""
     logs = [float(x) for x in log_strengths]
     for _ in range(rounds):
         for v, keep in enumerate(include):
@@ -329,16 +332,27 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
     return logs
 
 
-def forward_selection(enc: Encoding, strengths, regularizer, alpha: float = 0.05,
-                      init=None) -> SelectionResult:
-    """Forward selection of leaves (by index) by held-out score, one-sided Wilcoxon test across
-    folds at ``alpha`` (see ``crossval.select_forward``)."""
+def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float = 0.05,
+                            init=None) -> SelectionResult:
+    """Forward selection of an encoding's leaves by held-out score.
+
+    Args:
+        enc: the encoding.
+        strengths: per-leaf penalty strengths.
+        regularizer: a regularizer or its name.
+        alpha: level of the one-sided Wilcoxon test across folds (``crossval.select_by_score``).
+        init: a warm start for every cross-validation (a ``CVResult.theta`` or a ``theta``).
+
+    Returns:
+        A :class:`~glm_core.crossval.SelectionResult` whose keys are leaf indices.
+    """
 
     def score(subset):
         include = [v in subset for v in range(len(enc.leaves))]
-        return cross_validate(enc, include, strengths, regularizer, init).test_bits_per_spike
+        return cross_validate_encoding(enc, include, strengths, regularizer,
+                                       init).test_bits_per_spike
 
-    return select_forward(score, range(len(enc.leaves)), alpha)
+    return select_by_score(score, range(len(enc.leaves)), alpha)
 
 
 def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:
@@ -347,7 +361,7 @@ def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:
     include = [True] * len(enc.leaves)
     for name in regularizers:
         result = fit(enc, include, [1e-3] * len(include), name)
-        cross_validate(enc, include, [1e-3] * len(include), name, result.theta)
+        cross_validate_encoding(enc, include, [1e-3] * len(include), name, result.theta)
         if isinstance(get_regularizer(name), (Ridge, Smooth)):
             n_bins, circular, bases = enc._leaf_settings()
             evidence_strengths(enc.grid, n_bins, include, [-3.0] * len(include), name,

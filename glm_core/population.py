@@ -2,17 +2,17 @@
 
 All units see the same behaviour, so they share the occupied joint cells and each cell's
 occupancy; only the spike totals per cell differ. :func:`population_grid` totals every unit's
-spikes per cell and cross-validation fold (the folds of ``binned``), and :func:`fit_population`
+spikes per cell and cross-validation fold (the folds of ``cell_table``), and :func:`fit_population`
 runs one jitted call: the Newton solver of ``solvers.solve`` vmapped over units for the full fits
 and, for the held-out scores, over units and folds. The objective, penalties, active bins, bases
-(a variable's (slots x k) matrix B from coefficients to bins, as in ``binned``) and scores are
+(a variable's (slots x k) matrix B from coefficients to bins, as in ``_kernels``) and scores are
 those of ``binned.fit_bin_grid`` / ``binned.cross_validate_grid``.
 
 Shapes are bucketed so that nothing recompiles while the user works: units are padded to a power
 of two (at least 8), cells to a power of two (at least 256), and each variable gets ``slots`` bin
 slots, the smallest of 8, 16, 32, 64 that holds its bins (changing a strength, the variables
 included, the unit count, bin counts within a bucket or a basis reuses the compiled solver). The
-cell table is small, so it is walked whole, without the chunks of ``binned``. A unit without
+cell table is small, so it is walked whole, without the chunks of ``cell_table``. A unit without
 spikes (or a padding unit) is swapped for a problem solved at its start and reported as NaN.
 """
 
@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from .binned import BinGrid, _hessian, _pull, _pull_hessian, _roughness, _to_slots
+from ._kernels import hessian_blocks, pull, pull_hessian, runtime_roughness, to_slots
+from .cell_table import BinGrid
 from .errors import InputError
 from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Smooth, get_regularizer
 from .solvers import solve
@@ -287,14 +288,14 @@ def _log_mean_exp_others(cells, occupancy, w, active):
 
 
 def _pull_stacked(per_slot, maps):
-    """``binned._pull`` on (V, slots) sums and (V, slots, k) maps, stacked back to (V, k)."""
-    return jnp.stack(_pull(per_slot, maps))
+    """``_kernels.pull`` on (V, slots) sums and (V, slots, k) maps, stacked back to (V, k)."""
+    return jnp.stack(pull(per_slot, maps))
 
 
 def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis,
              reg, slots):
     """Value, gradient/Hessian, penalty weights, groups, scale, kept coordinates and active
-    coefficients of one unit's training cells (``binned._problem`` on a whole, small cell
+    coefficients of one unit's training cells (``_grid_problem.cell_problem`` on a whole, small cell
     table)."""
     n_vars = cells.shape[0]
     one_hot = [jax.nn.one_hot(cells[v], slots, dtype=occupancy.dtype) for v in range(n_vars)]
@@ -311,7 +312,7 @@ def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, map
                                     jnp.sum(spikes)[None]])
 
     def expected(theta):
-        theta = _to_slots(theta, maps)
+        theta = to_slots(theta, maps)
         w = theta[:-1].reshape(n_vars, slots)
         eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
         return jnp.where(occupancy > 0, occupancy * jnp.exp(eta), 0.0)
@@ -324,8 +325,8 @@ def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, map
              - spike_totals) / n
         per_pair = {(v, u): jax.ops.segment_sum(mu, pair_index[(v, u)], slots * slots)
                     for v in range(n_vars) for u in range(v + 1, n_vars)}
-        h = _hessian(total, per_bin, per_pair, n_vars, slots) / n
-        h = jax.lax.cond(diagonal, lambda a: a, lambda a: _pull_hessian(a, maps), h)
+        h = hessian_blocks(total, per_bin, per_pair, (slots,) * n_vars) / n
+        h = jax.lax.cond(diagonal, lambda a: a, lambda a: pull_hessian(a, maps), h)
         g = g * keep
         h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
         return (total - spike_totals @ theta) / n, g, h
@@ -334,7 +335,7 @@ def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, map
         weights = strengths * jnp.sqrt(n_coef.astype(strengths.dtype))
     elif isinstance(reg, Smooth):
         blocks = [jnp.where(active[v][:, None] & active[v][None, :], strengths[v] * (
-            _roughness(n_coef[v], circular[v], slots) + SMOOTH_RIDGE * jnp.eye(slots)), 0.0)
+            runtime_roughness(n_coef[v], circular[v], slots) + SMOOTH_RIDGE * jnp.eye(slots)), 0.0)
             for v in range(n_vars)]
         weights = jax.scipy.linalg.block_diag(*blocks, jnp.zeros((1, 1)))
     else:
@@ -383,7 +384,7 @@ def _fit_units(cells, occupancy, spikes, n_coef, include, strengths, circular, m
         spk = _sum_folds(spk)
         res, active, slots = _solve_unit(cells, occupancy, spk, n_coef, include, strengths,
                                          circular, maps, is_basis, th0, reg, tol, maxiter)
-        slot_theta = _to_slots(res.theta, maps)
+        slot_theta = to_slots(res.theta, maps)
         w = slot_theta[:-1].reshape(cells.shape[0], slots)
         # a bin's effect is drawn where its coefficient is active; a basis's at every bin
         shown = jnp.where((is_basis & include)[:, None], True, active)
@@ -401,7 +402,7 @@ def _fit_units(cells, occupancy, spikes, n_coef, include, strengths, circular, m
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
 def _cross_validate_units(cells, occupancy, spikes, n_coef, include, strengths, circular, maps,
                           is_basis, theta0, reg, tol, maxiter):
-    """Every (unit, fold): fit the other folds, score the fold (``binned._cv_one``)."""
+    """Every (unit, fold): fit the other folds, score the fold (``_grid_fit``'s fold kernel)."""
     total_occ = _sum_folds(occupancy)
 
     def one(occ, spk, total_spk, th0):
@@ -410,7 +411,7 @@ def _cross_validate_units(cells, occupancy, spikes, n_coef, include, strengths, 
                                     circular, maps, is_basis, th0, reg, tol, maxiter)
         rate = jnp.sum(train_spk) / jnp.maximum(jnp.sum(train_occ), 1.0)
         log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-        ll_test = _log_likelihood_terms(cells, occ, spk, _to_slots(res.theta, maps), slots)
+        ll_test = _log_likelihood_terms(cells, occ, spk, to_slots(res.theta, maps), slots)
         ll_test_mean = jnp.sum(spk) * log_rate - jnp.sum(occ) * rate
         return res.theta, res.converged, ll_test, ll_test_mean
 

@@ -203,9 +203,9 @@ def test_cross_validation_and_path_with_bases_equal_sklearn_refits_per_fold(sess
             train.append(bits(y[tr], model.predict(design[tr]), y[tr].mean()))
         return np.array(test), np.array(train)
 
-    cv = explorer.cross_validate(enc, include, [3e-3] * 3, "Ridge")
+    cv = explorer.cross_validate_encoding(enc, include, [3e-3] * 3, "Ridge")
     test, train = sklearn_scores(3e-3, 3e-3)
-    assert cv.converged
+    assert cv.converged.all()
     np.testing.assert_allclose(cv.test_bits_per_spike, test, atol=1e-4)
     np.testing.assert_allclose(cv.train_bits_per_spike, train, atol=1e-4)
     logs = [-4.0, -1.0]  # along the heading's strength, position's held at 1e-3
@@ -231,7 +231,7 @@ def test_switching_encoding_basis_count_and_strengths_never_recompiles(session):
             for name in STRENGTHS:
                 prev = explorer.fit(enc, [True] * 3, [10 ** -(k / 4)] * 3, name,
                                     None if name != "Ridge" else prev and prev.theta)
-                explorer.cross_validate(enc, [True, False, True], [1e-3] * 3, name)
+                explorer.cross_validate_encoding(enc, [True, False, True], [1e-3] * 3, name)
         explorer.path(enc, [True] * 3, [1e-3] * 3, "Ridge", 2, grid)
         curves = explorer.tuning_curves(session, enc, prev)
         enc = explorer.with_bins(enc, session, 0, 24)

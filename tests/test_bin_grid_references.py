@@ -12,7 +12,7 @@ from scipy.optimize import minimize
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core import explorer
-from glm_core.binned import COMPACT
+from glm_core._packed_newton import COMPACT
 from glm_core.simulation import simulate_session
 from tests import references as ref
 

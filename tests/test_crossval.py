@@ -8,7 +8,7 @@ from scipy.stats import poisson, wilcoxon
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core import GLM, cross_validate, forward_select
-from glm_core.crossval import bits_per_spike, fold_index, select_forward
+from glm_core.crossval import bits_per_spike, fold_index, select_by_score
 from glm_core.encoding import bin_index, make_binning, one_hot
 from glm_core.errors import InputError
 from glm_core.regularizers import Smooth
@@ -97,6 +97,13 @@ def test_ridge_cv_equals_sklearn_refits_per_fold(data):
     assert result.sem == pytest.approx(test.std(ddof=1) / np.sqrt(5), abs=1e-4)
     np.testing.assert_array_equal(result.test_spikes + result.train_spikes,
                                   np.full(5, y.sum()))
+    fold, ll_model, ll_mean = hand_folds(y.size, 5), 0.0, 0.0
+    for k in range(5):
+        train = fold != k
+        ll_model += poisson.logpmf(y[~train], predict(train)[~train]).sum()
+        ll_mean += poisson.logpmf(y[~train], y[train].mean()).sum()
+    assert result.test_pseudo_r2 == pytest.approx(1.0 - ll_model / ll_mean, abs=1e-5)
+    assert result.theta.shape == (5, Xm.shape[1] + 1)
 
 
 def test_smooth_cv_equals_scipy_refits_per_fold(data):
@@ -148,7 +155,7 @@ def test_spikes_in_one_fold_only_or_too_many_folds_raise_input_error(data):
         cross_validate(GLM("Ridge", 1e-2), small, y[:60], n_folds=20)
 
 
-def test_select_forward_compares_each_step_with_the_current_model():
+def test_select_by_score_compares_each_step_with_the_current_model():
     """The first key is tested against zero, later ones against the current model's folds; the
     subsets are scored in the order keys were added; selection stops at the first p >= alpha."""
     rng = np.random.default_rng(1)
@@ -162,7 +169,7 @@ def test_select_forward_compares_each_step_with_the_current_model():
         calls.append(keys)
         return table[keys]
 
-    result = select_forward(score_subset, ["b", "a", "c"], alpha=0.05)
+    result = select_by_score(score_subset, ["b", "a", "c"], alpha=0.05)
     assert result.selected == ("a", "b")
     assert calls == [("b",), ("a",), ("c",), ("a", "b"), ("a", "c"), ("a", "b", "c")]
     first, second, third = result.steps

@@ -43,11 +43,11 @@ def bits(y, rate, mean_rate):
 def test_cross_validation_equals_sklearn_refits_per_fold(session, n_folds):
     include, s = [True, False, True], 3e-3
     enc = explorer.with_folds(explorer.encode(session, 0, [12, 5, 8]), n_folds)
-    cv = explorer.cross_validate(enc, include, [s] * 3, "Ridge")
-    assert cv.converged
+    cv = explorer.cross_validate_encoding(enc, include, [s] * 3, "Ridge")
+    assert cv.converged.all()
     X, y = design(enc, include), enc.counts
     fold = fold_ids(y.size, n_folds)
-    test, train = [], []
+    test, train, ll_model, ll_mean = [], [], 0.0, 0.0
     for k in range(n_folds):
         tr, te = fold != k, fold == k
         ref = PoissonRegressor(alpha=s, tol=1e-12, max_iter=1000, solver="newton-cholesky")
@@ -55,10 +55,15 @@ def test_cross_validation_equals_sklearn_refits_per_fold(session, n_folds):
         mean_rate = y[tr].mean()
         test.append(bits(y[te], ref.predict(X[te]), mean_rate))
         train.append(bits(y[tr], ref.predict(X[tr]), mean_rate))
+        ll_model += poisson.logpmf(y[te], ref.predict(X[te])).sum()
+        ll_mean += poisson.logpmf(y[te], mean_rate).sum()
     np.testing.assert_allclose(cv.test_bits_per_spike, test, atol=1e-4)
     np.testing.assert_allclose(cv.train_bits_per_spike, train, atol=1e-4)
     assert cv.mean == pytest.approx(np.mean(test), abs=1e-4)
     assert cv.sem == pytest.approx(np.std(test, ddof=1) / np.sqrt(n_folds), abs=1e-4)
+    assert cv.test_pseudo_r2 == pytest.approx(1.0 - ll_model / ll_mean, abs=1e-4)
+    np.testing.assert_array_equal(cv.test_spikes, np.bincount(fold, y, n_folds))
+    np.testing.assert_array_equal(cv.test_spikes + cv.train_spikes, np.full(n_folds, y.sum()))
 
 
 def explicit_smooth_objective(X_blocks, circular, y, strengths):
@@ -120,7 +125,7 @@ def test_forward_selection_finds_position_and_head_direction():
     for seed in range(20):
         s = simulate_binned_truth(10_000, 1000 + seed)
         enc = explorer.encode(s, 0, [10, 6, 8])
-        picks.append(set(explorer.forward_selection(enc, [1e-4] * 3, "Ridge").selected))
+        picks.append(set(explorer.forward_select_encoding(enc, [1e-4] * 3, "Ridge").selected))
     assert sum(p == {0, 2} for p in picks) >= 18
 
 
@@ -151,13 +156,13 @@ def test_changes_never_recompile_cross_validation(session):
             explorer.path(enc, [True] * 3, [1e-3] * 3, regularizer, 0, grid)
         for regularizer in ("Ridge", "Smooth"):
             explorer.best_strengths(enc, [True] * 3, [-3] * 3, regularizer, grid)
-        explorer.forward_selection(enc, [1e-3] * 3, "Ridge")
-        prev = explorer.cross_validate(enc, [True] * 3, [1e-2] * 3, "Ridge")
+        explorer.forward_select_encoding(enc, [1e-3] * 3, "Ridge")
+        prev = explorer.cross_validate_encoding(enc, [True] * 3, [1e-2] * 3, "Ridge")
         for folds in (3, 10, 20):
             enc = explorer.with_folds(enc, folds)
-            explorer.cross_validate(enc, [True, False, True], [1e-4] * 3, "Smooth")
+            explorer.cross_validate_encoding(enc, [True, False, True], [1e-4] * 3, "Smooth")
         enc = explorer.with_bins(explorer.with_unit(enc, session, 0), session, 0, 30)
-        explorer.cross_validate(enc, [True] * 3, [1e-3] * 3, "Ridge", prev.theta)
+        explorer.cross_validate_encoding(enc, [True] * 3, [1e-3] * 3, "Ridge", prev.theta)
         explorer.path(enc, [True, True, False], [1e-3] * 3, "Ridge", 1, grid + 0.5)
     assert counter.count == 0
 
@@ -178,7 +183,7 @@ def test_a_fold_without_spikes_scores_nan_and_the_others_still_count(session):
 
     silent = replace(session, counts=counts)
     enc = explorer.encode(silent, 0, [12, 5, 8])
-    cv = explorer.cross_validate(enc, [True] * 3, [1e-3] * 3, "Ridge")
+    cv = explorer.cross_validate_encoding(enc, [True] * 3, [1e-3] * 3, "Ridge")
     assert np.isnan(cv.test_bits_per_spike[0]) or enc.grid.fold_spikes[0] > 0
     assert np.isfinite(cv.mean)
 

@@ -63,7 +63,7 @@ def test_population_equals_per_unit_fits_and_cross_validation(recording):
                                    cv.test_bits_per_spike[trained], atol=1e-4,
                                    err_msg=f"unit {u}")
         assert np.isnan(fit.test_bits_per_spike[u][~trained]).all()
-        assert fit.converged[u] == (one.converged and (cv.converged or not trained.all()))
+        assert fit.converged[u] == (one.converged and (cv.converged.all() or not trained.all()))
 
 
 @pytest.mark.parametrize("regularizer,strengths", [

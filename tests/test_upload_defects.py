@@ -37,7 +37,7 @@ def upload_outcome(name: str, data: bytes, bin_width):
     """The app's path for a new upload: an InputError message, or ``{unit: "fits" | message}``;
     with numpy's traced peak allocation in bytes."""
     from glm_core import explorer
-    from glm_core.binned import max_bins_for
+    from glm_core.cell_table import max_bins_for
     from glm_core.errors import InputError
     from glm_core.loaders import load_upload
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import panel as pn
 import param
 
-from glm_core.binned import MAX_BINS
+from glm_core.cell_table import MAX_BINS
 from glm_core.errors import InputError
 from glm_core.regularizers import REGULARIZERS
 

@@ -19,7 +19,7 @@ import panel as pn
 import param
 
 from glm_core import explorer, population
-from glm_core.binned import JOINT_MAX_BINS, max_bins_for
+from glm_core.cell_table import JOINT_MAX_BINS, max_bins_for
 from glm_core.errors import InputError
 from glm_core.linear_track import DEFAULT_UNIT
 from glm_core.loaders import load_upload
@@ -417,7 +417,7 @@ class ExplorerState(param.Parameterized):
                        if self._cv is not None else (self._fit.theta, None))
         shared = shared_first_fits.get(self._first_fit) if self._first_fit else None
         try:
-            cv = shared.cv if shared and shared.cv else explorer.cross_validate(
+            cv = shared.cv if shared and shared.cv else explorer.cross_validate_encoding(
                 self._encoding, include, strengths, self.regularizer, init, moved)
         except InputError as err:
             self.error = str(err)
@@ -481,8 +481,8 @@ class ExplorerState(param.Parameterized):
         """Forward selection of variables by held-out score (Wilcoxon across folds)."""
         _, strengths = self._settings()
         try:
-            self.selection = explorer.forward_selection(self._encoding, strengths,
-                                                        self.regularizer)
+            self.selection = explorer.forward_select_encoding(self._encoding, strengths,
+                                                              self.regularizer)
         except InputError as err:
             self.error = str(err)
 
