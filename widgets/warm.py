@@ -6,7 +6,7 @@ from __future__ import annotations
 import panel as pn
 from bokeh.document import Document
 
-from glm_core.binned import max_bins_for
+from glm_core.cell_table import max_bins_for
 
 from .export import code_view
 from .page import explorer, keep_compiled_solvers
