@@ -42,7 +42,7 @@ from pathlib import Path
 import playwright.sync_api as pw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.browser_support import (  # noqa: E402
+from tests.browser.support import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     JS_CURVES,

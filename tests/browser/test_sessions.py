@@ -9,7 +9,7 @@ import time
 import panel as pn
 import pytest
 
-from tests.browser_support import REPO, free_port, logged_errors, wait_for_app
+from tests.browser.support import REPO, free_port, logged_errors, wait_for_app
 from widgets.state import ExplorerState
 
 pytestmark = pytest.mark.xdist_group("browser")

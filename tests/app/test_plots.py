@@ -8,7 +8,7 @@ import panel as pn
 import pytest
 from bokeh.models import ColumnDataSource, Legend, Line, Patch, Scatter, Whisker
 
-from tests.test_binned_fit import CompileCounter
+from tests.compile_counts import CompileCounter
 from widgets import explorer
 from widgets.plots import TuningCurvePlot, TuningCurvesView, tuning_curve_plot
 from widgets.state import ExplorerState

@@ -8,7 +8,7 @@ from sklearn.linear_model import PoissonRegressor
 
 from glm_core.glm import GLM
 from glm_core.regularizers import Smooth
-from tests.test_smooth import explicit_penalty, reference_fit
+from tests.core.test_smooth import explicit_penalty, reference_fit
 
 
 def fd_hessian(grad, theta, step=1e-5):

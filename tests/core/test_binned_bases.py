@@ -15,9 +15,9 @@ from glm_core.errors import InputError
 from glm_core.glm import GLM
 from glm_core.regularizers import Smooth
 from glm_core.simulation import simulate_session
-from tests import references as ref
-from tests.test_binned_fit import CompileCounter
-from tests.test_heldout import bits, fold_ids
+from tests.core import references as ref
+from tests.compile_counts import CompileCounter
+from tests.core.test_heldout import bits, fold_ids
 
 nmo = pytest.importorskip("nemos")
 

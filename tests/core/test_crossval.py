@@ -13,8 +13,8 @@ from glm_core.encoding import bin_index, make_binning, one_hot
 from glm_core.errors import InputError
 from glm_core.regularizers import Smooth
 from glm_core.simulation import simulate_session
-from tests.test_binned_fit import CompileCounter
-from tests.test_smooth import reference_fit
+from tests.compile_counts import CompileCounter
+from tests.core.test_smooth import reference_fit
 
 
 def one_hot_design(session, bins):

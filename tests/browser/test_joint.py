@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.browser_support import (
+from tests.browser.support import (
     JS_IMAGES,
     deep_text,
     poll,

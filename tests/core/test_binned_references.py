@@ -14,7 +14,7 @@ from sklearn.linear_model import PoissonRegressor
 from glm_core import explorer
 from glm_core._packed_newton import COMPACT
 from glm_core.simulation import simulate_session
-from tests import references as ref
+from tests.core import references as ref
 
 N_BINS = [24, 8, 12]
 KKT_TOL = 2e-6  # the solver stops below 1e-6 (float32); float64 recomputation adds round-off

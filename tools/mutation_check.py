@@ -1,10 +1,10 @@
 """Mutation check of the fast test suite: plant each known bug in a temporary copy of the repo, run
 the non-browser tests on it, and report which test kills it. Every mutant must be killed.
 
-    PYTHONPATH=. .venv/bin/python tests/mutation_check.py            # all mutants
-    PYTHONPATH=. .venv/bin/python tests/mutation_check.py --list     # what each one plants
-    PYTHONPATH=. .venv/bin/python tests/mutation_check.py --sites    # are the sites still there
-    PYTHONPATH=. .venv/bin/python tests/mutation_check.py ridge-doubled no-warm-start
+    PYTHONPATH=. .venv/bin/python tools/mutation_check.py            # all mutants
+    PYTHONPATH=. .venv/bin/python tools/mutation_check.py --list     # what each one plants
+    PYTHONPATH=. .venv/bin/python tools/mutation_check.py --sites    # are the sites still there
+    PYTHONPATH=. .venv/bin/python tools/mutation_check.py ridge-doubled no-warm-start
 
 Sites are found by exact source snippets; a snippet that is missing (or not where it is expected
 the given number of times) stops the run with "site not found", so update the snippet when the
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache",
                                 "*.egg-info", ".ruff_cache")
 # Quick targeted files first and the long property-based files last, so a mutant dies early.
-FIRST = ("test_tuning_curves.py", "test_bin_grid_references.py", "test_live_refits.py",
-         "test_glm_pytree_references.py", "test_binned_fit.py", "test_loaders.py", "test_state.py")
+FIRST = ("test_tuning_curves.py", "test_binned_references.py", "test_live_refits.py",
+         "test_glm_pytree_references.py", "test_binned.py", "test_loaders.py", "test_state.py")
 LAST = ("test_fit_hypothesis.py", "test_loaders_hypothesis.py", "test_upload_defects.py")
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-m", "not browser")
 
@@ -122,11 +122,12 @@ def apply(mutant: Mutant, root: Path) -> None:
 
 
 def suite_files(root: Path) -> list[str]:
-    files = sorted(p.name for p in (root / "tests").glob("test_*.py")
-                   if not p.name.startswith("test_browser"))
-    first = [f for f in FIRST if f in files]
-    rest = sorted((f for f in files if f not in first), key=lambda f: (f in LAST, f))
-    return [f"tests/{f}" for f in first + rest]
+    """The core and app test files (not the browser ones), quick targeted ones first."""
+    paths = {p.name: p.relative_to(root).as_posix()
+             for folder in ("core", "app") for p in (root / "tests" / folder).glob("test_*.py")}
+    first = [f for f in FIRST if f in paths]
+    rest = sorted((f for f in paths if f not in first), key=lambda f: (f in LAST, f))
+    return [paths[f] for f in first + rest]
 
 
 def run_suite(root: Path, timeout: float, tests=()) -> tuple[str, str, float]:

@@ -15,7 +15,7 @@ import playwright.sync_api as pw
 import pytest
 from PIL import Image
 
-from tests.browser_support import (
+from tests.browser.support import (
     JS_FIGURES,
     JS_IMAGES,
     curve,
@@ -355,7 +355,7 @@ def test_the_code_and_behaviour_sections_are_built_when_opened(browser, server):
 def test_filepond_is_loaded_only_once_an_upload_is_chosen(browser, server, tmp_path):
     """A fresh page runs no FilePond (it would redraw every animation frame in every open tab);
     choosing the uploaded-file source loads it, and the upload box then takes a file."""
-    from tests.browser_support import write_npz
+    from tests.browser.support import write_npz
 
     page = new_page(browser, server[0])
     try:

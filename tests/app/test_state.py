@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.test_binned_fit import CompileCounter
+from tests.compile_counts import CompileCounter
 from widgets.state import ExplorerState
 from widgets.vocabulary import RECORDING, UPLOAD
 

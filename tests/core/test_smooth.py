@@ -8,7 +8,7 @@ from scipy.optimize import minimize
 from glm_core.errors import InputError
 from glm_core.glm import GLM
 from glm_core.regularizers import REGULARIZERS, Smooth, grid_roughness, roughness
-from tests.test_binned_fit import CompileCounter
+from tests.compile_counts import CompileCounter
 
 RIDGE = 1e-3  # the ridge, relative to each leaf's strength
 

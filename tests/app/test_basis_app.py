@@ -10,7 +10,7 @@ import pytest
 from glm_core import explorer
 from glm_core.encoding import bin_index
 from glm_core.simulation import simulate_session
-from tests.test_binned_fit import CompileCounter
+from tests.compile_counts import CompileCounter
 from widgets.shared import warm_shapes
 from widgets.state import ExplorerState
 from widgets.vocabulary import BINS, CYCLIC_SPLINE, SPLINE, UPLOAD

@@ -12,6 +12,7 @@ from glm_core.encoding import one_hot
 from glm_core.errors import InputError
 from glm_core.glm import GLM
 from glm_core.simulation import simulate_session
+from tests.compile_counts import CompileCounter
 
 REGULARIZERS = [("Ridge", [1e-3, 1e-2, 3e-3]), ("Lasso", [1e-3, 5e-3, 1e-3]),
                 ("GroupLasso", [1e-3, 2e-2, 1e-3]), ("UnRegularized", [0.0, 0.0, 0.0])]
@@ -114,24 +115,6 @@ def test_no_spikes_and_bad_settings_raise_input_error(session):
         explorer.fit(enc, [False] * 3, [1e-3] * 3, "Ridge")
     with pytest.raises(InputError):
         explorer.with_bins(enc, session, 0, 65)
-
-
-class CompileCounter:
-    """Counts XLA backend compilations through jax.monitoring."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.count += 1
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self)
 
 
 def test_interactive_changes_never_recompile(session):

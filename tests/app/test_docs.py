@@ -10,7 +10,7 @@ import pytest
 from widgets.share import KEYS, SOURCES
 from widgets.state import ExplorerState
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 APP_DOC = REPO / "docs" / "app.md"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"

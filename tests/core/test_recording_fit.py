@@ -5,7 +5,7 @@ import pytest
 
 from glm_core import explorer
 from glm_core.linear_track import DEFAULT_UNIT, load_linear_track
-from tests import references as ref
+from tests.core import references as ref
 from widgets.state import ExplorerState
 from widgets.vocabulary import RECORDING
 

@@ -18,7 +18,7 @@ from scipy.special import gammaln
 from glm_core import export
 from glm_core.open_field import simulate_open_field
 from glm_core.simulation import simulate_session
-from tests.browser_support import REPO, write_npz
+from tests.browser.support import REPO, write_npz
 from widgets.export import code_view, export_controls, fit_record, fit_settings
 from widgets.state import ExplorerState
 from widgets.vocabulary import OPEN_FIELD, UPLOAD

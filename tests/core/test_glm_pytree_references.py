@@ -11,7 +11,7 @@ from scipy.optimize import minimize
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core.glm import GLM
-from tests import references as ref
+from tests.core import references as ref
 
 KEYS = ("z", "a")  # insertion order; jax flattens dicts in sorted order
 KKT_TOL = 2e-6

@@ -10,7 +10,7 @@ import numpy as np
 import playwright.sync_api as pw
 import pytest
 
-from tests.browser_support import (
+from tests.browser.support import (
     JS_FIGURES,
     curve,
     figures,

@@ -11,7 +11,7 @@ from glm_core import explorer
 from glm_core.encoding import one_hot
 from glm_core.errors import InputError
 from glm_core.simulation import simulate_binned_truth, simulate_session
-from tests.test_binned_fit import CompileCounter
+from tests.compile_counts import CompileCounter
 from widgets.state import ExplorerState
 from widgets.vocabulary import RECORDING, SIMULATION
 

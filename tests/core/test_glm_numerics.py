@@ -8,7 +8,7 @@ from sklearn.linear_model import PoissonRegressor
 
 from glm_core.errors import InputError
 from glm_core.glm import GLM
-from tests import references
+from tests.core import references
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import math
 import playwright.sync_api as pw
 import pytest
 
-from tests.browser_support import (
+from tests.browser.support import (
     LOCAL_PREFIXES,
     curve,
     deep_text,

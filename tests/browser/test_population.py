@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import (
+from tests.browser.support import (
     curve,
     poll,
     select_with_option,
