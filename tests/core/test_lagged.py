@@ -191,3 +191,11 @@ def test_forward_select_scores_every_subset_on_the_same_samples(history_data):
     result = forward_select(GLM("Ridge", 0.01), X, y, n_folds=5, alpha=0.05)
     assert result.n_dropped == window
     assert "history" in result.selected and "x" in result.selected
+    # "x" alone, whose leaf has no NaN, is scored without the samples the lagged leaves drop
+    x_alone = X["x"].copy()
+    x_alone[:window] = np.nan
+    step = result.steps[0]
+    np.testing.assert_allclose(
+        step.scores[step.candidates.index("x")],
+        cross_validate(GLM("Ridge", 0.01), {"x": x_alone}, y, n_folds=5).test_bits_per_spike,
+        rtol=1e-6)
