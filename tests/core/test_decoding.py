@@ -125,15 +125,20 @@ def test_continuity_lowers_the_error_on_a_random_walk():
     assert np.mean(memory) < 0.25 * np.mean(flat) and np.mean(memory) < 1.0
 
 
-@pytest.mark.parametrize("geometry", ["line", "circle", "grid"])
-def test_forward_filter_matches_the_log_space_recursion(small, geometry):
-    shape = {"line": (12,), "circle": (12,), "grid": (3, 4)}[geometry]
-    rates, counts, log_prior = small
+@pytest.mark.parametrize("geometry,sigma", [("line", 1.3), ("circle", 1.3), ("grid", 1.3),
+                                            ("line", 0.7), ("circle", 2.0), ("grid", 4.0)])
+def test_forward_filter_matches_the_log_space_recursion(geometry, sigma):
+    """40 states: a 1-D line or circle (the cut-kernel convolution at small sigma, the dense
+    kernel at large), or a 5 x 8 grid flattened row-major."""
+    rng = np.random.default_rng(4)
+    rates = rng.gamma(2.0, 3.0, size=(6, 40))
+    counts = rng.poisson(1.0, size=(30, 6)).astype(float)
+    log_prior = rng.normal(size=40)
+    shape = (5, 8) if geometry == "grid" else (40,)
     positions = np.indices(shape).reshape(len(shape), -1).T.astype(float)
-    period = 12 if geometry == "circle" else None
-    log_kernel = gaussian_log_kernel(positions, 1.3, period)
+    log_kernel = gaussian_log_kernel(positions, sigma, 40 if geometry == "circle" else None)
     expected = reference_filter(rates, counts, 0.25, log_prior, log_kernel)
-    ours = bayes_decode(rates, counts, 0.25, log_prior=log_prior, sigma=1.3,
+    ours = bayes_decode(rates, counts, 0.25, log_prior=log_prior, sigma=sigma,
                         grid_shape=shape if geometry == "grid" else None,
                         circular=geometry == "circle")
     np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-12)
