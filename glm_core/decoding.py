@@ -18,7 +18,9 @@ forward filter (the causal half of an HMM's forward-backward) carries the poster
 with L_t the window's likelihood and K_ij ∝ exp(-d(i, j)^2 / (2 sigma^2)) normalised over j,
 d the distance in state bins (on each axis of a 2-D grid, wrapped for a circular variable).
 A window whose states are all impossible keeps the prediction alpha_{t-1} K and reports NaN.
-Numpy float64 throughout; the filter is one small matrix product per window (two for a grid).
+Numpy float64 throughout. The filter runs window by window: on a line, alpha K is a convolution
+with the Gaussian cut at ``TAIL`` SDs (beyond it exp(-d^2 / 2 sigma^2) < 1e-17, below float64's
+resolution of the peak); on a grid, two small matrix products (K is separable).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+
+TAIL = 9.0  # the line's transition kernel is cut at this many SDs
 
 
 def bayes_decode(rates_hz, counts, window_s: float, log_prior=None, sigma=None,
@@ -100,8 +104,7 @@ def _transition(sigma, n_states, grid_shape, circular):
         raise InputError(f"the continuity sigma must be a positive number of state bins, "
                          f"got {sigma!r}")
     if grid_shape is None:
-        kernel = _gaussian_kernel(n_states, float(sigma), circular)
-        return lambda alpha: alpha @ kernel
+        return _line_step(n_states, float(sigma), circular)
     nx, ny = (int(n) for n in grid_shape)
     if nx * ny != n_states or min(nx, ny) < 1:
         raise InputError(f"grid_shape {tuple(grid_shape)} does not hold the {n_states} states")
@@ -109,6 +112,22 @@ def _transition(sigma, n_states, grid_shape, circular):
         raise InputError("circular states are 1-D: give grid_shape or circular, not both")
     kx, ky = _gaussian_kernel(nx, float(sigma), False), _gaussian_kernel(ny, float(sigma), False)
     return lambda alpha: (kx.T @ alpha.reshape(nx, ny) @ ky).ravel()
+
+
+def _line_step(n, sigma, circular):
+    """alpha -> alpha K on a line of n states: (alpha / Z) convolved with the cut Gaussian g,
+    Z_i = sum_j g(i - j) the row sums (constant on a circle, wrapped by padding)."""
+    half = int(np.ceil(TAIL * sigma))
+    if 2 * half + 1 >= n:  # the kernel spans the line: the dense product is as cheap
+        kernel = _gaussian_kernel(n, sigma, circular)
+        return lambda alpha: alpha @ kernel
+    g = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    if circular:
+        scale = 1.0 / g.sum()
+        return lambda alpha: np.convolve(np.concatenate([alpha[-half:], alpha, alpha[:half]]),
+                                         g * scale, "valid")
+    inverse_rows = 1.0 / np.convolve(np.ones(n), g, "same")
+    return lambda alpha: np.convolve(alpha * inverse_rows, g, "same")
 
 
 def _gaussian_kernel(n, sigma, circular) -> np.ndarray:
