@@ -92,9 +92,10 @@ def raised_cosine_log(n_basis: int, window_size: int, width: float = 2.0,
 
 
 def lagged(counts, kernels) -> np.ndarray:
-    """(T, k) causal lagged design: row t = sum over lags l = 1..W of counts[t - l] * kernels[l - 1],
-    NaN in the first W rows (their window runs before the start), as NeMoS's ``compute_features``
-    of a convolutional basis with these kernels. Row t never sees counts[t].
+    """(T, k) causal lagged design: row t = sum over lags l = 1..W of
+    counts[t - l] * kernels[l - 1], NaN in the first W rows (their window runs before the start),
+    as NeMoS's ``compute_features`` of a convolutional basis with these kernels. Row t never sees
+    counts[t].
 
     Computed as an exact matrix product of each row's window with the kernels (in blocks of
     ``LAG_CHUNK`` rows): a row whose window holds no counts is exactly zero, and changing one count
