@@ -21,6 +21,8 @@ import panel as pn
 from bokeh.model import Model
 from bokeh.models import DataRange1d, FixedTicker
 
+from glm_core.explorer import centred_on_peak
+
 from ._compat import copy_models, figure_copies, serialize
 
 hv.extension("bokeh", logo=False)
@@ -28,7 +30,9 @@ hv.renderer("bokeh").webgl = False  # a few hundred points: canvas draws them so
 
 FEW_BINS = 4  # at most this many bins: points with error bars, no line joining them
 PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
-                 legend_position="top", legend_cols=4,  # "top": above the plot, outside
+                 # "top": above the plot, outside; two columns fit the narrowest figure (a
+                 # 1024 px window, presentation fonts) without spilling over its neighbours
+                 legend_position="top", legend_cols=2,
                  # sizes unlike Bokeh's defaults, so they are sent and presentation mode scales
                  # what the browser shows (an unsent default would give way to a theme's size)
                  fontsize={"title": "15px", "labels": "14px", "ticks": "12px", "legend": "12px"})
@@ -50,6 +54,48 @@ def _rate(name):
 def _band(curve):
     """The 95% band ``(lower, upper)`` in Hz, where the curve has one."""
     return None if curve.lower is None or curve.upper is None else (curve.lower, curve.upper)
+
+
+EDGE = 1.05  # empirical rates above this times the model's (band's, truth's) top are clamped
+
+
+def rate_top(curve) -> float:
+    """The top of the rate axis: ``EDGE`` times the largest model, band or true rate (NaN if
+    there is none), so that one rarely visited bin's empirical rate cannot squash the curve."""
+    drawn = [curve.model, *(_band(curve) or ()), *(() if curve.truth is None else (curve.truth,))]
+    values = np.concatenate([np.ravel(np.asarray(v, float)) for v in drawn])
+    values = values[np.isfinite(values)]
+    return EDGE * float(values.max()) if values.size else np.nan
+
+
+def on_scale(curve) -> np.ndarray:
+    """The empirical rates within the rate axis (NaN above it: :func:`off_scale` marks them)."""
+    top = rate_top(curve)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.asarray(curve.empirical) > top, np.nan, curve.empirical)
+
+
+def off_scale(curve) -> np.ndarray:
+    """The rate axis's top where the empirical rate is above it, NaN elsewhere."""
+    top = rate_top(curve)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.asarray(curve.empirical) > top, top, np.nan)
+
+
+def _empirical_layers(curve, size: int) -> list[Layer]:
+    """The empirical rates as dots, and those above the rate axis as triangles at its top."""
+    x = axis(curve)
+    return [
+        Layer("empirical",
+              lambda c: hv.Scatter((c.centres, on_scale(c)), x, _rate("empirical"),
+                                   label="empirical").opts(color=EMPIRICAL_COLOR, size=size),
+              lambda c: (c.centres, on_scale(c))),
+        Layer("off scale",
+              lambda c: hv.Scatter((c.centres, off_scale(c)), x,
+                                   hv.Dimension("off", label="empirical, off scale (Hz)"))
+              .opts(color=EMPIRICAL_COLOR, marker="triangle", size=size + 3),
+              lambda c: (c.centres, off_scale(c))),
+    ]
 
 
 @dataclass(frozen=True)
@@ -85,10 +131,7 @@ def line_layers(curve) -> list[Layer]:
             .opts(color=TRUTH_COLOR, line_dash="dashed", line_width=2),
             lambda c: (c.centres, c.truth)))
     layers += [
-        Layer("empirical",
-              lambda c: hv.Scatter((c.centres, c.empirical), x, _rate("empirical"),
-                                   label="empirical").opts(color=EMPIRICAL_COLOR, size=7),
-              lambda c: (c.centres, c.empirical)),
+        *_empirical_layers(curve, 7),
         Layer("model",
               lambda c: hv.Curve((c.centres, c.model), x, _rate("model"), label="GLM")
               .opts(color=MODEL_COLOR, line_width=3),
@@ -104,17 +147,18 @@ def line_layers(curve) -> list[Layer]:
 
 def point_layers(curve) -> list[Layer]:
     """A variable with a few values (e.g. a running direction): points with error bars, since a
-    line between two directions means nothing."""
+    line between two directions means nothing. The bars are segments (glyphs, unlike Bokeh's
+    Whisker annotation), so that the rate axis makes room for them."""
     x = axis(curve)
     layers = []
     if _band(curve):
         layers.append(Layer(
             "band",
-            lambda c: hv.ErrorBars((c.centres, c.model, c.model - _band(c)[0],
-                                    _band(c)[1] - c.model), x,
-                                   [_rate("model"), "below", "above"], label="GLM 95% band")
-            .opts(color=MODEL_COLOR, line_width=2),
-            lambda c: (c.centres, *_band(c))))
+            lambda c: hv.Segments((c.centres, _band(c)[0], c.centres, _band(c)[1]),
+                                  [x, _rate("lower"), "x1", hv.Dimension("upper",
+                                                                         label="upper (Hz)")],
+                                  label="GLM 95% band").opts(color=MODEL_COLOR, line_width=3),
+            lambda c: (c.centres, c.centres, *_band(c))))
     if curve.truth is not None:
         layers.append(Layer(
             "truth",
@@ -122,10 +166,7 @@ def point_layers(curve) -> list[Layer]:
             .opts(color=TRUTH_COLOR, marker="dash", size=28, line_width=3),
             lambda c: (c.centres, c.truth)))
     layers += [
-        Layer("empirical",
-              lambda c: hv.Scatter((c.centres, c.empirical), x, _rate("empirical"),
-                                   label="empirical").opts(color=EMPIRICAL_COLOR, size=10),
-              lambda c: (c.centres, c.empirical)),
+        *_empirical_layers(curve, 10),
         Layer("model",
               lambda c: hv.Scatter((c.centres, c.model), x, _rate("model"), label="GLM")
               .opts(color=MODEL_COLOR, size=14),
@@ -145,7 +186,8 @@ def _smooth(curve) -> bool:
 def structure(curve) -> tuple:
     """What decides a figure's glyphs; a curve with another structure needs a new figure."""
     return (curve.name, curve.truth is None, _band(curve) is None, few_valued(curve),
-            _smooth(curve), tuple(curve.centres) if few_valued(curve) else None)
+            _smooth(curve), tuple(curve.centres) if few_valued(curve) else None,
+            getattr(curve, "labels", None))
 
 
 class TuningCurvePlot:
@@ -164,11 +206,15 @@ class TuningCurvePlot:
         points = self._layer_handles("model points")
         if points is not None:  # the model's dots read the line's source: one copy per refit
             points["source"] = points["glyph_renderer"].data_source = self.source("model")
-        # Ranges follow the data in the browser: the server never sends a range.
+        # Ranges follow the data in the browser: the server never sends a range. The rate axis
+        # follows the model, its band and the truth; empirical rates above them are clamped.
         self.figure.y_range = DataRange1d(start=0, range_padding=0.1)
         if few_valued(curve):
             self.figure.x_range = DataRange1d(range_padding=1.0)
             self.figure.xaxis.ticker = FixedTicker(ticks=list(curve.centres))
+            if getattr(curve, "labels", None):  # the values the bins hold, not their centres
+                self.figure.xaxis.major_label_overrides = {
+                    float(c): label for c, label in zip(curve.centres, curve.labels)}
         else:
             self.figure.x_range = DataRange1d(range_padding=0.02)
         self.show_bands(show_bands)
@@ -227,8 +273,8 @@ class TuningCurvePlot:
                     yield glyph, prop
 
     def glyph(self, name: str):
-        """What draws the layer ``name`` ("model", "band", ...): a glyph renderer, or the
-        Whisker annotation of error bars; None if the figure has no such layer."""
+        """What draws the layer ``name`` ("model", "band", ...): a glyph renderer; None if the
+        figure has no such layer."""
         handles = self._layer_handles(name)
         return None if handles is None else handles.get("glyph_renderer", handles["glyph"])
 
@@ -308,7 +354,7 @@ class TuningCurvesView(pn.viewable.Viewer):
         return dict(self._plots)
 
     def _send(self, event):
-        curves = self._state.curves
+        curves = [centred_on_peak(curve) for curve in self._state.curves]
         if [c.name for c in curves] != list(self._plots):
             self._plots, self._panes = {}, {}
         include = {row.name: row.include for row in self._state.variables}

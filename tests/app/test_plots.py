@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import panel as pn
 import pytest
-from bokeh.models import ColumnDataSource, Legend, Line, Patch, Scatter, Whisker
+from bokeh.models import ColumnDataSource, DataRange1d, Legend, Line, Patch, Scatter, Segment
 
 from tests.compile_counts import CompileCounter
 from widgets import explorer
@@ -80,16 +80,25 @@ def test_bands_are_shaded_and_toggled_without_rebuilding(state):
     assert not band.visible and plot.glyph("band") is band
 
 
-def test_the_band_of_a_few_valued_variable_is_error_bars(state):
+def test_the_band_of_a_few_valued_variable_is_error_bars_inside_the_rate_axis(state):
+    """Segments (glyphs) rather than Bokeh's Whisker annotation: the browser's rate axis, which
+    follows the renderers only, then makes room for the upper bar (issue 18, item 7)."""
     curve = banded(state.curves[0])
     few = replace(curve, centres=curve.centres[:2], model=curve.model[:2],
                   empirical=curve.empirical[:2], truth=None, lower=curve.lower[:2],
                   upper=curve.upper[:2])
     plot = TuningCurvePlot(few)
     bars = plot.glyph("band")
-    assert isinstance(bars, Whisker) and bars.visible
-    np.testing.assert_array_equal(plot.source("band").data["lower"], few.lower)
-    np.testing.assert_array_equal(plot.source("band").data["upper"], few.upper)
+    assert isinstance(bars.glyph, Segment) and bars.visible
+    assert bars in plot.figure.renderers
+    data = plot.source("band").data
+    np.testing.assert_array_equal(data[bars.glyph.y0], few.lower)
+    np.testing.assert_array_equal(data[bars.glyph.y1], few.upper)
+    np.testing.assert_array_equal(data[bars.glyph.x0], few.centres)
+    np.testing.assert_array_equal(data[bars.glyph.x1], few.centres)
+    wider = banded(few, 0.5)
+    plot.update(wider)
+    np.testing.assert_array_equal(plot.source("band").data[bars.glyph.y1], wider.upper)
     plot.show_bands(False)
     assert not bars.visible
 
