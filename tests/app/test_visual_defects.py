@@ -5,10 +5,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from bokeh.models import DataRange1d
+import holoviews as hv
+from bokeh.models import DataRange1d, GlyphRenderer, Image, Legend
 
 from glm_core.encoding import make_binning
 from glm_core.explorer import TuningCurve, centred_on_peak, value_labels
+from widgets.maps import TuningMapsView
+from widgets.paths import render_paths
 from widgets.plots import EDGE, TuningCurvePlot, TuningCurvesView
 from widgets.state import ExplorerState
 from widgets.vocabulary import RECORDING
@@ -86,3 +89,51 @@ def test_a_circular_curve_peaking_near_pi_is_drawn_as_one_peak():
     np.testing.assert_array_equal(turned.upper[order], 1.2 * rate)
     linear = TuningCurve(circular=False, **curve_args)
     assert centred_on_peak(linear) is linear
+
+
+def _mappers(view):
+    """The colour mapper of each image of each shown map, in the order model, empirical, truth."""
+    out = []
+    for pane in view.__panel__().objects[0].objects:
+        figure = pane.get_root()
+        images = [r for r in figure.select({"type": GlyphRenderer}) if isinstance(r.glyph, Image)]
+        out.append(images[0].glyph.color_mapper)
+    return out
+
+
+def _top(tuning_map):
+    layers = [tuning_map.model, tuning_map.empirical, tuning_map.truth]
+    return max(np.nanmax(layer) for layer in layers if layer is not None)
+
+
+def test_the_maps_share_one_colour_range_from_zero_to_the_highest_rate(state):
+    """Each image picked its own range: a flat GLM map at 0.83 Hz looked like a vivid place
+    field beside a 50 Hz empirical map (issue 18, item 6)."""
+    state.joint_map = True
+    try:
+        view = TuningMapsView(state)
+        tuning_map = state.maps[0]
+        top = _top(tuning_map)
+        mappers = _mappers(view)
+        assert len(mappers) == 2 + (tuning_map.truth is not None)
+        assert all((m.low, m.high) == pytest.approx((0.0, top)) for m in mappers)
+        state.joint_log_strength = 0.0  # the smoothest, flattest GLM map
+        tuning_map = state.maps[0]
+        top = _top(tuning_map)
+        assert all((m.low, m.high) == pytest.approx((0.0, top)) for m in _mappers(view))
+        assert np.nanmax(tuning_map.model) < 0.9 * top  # the GLM map no longer fills the range
+    finally:
+        state.joint_map = False
+
+
+def test_the_path_plots_name_the_current_strength_and_the_best_point_in_a_legend():
+    x = np.linspace(-3, 1, 9)
+    mean = -(x + 1) ** 2
+    figure = hv.render(render_paths({"speed": (x, mean, np.full(9, 0.1), -2.0)}))
+    figures = [f for f in figure.select({"type": Legend})]
+    labels = {item.label.value for legend in figures for item in legend.items}
+    assert {"held-out", "current strength", "best"} <= labels
+    current = next(item for legend in figures for item in legend.items
+                   if item.label.value == "current strength").renderers[0]
+    assert set(np.asarray(current.data_source.data[current.glyph.x])) == {-2.0}
+    assert current.glyph.line_color == "#e6862a"
