@@ -121,6 +121,17 @@ def file_dropper_scripts() -> list[str]:
     return list(FileDropper.__javascript__)
 
 
+def file_dropper_loaded() -> None:
+    """Record (Panel 1.8-1.9: ``state._extensions``, the extensions this session's page loaded)
+    that FilePond's scripts are on the page, loaded on demand: making the upload box then logs
+    no "extension was not loaded" warning."""
+    if not hooks_enabled():
+        return
+    loaded = pn.state._extensions
+    if loaded is not None and "filedropper" not in loaded:
+        loaded.append("filedropper")
+
+
 # --- Panel: a jscallback kept in a class-wide registry (Panel 1.8-1.9: panel.links.Callback
 # .registry, weakly keyed by the source widget; Callback.unwatch removes it from Panel 1.9) ------
 

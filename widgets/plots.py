@@ -37,8 +37,18 @@ PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
                  # what the browser shows (an unsent default would give way to a theme's size)
                  fontsize={"title": "15px", "labels": "14px", "ticks": "12px", "legend": "12px"})
 MODEL_COLOR, EMPIRICAL_COLOR, TRUTH_COLOR = "#1f5fa8", "#e6862a", "#666666"
-# Presentation mode (a projector at the back of a lecture hall): font sizes and line width scale.
+# Presentation mode (a projector at the back of a lecture hall): font sizes and line width scale,
+# figures grow taller and go one per row, so that the larger text leaves the data its room.
 PRESENTATION_SCALE = 1.8
+PRESENTATION_HEIGHT = 1.4
+# Below 1280 px the two columns beside the sidebar and the Fit table leave figures about 160 px
+# wide: one per row there. (The children's grid cells are set by Bokeh's own stylesheet.)
+NARROW_CSS = """
+@media (max-width: 1279px) {
+  :host { grid-template-columns: minmax(0, 1fr) !important; }
+  :host > div { grid-column: 1 !important; grid-row: auto !important; }
+}
+"""
 
 
 def axis(curve) -> hv.Dimension:
@@ -208,7 +218,7 @@ class TuningCurvePlot:
             points["source"] = points["glyph_renderer"].data_source = self.source("model")
         # Ranges follow the data in the browser: the server never sends a range. The rate axis
         # follows the model, its band and the truth; empirical rates above them are clamped.
-        self.figure.y_range = DataRange1d(start=0, range_padding=0.1)
+        self.figure.y_range = DataRange1d(start=0, range_padding=0.2)
         if few_valued(curve):
             self.figure.x_range = DataRange1d(range_padding=1.0)
             self.figure.xaxis.ticker = FixedTicker(ticks=list(curve.centres))
@@ -253,13 +263,18 @@ class TuningCurvePlot:
             band.visible = show
 
     def present(self, on: bool) -> None:
-        """Large fonts and thick lines for a projector (``on``), or the normal ones."""
+        """Large fonts, thick lines and a taller figure for a projector (``on``), or the normal
+        ones."""
         for (model, prop), normal in self._normal.items():
-            setattr(model, prop, _scaled(normal, PRESENTATION_SCALE if on else 1.0))
+            if prop == "height":  # whole pixels
+                setattr(model, prop, round(normal * (PRESENTATION_HEIGHT if on else 1.0)))
+            else:
+                setattr(model, prop, _scaled(normal, PRESENTATION_SCALE if on else 1.0))
 
     def _sized(self):
         """(model, property) of every font size and line width that presentation mode scales."""
         fig = self.figure
+        yield fig, "height"
         yield fig.title, "text_font_size"
         for axis in (*fig.xaxis, *fig.yaxis):
             yield axis, "axis_label_text_font_size"
@@ -342,7 +357,8 @@ class TuningCurvesView(pn.viewable.Viewer):
         self._plots = {}
         self._panes = {}
         self._rows = None
-        self._grid = pn.GridBox(ncols=2, sizing_mode="stretch_width")
+        self._grid = pn.GridBox(ncols=1 if state.presentation else 2,
+                                sizing_mode="stretch_width", stylesheets=[NARROW_CSS])
         state.param.watch(self._send, "curves")
         state.param.watch(self._show_bands, "show_bands")
         state.param.watch(self._present, "presentation")
@@ -388,6 +404,7 @@ class TuningCurvesView(pn.viewable.Viewer):
             plot.show_bands(event.new)
 
     def _present(self, event):
+        self._grid.ncols = 1 if event.new else 2
         for plot in self._plots.values():
             plot.present(event.new)
 
