@@ -165,6 +165,29 @@ def redraw_fixes() -> dict[str, str]:
             + base64.b64encode(script.encode()).decode()}
 
 
+# --- BokehJS: a checkbox's label (BokehJS 3.8-3.9 draws Panel's Checkbox as an <input> and a
+# sibling <div class="bk-label"> in its shadow root, not a <label>, so clicking the text did
+# nothing): a click on such a text clicks its checkbox --------------------------------------------
+
+CHECKBOX_LABELS_JS = """
+document.addEventListener('click', (event) => {
+  const target = event.composedPath()[0];
+  if (!(target instanceof Element) || !target.classList.contains('bk-label')) return;
+  const input = target.previousElementSibling;
+  if (input && input.tagName === 'INPUT' && input.type === 'checkbox' && !input.disabled)
+    input.click();
+}, true);
+"""
+
+
+def checkbox_labels() -> dict[str, str]:
+    """``js_files`` for ``pn.extension``: clicking a checkbox's text ticks it (none untested)."""
+    if not hooks_enabled():
+        return {}
+    return {"checkbox_labels": "data:text/javascript;base64,"
+            + base64.b64encode(CHECKBOX_LABELS_JS.encode()).decode()}
+
+
 # --- BokehJS: exporting figures in the browser (BokehJS 3.9: Bokeh.index, the root views, and
 # PlotView.export(type, hidpi), as Bokeh's SaveTool does) ---------------------------------------
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import jax
 import panel as pn
 
-from ._compat import page_extensions, redraw_fixes
+from ._compat import checkbox_labels, page_extensions, redraw_fixes
 from .controls import (
     data_controls,
     error_view,
@@ -50,7 +50,8 @@ def load_extension(served: bool) -> None:
     stretches to the window's width and loads FilePond's scripts only when an upload is first
     chosen (controls.py)."""
     pn.extension(*page_extensions(served), notifications=False, raw_css=[PRESENTATION_CSS],
-                 js_files=redraw_fixes(), **({"sizing_mode": "stretch_width"} if served else {}))
+                 js_files={**redraw_fixes(), **checkbox_labels()},
+                 **({"sizing_mode": "stretch_width"} if served else {}))
 
 
 def presentation_toggle(state: ExplorerState) -> pn.widgets.Checkbox:
