@@ -45,6 +45,9 @@ body.presentation table { font-size: 22px; }
 """
 
 
+CURVES_MIN_WIDTH = 560  # px: a legend in presentation fonts and a plot area beside its axis
+
+
 def load_extension(served: bool) -> None:
     """Panel's extensions, the page's CSS and the BokehJS redraw fixes. A ``served`` page
     stretches to the window's width and loads FilePond's scripts only when an upload is first
@@ -93,7 +96,10 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
     state.param.watch(lambda e: e.new and setattr(paths, "collapsed", False), "paths")
     code = lazy_card("Code: reproduce this fit",
                      lambda: code_view(state, code.param.collapsed), "code-card")
-    main = pn.Column(error_view(state), pn.Row(curves, fit), code, paths,
+    # The Fit table goes below the curves where they would be narrower than CURVES_MIN_WIDTH.
+    curves.min_width = CURVES_MIN_WIDTH
+    main = pn.Column(error_view(state), pn.Row(curves, fit, styles={"flex-wrap": "wrap"}),
+                     code, paths,
                      lazy_card("Population: every unit", lambda: population_view(state),
                                "population-card"),
                      lazy_card("Behaviour", lambda: traces_view(state), "behaviour-card"),

@@ -227,6 +227,8 @@ class TuningCurvePlot:
                     float(c): label for c, label in zip(curve.centres, curve.labels)}
         else:
             self.figure.x_range = DataRange1d(range_padding=0.02)
+        for legend in self.figure.legend:  # flush with the plot area, never over it
+            legend.margin = 0
         self.show_bands(show_bands)
         self._normal = {(model, prop): getattr(model, prop) for model, prop in self._sized()}
         self.present(presentation)
