@@ -75,13 +75,16 @@ def data_controls(state) -> pn.Column:
                      sizing_mode="stretch_width")
 
 
-def upload_box(state) -> tuple[pn.Column, pn.pane.Alert]:
+REFUSED_CSS = ":host { color: #b02a37; }"
+
+
+def upload_box(state) -> tuple[pn.Column, pn.pane.Markdown]:
     """The upload box and, under it, what became of the last file. A file the loader refuses
     gets a fresh box (FilePond's green "Upload complete" only says the bytes arrived) and a red
     note that the page still shows the previous data."""
     box = pn.Column(sizing_mode="stretch_width")
-    note = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
-                         css_classes=["upload-rejected"])
+    note = pn.pane.Markdown("", visible=False, sizing_mode="stretch_width",
+                            css_classes=["upload-rejected"], stylesheets=[REFUSED_CSS])
     pending = []  # the name of a file sent to the state and not yet loaded or refused
 
     def sent(files):

@@ -38,7 +38,7 @@ def not_in_model(state, variable: int) -> str:
     """Why the heatmap of ``variable`` is empty: it is not in the fitted model (no unit has a
     coefficient for it); "" where it is."""
     fit, session = state.population, state.session
-    if fit is None or session is None or fit.active[:, variable].any():
+    if fit is None or session is None or np.any(fit.weights[:, variable] != 0):
         return ""
     return (f"{session.variables[variable].name} is not in the model: tick its Include box "
             "and fit all units again to see its tuning.")
