@@ -89,8 +89,9 @@ def curve_figures(page):
             if f["title"] in ("position", "speed", "head direction")]
 
 
-# What it caught on the way: legends 10 px over the plot area (Bokeh's legend margin), and at
-# 1024 px in presentation mode legends wider than their figure, cut.
+# Planted: main's four-column legends fail it at 1280 px (353 px legends in 290 px figures); on
+# the way it caught legends 10 px over the plot area (Bokeh's legend margin) and, at 1024 px in
+# presentation mode, legends wider than their figure.
 @pytest.mark.parametrize("width", [1024, 1280, 1600])
 def test_nothing_overlaps_or_is_cut_in_either_mode(browser, server, width):
     page = browser.new_context(viewport={"width": width, "height": 800}).new_page()
