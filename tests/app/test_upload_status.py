@@ -2,8 +2,12 @@
 complete" only means the bytes arrived, and the previous data stayed on screen unexplained."""
 
 import io
+import logging
 
 import numpy as np
+from bokeh.document import Document
+from panel.io.state import set_curdoc
+from panel.io.state import state as pn_state
 
 from widgets.controls import upload_box
 from widgets.state import ExplorerState
@@ -33,3 +37,19 @@ def test_a_refused_file_gets_a_fresh_box_and_a_red_note_naming_it():
     box.objects[0].value = {"again.npz": _npz(seed=1)}
     assert state.session is not good and not state.error
     assert not note.visible
+
+
+def test_the_upload_box_logs_no_missing_extension_warning(caplog):
+    """A served page loads FilePond's scripts on demand, not as Panel's "filedropper" extension:
+    Panel then warned "extension was not loaded" on every upload session (issue 18, item 12).
+    Planted (the call to ``file_dropper_loaded`` removed): fails."""
+    doc = Document()
+    with set_curdoc(doc):
+        pn_state._extensions_[doc] = ["tabulator"]  # what a served page loaded
+        try:
+            box, _ = upload_box(ExplorerState())
+            with caplog.at_level(logging.WARNING):
+                box.get_root(doc)
+        finally:
+            del pn_state._extensions_[doc]
+    assert not [r for r in caplog.records if "extension was not loaded" in r.getMessage()]
