@@ -96,7 +96,8 @@ def population_view(state) -> pn.Column:
                 variable),
         # below the heatmap, across the page: beside it, the last columns were cut off
         show_index=False, disabled=True, selectable=1, height=420, layout="fit_data_stretch",
-        sizing_mode="stretch_width", css_classes=["population-table"], formatters={c: {"type": "money", "precision": 4} for c in TABLE_COLUMNS[1:4]})
+        sizing_mode="stretch_width", css_classes=["population-table"],
+        formatters={c: {"type": "money", "precision": 4} for c in TABLE_COLUMNS[1:4]})
     table.param.watch(lambda e: e.new and _select(state, table.value["unit"].iloc[e.new[0]]),
                       "selection")
     download = pn.widgets.FileDownload(
