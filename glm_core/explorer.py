@@ -23,6 +23,7 @@ from .binned import BinnedFit, cross_validate_grid, fit_bin_grid, regularization
 from .cell_table import JOINT_MAX_BINS, BinGrid, bin_grid, max_bins_for
 from .crossval import CVResult, SelectionResult, select_by_score
 from .encoding import Binning, bin_index, make_binning
+from .curve_display import FEW_VALUES, value_labels
 from .errors import InputError
 from .evidence import evidence_strengths
 from .regularizers import REGULARIZERS, Ridge, Smooth, get_regularizer
@@ -127,54 +128,6 @@ class TuningCurve:
     upper: np.ndarray
     smooth: bool = False  # a basis: a smooth curve drawn through the fine bin centres
     labels: tuple | None = None  # few-valued variables: the one value each bin holds, as text
-
-
-FEW_VALUES = 4  # a variable with at most this many bins may be labelled by its values
-
-
-def value_labels(values, binning: Binning) -> tuple | None:
-    """The one distinct value of ``values`` in each bin (``"-1"``, ``"+1"``), where each of at
-    most ``FEW_VALUES`` bins holds a single value; None otherwise (a bin's centre is then its
-    label)."""
-    if binning.n_bins > FEW_VALUES or binning.circular:
-        return None
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    index = bin_index(values, binning)
-    labels = []
-    for b in range(binning.n_bins):
-        held = values[index == b]
-        if held.size and held.min() != held.max():
-            return None
-        labels.append(f"{held[0]:+g}" if held.size and held[0] != 0 else
-                      "0" if held.size else "")
-    return tuple(labels)
-
-
-def centred_on_peak(curve: TuningCurve) -> TuningCurve:
-    """A circular variable's curve turned round the circle so that its model peak (else its
-    empirical one) is in the middle: one peak, never two halves at the edges. Bins moved past
-    the end have 2 pi added to their centres. Other curves are returned as they are."""
-    if not curve.circular or len(curve.centres) < 3:
-        return curve
-    rates = curve.model if np.isfinite(curve.model).any() else curve.empirical
-    if not np.isfinite(rates).any():
-        return curve
-    shift = len(curve.centres) // 2 - int(np.nanargmax(rates))
-    if shift == 0:
-        return curve
-    centres = np.asarray(curve.centres, float)
-    if shift > 0:  # the last ``shift`` bins move before the start
-        centres = np.r_[centres[-shift:] - 2 * np.pi, centres[:-shift]]
-    else:
-        centres = np.r_[centres[-shift:], centres[:-shift] + 2 * np.pi]
-
-    def turn(values):
-        return None if values is None else np.roll(values, shift)
-
-    return replace(curve, centres=centres, model=turn(curve.model),
-                   empirical=turn(curve.empirical), truth=turn(curve.truth),
-                   lower=turn(curve.lower), upper=turn(curve.upper))
 
 
 def encode(session: Session, unit, n_bins, n_folds: int = 10, n_basis=None,

@@ -21,7 +21,7 @@ import panel as pn
 from bokeh.model import Model
 from bokeh.models import DataRange1d, FixedTicker
 
-from glm_core.explorer import centred_on_peak
+from glm_core.curve_display import centred_on_peak, off_scale, on_scale
 
 from ._compat import copy_models, figure_copies, serialize
 
@@ -64,32 +64,6 @@ def _rate(name):
 def _band(curve):
     """The 95% band ``(lower, upper)`` in Hz, where the curve has one."""
     return None if curve.lower is None or curve.upper is None else (curve.lower, curve.upper)
-
-
-EDGE = 1.05  # empirical rates above this times the model's (band's, truth's) top are clamped
-
-
-def rate_top(curve) -> float:
-    """The top of the rate axis: ``EDGE`` times the largest model, band or true rate (NaN if
-    there is none), so that one rarely visited bin's empirical rate cannot squash the curve."""
-    drawn = [curve.model, *(_band(curve) or ()), *(() if curve.truth is None else (curve.truth,))]
-    values = np.concatenate([np.ravel(np.asarray(v, float)) for v in drawn])
-    values = values[np.isfinite(values)]
-    return EDGE * float(values.max()) if values.size else np.nan
-
-
-def on_scale(curve) -> np.ndarray:
-    """The empirical rates within the rate axis (NaN above it: :func:`off_scale` marks them)."""
-    top = rate_top(curve)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.asarray(curve.empirical) > top, np.nan, curve.empirical)
-
-
-def off_scale(curve) -> np.ndarray:
-    """The rate axis's top where the empirical rate is above it, NaN elsewhere."""
-    top = rate_top(curve)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.asarray(curve.empirical) > top, top, np.nan)
 
 
 def _empirical_layers(curve, size: int) -> list[Layer]:

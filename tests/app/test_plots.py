@@ -8,7 +8,7 @@ import panel as pn
 import pytest
 from bokeh.models import ColumnDataSource, DataRange1d, Legend, Line, Patch, Scatter, Segment
 
-from glm_core.explorer import centred_on_peak
+from glm_core.curve_display import centred_on_peak
 from tests.compile_counts import CompileCounter
 from widgets import explorer
 from widgets.plots import TuningCurvePlot, TuningCurvesView, tuning_curve_plot

@@ -9,10 +9,11 @@ import holoviews as hv
 from bokeh.models import DataRange1d, GlyphRenderer, Image, Legend
 
 from glm_core.encoding import make_binning
-from glm_core.explorer import TuningCurve, centred_on_peak, value_labels
+from glm_core.curve_display import EDGE, centred_on_peak, value_labels
+from glm_core.explorer import TuningCurve
 from widgets.maps import TuningMapsView
 from widgets.paths import render_paths
-from widgets.plots import EDGE, TuningCurvePlot, TuningCurvesView
+from widgets.plots import TuningCurvePlot, TuningCurvesView
 from widgets.state import ExplorerState
 from widgets.vocabulary import RECORDING
 
