@@ -23,6 +23,7 @@ from .binned import BinnedFit, cross_validate_grid, fit_bin_grid, regularization
 from .cell_table import JOINT_MAX_BINS, BinGrid, bin_grid, max_bins_for
 from .crossval import CVResult, SelectionResult, select_by_score
 from .encoding import Binning, bin_index, make_binning
+from .curve_display import FEW_VALUES, value_labels
 from .errors import InputError
 from .evidence import evidence_strengths
 from .regularizers import REGULARIZERS, Ridge, Smooth, get_regularizer
@@ -126,6 +127,7 @@ class TuningCurve:
     lower: np.ndarray
     upper: np.ndarray
     smooth: bool = False  # a basis: a smooth curve drawn through the fine bin centres
+    labels: tuple | None = None  # few-valued variables: the one value each bin holds, as text
 
 
 def encode(session: Session, unit, n_bins, n_folds: int = 10, n_basis=None,
@@ -394,9 +396,11 @@ def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
         with np.errstate(invalid="ignore", divide="ignore"):
             empirical = np.where(occ > 0, spk / (occ * dt), np.nan)
         truth = _true_rate(session, enc, (var.name,), binning.centres)
+        labels = (value_labels(var.values[session.valid], binning)
+                  if n <= FEW_VALUES and enc._bases[v] is None else None)
         curves.append(TuningCurve(var.name, var.unit, var.circular, binning.centres, model,
                                   empirical, truth, lower, upper,
-                                  smooth=enc._bases[v] is not None))
+                                  smooth=enc._bases[v] is not None, labels=labels))
     return curves
 
 

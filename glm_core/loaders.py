@@ -272,7 +272,7 @@ def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bi
             f"{label} is binned at {file_width:g} s, so the bin width must be {file_width:g} s "
             f"or a whole multiple of it, not {requested:g} s"
         )
-    table = np.column_stack([_numeric(f"count:{u}", c) for u, c in _same_length(counts, label)])
+    table = np.column_stack([_counts(label, u, c) for u, c in _same_length(counts, label)])
     n = table.shape[0]
     valid = np.ones(n, bool) if "valid" not in arrays else _numeric("valid", arrays["valid"])
     if valid.shape != (n,) or not np.all(np.isin(valid, (0, 1))):
@@ -380,6 +380,20 @@ def _numeric(label: str, value) -> np.ndarray:
     if array.ndim != 1:
         raise InputError(f"{label!r} must be a 1-D array, got shape {array.shape}")
     return array.astype(float)
+
+
+def _counts(label: str, unit: str, value) -> np.ndarray:
+    """The spike counts of ``unit`` as floats; an InputError names the first bin (the data row
+    of a CSV file) whose count is blank, negative or fractional."""
+    counts = _numeric(f"count:{unit}", value)
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~np.isfinite(counts) | (counts < 0) | (counts != np.round(counts)))
+    if bad.size:
+        row = bad[0]
+        value = "blank" if np.isnan(counts[row]) else f"{counts[row]:g}"
+        raise InputError(f"{label}: count:{unit} is {value} in row {row + 1} (bin {row + 1}); "
+                         "spike counts must be non-negative whole numbers")
+    return counts
 
 
 def _finite_1d(label: str, value) -> np.ndarray:

@@ -121,6 +121,17 @@ def file_dropper_scripts() -> list[str]:
     return list(FileDropper.__javascript__)
 
 
+def file_dropper_loaded() -> None:
+    """Record (Panel 1.8-1.9: ``state._extensions``, the extensions this session's page loaded)
+    that FilePond's scripts are on the page, loaded on demand: making the upload box then logs
+    no "extension was not loaded" warning."""
+    if not hooks_enabled():
+        return
+    loaded = pn.state._extensions
+    if loaded is not None and "filedropper" not in loaded:
+        loaded.append("filedropper")
+
+
 # --- Panel: a jscallback kept in a class-wide registry (Panel 1.8-1.9: panel.links.Callback
 # .registry, weakly keyed by the source widget; Callback.unwatch removes it from Panel 1.9) ------
 
@@ -152,6 +163,29 @@ def redraw_fixes() -> dict[str, str]:
     script = f"({REDRAW_FIXES_JS.read_text()})({json.dumps(list(TESTED['bokeh']))});\n"
     return {"bokeh_redraw_fixes": "data:text/javascript;base64,"
             + base64.b64encode(script.encode()).decode()}
+
+
+# --- BokehJS: a checkbox's label (BokehJS 3.8-3.9 draws Panel's Checkbox as an <input> and a
+# sibling <div class="bk-label"> in its shadow root, not a <label>, so clicking the text did
+# nothing): a click on such a text clicks its checkbox --------------------------------------------
+
+CHECKBOX_LABELS_JS = """
+document.addEventListener('click', (event) => {
+  const target = event.composedPath()[0];
+  if (!(target instanceof Element) || !target.classList.contains('bk-label')) return;
+  const input = target.previousElementSibling;
+  if (input && input.tagName === 'INPUT' && input.type === 'checkbox' && !input.disabled)
+    input.click();
+}, true);
+"""
+
+
+def checkbox_labels() -> dict[str, str]:
+    """``js_files`` for ``pn.extension``: clicking a checkbox's text ticks it (none untested)."""
+    if not hooks_enabled():
+        return {}
+    return {"checkbox_labels": "data:text/javascript;base64,"
+            + base64.b64encode(CHECKBOX_LABELS_JS.encode()).decode()}
 
 
 # --- BokehJS: exporting figures in the browser (BokehJS 3.9: Bokeh.index, the root views, and

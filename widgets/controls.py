@@ -9,7 +9,12 @@ import panel as pn
 
 from glm_core.loaders import MAX_UPLOAD_BYTES
 
-from ._compat import file_dropper_scripts, release_at_session_end, slider_type
+from ._compat import (
+    file_dropper_loaded,
+    file_dropper_scripts,
+    release_at_session_end,
+    slider_type,
+)
 from .state import in_server
 from .vocabulary import BINS, SIMULATION, UPLOAD
 
@@ -57,7 +62,7 @@ def data_controls(state) -> pn.Column:
         bin_width.visible = source != SIMULATION
         upload.visible = source == UPLOAD
         if upload.visible and not upload.objects and ready.value:
-            upload.objects = [_file_dropper(state)]
+            upload.objects = [*upload_box(state)]
 
     show(state.source)
     state.param.watch(lambda e: show(e.new), "source")
@@ -70,12 +75,49 @@ def data_controls(state) -> pn.Column:
                      sizing_mode="stretch_width")
 
 
-def _file_dropper(state) -> pn.widgets.FileDropper:
+REFUSED_CSS = ":host { color: #b02a37; }"
+
+
+def upload_box(state) -> tuple[pn.Column, pn.pane.Markdown]:
+    """The upload box and, under it, what became of the last file. A file the loader refuses
+    gets a fresh box (FilePond's green "Upload complete" only says the bytes arrived) and a red
+    note that the page still shows the previous data."""
+    box = pn.Column(sizing_mode="stretch_width")
+    note = pn.pane.Markdown("", visible=False, sizing_mode="stretch_width",
+                            css_classes=["upload-rejected"], stylesheets=[REFUSED_CSS])
+    pending = []  # the name of a file sent to the state and not yet loaded or refused
+
+    def sent(files):
+        if files:
+            pending[:] = [list(files)[-1]]
+            note.visible = False
+
+    def loaded(event):
+        pending.clear()
+
+    def refused(event):
+        if pending and event.new:
+            shown = state.session.source if state.session is not None else "nothing"
+            note.object = (f"**{pending[0]} was not loaded**: {event.new} The page still shows "
+                           f"{shown}.")
+            note.visible = True
+            pending.clear()
+            box.objects = [_file_dropper(state, sent)]
+
+    state.param.watch(loaded, "session")
+    state.param.watch(refused, "error", onlychanged=False)
+    box.objects = [_file_dropper(state, sent)]
+    return box, note
+
+
+def _file_dropper(state, sent) -> pn.widgets.FileDropper:
     # No accepted_filetypes: browsers report .npz and .nwb under varying MIME types, so the type
     # is checked on the server, with a message, like everything else about the file.
+    file_dropper_loaded()
     dropper = pn.widgets.FileDropper(
         multiple=False, previews=[],
         max_file_size=f"{MAX_UPLOAD_BYTES // 2**20}MB", sizing_mode="stretch_width")
+    dropper.param.watch(lambda e: sent(e.new), "value")  # first: a refusal may come at once
     dropper.param.watch(lambda e: _send_upload(state, e.new), "value")
     return dropper
 

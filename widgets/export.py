@@ -106,6 +106,10 @@ def export_controls(state: ExplorerState) -> pn.Column:
     return pn.Column("### Export", csv, json, *figures, sizing_mode="stretch_width")
 
 
+# Markdown's code blocks are 0.7 em (about 8 px) by default: too small to read, or copy from.
+CODE_CSS = "pre, code { font-size: 14px; }"
+
+
 def code_view(state: ExplorerState, hidden=False) -> pn.Tabs:
     """The current fit as a glm_core snippet and as a NeMoS snippet, following every fit while
     ``hidden`` (a bool or a parameter, e.g. its card's ``collapsed``) is false, so that a hidden
@@ -118,6 +122,7 @@ def code_view(state: ExplorerState, hidden=False) -> pn.Tabs:
 
     return pn.Tabs(*[(title, pn.pane.Markdown(pn.bind(snippet, write, state.param.curves,
                                                        hidden),
-                                              css_classes=[f"snippet-{key}"]))
+                                              css_classes=[f"snippet-{key}"],
+                                              stylesheets=[CODE_CSS]))
                      for title, key, write in (("glm_core", "glm", export.glm_snippet),
                                                ("NeMoS", "nemos", export.nemos_snippet))])

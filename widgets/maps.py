@@ -3,7 +3,9 @@ for simulations, the true map, in Hz; unvisited bins blank.
 
 Each map's images are HoloViews DynamicMaps fed by one ``Pipe`` and built once per map
 structure (its name and whether it has a truth); a refit sends the new maps through the pipes,
-which update the images' data sources in place, inside the state's one ``pn.io.hold``.
+which update the images' data sources in place, inside the state's one ``pn.io.hold``. The
+images of one map share one colour range, from 0 Hz to the highest rate of any of them, so that
+the same colour is the same rate in each.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ IMAGE_OPTS = dict(cmap="viridis", colorbar=True, width=330, height=300, tools=["
                   clipping_colors={"NaN": (0, 0, 0, 0)}, toolbar="above")
 LAYERS = (("model", "GLM"), ("empirical", "empirical (occupancy-normalised)"),
           ("truth", "ground truth"))
+
+
+def colour_range(tuning_map) -> tuple[float, float]:
+    """``(0, top)``: the colour range shared by a map's images, ``top`` the highest finite rate
+    of the model, empirical and true maps (1 Hz where there is none)."""
+    layers = [tuning_map.model, tuning_map.empirical]
+    if tuning_map.truth is not None:
+        layers.append(tuning_map.truth)
+    values = np.concatenate([np.ravel(np.asarray(v, float)) for v in layers])
+    values = values[np.isfinite(values)]
+    top = float(values.max()) if values.size else 0.0
+    return 0.0, top if top > 0 else 1.0
 
 
 def _dimensions(tuning_map):
@@ -39,7 +53,7 @@ class TuningMapPlot:
                 values = getattr(data, layer)
                 # HoloViews images are (rows = y, columns = x)
                 return hv.Image((xs, ys, np.asarray(values, float).T), dims, rate).opts(
-                    title=f"{data.name}: {title}", **IMAGE_OPTS)
+                    title=f"{data.name}: {title}", clim=colour_range(data), **IMAGE_OPTS)
             return hv.DynamicMap(draw, streams=[self.pipe])
 
         shown = [(layer, title) for layer, title in LAYERS

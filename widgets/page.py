@@ -11,7 +11,7 @@ from pathlib import Path
 import jax
 import panel as pn
 
-from ._compat import page_extensions, redraw_fixes
+from ._compat import checkbox_labels, page_extensions, redraw_fixes
 from .controls import (
     data_controls,
     error_view,
@@ -45,12 +45,16 @@ body.presentation table { font-size: 22px; }
 """
 
 
+CURVES_MIN_WIDTH = 560  # px: a legend in presentation fonts and a plot area beside its axis
+
+
 def load_extension(served: bool) -> None:
     """Panel's extensions, the page's CSS and the BokehJS redraw fixes. A ``served`` page
     stretches to the window's width and loads FilePond's scripts only when an upload is first
     chosen (controls.py)."""
     pn.extension(*page_extensions(served), notifications=False, raw_css=[PRESENTATION_CSS],
-                 js_files=redraw_fixes(), **({"sizing_mode": "stretch_width"} if served else {}))
+                 js_files={**redraw_fixes(), **checkbox_labels()},
+                 **({"sizing_mode": "stretch_width"} if served else {}))
 
 
 def presentation_toggle(state: ExplorerState) -> pn.widgets.Checkbox:
@@ -92,7 +96,10 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
     state.param.watch(lambda e: e.new and setattr(paths, "collapsed", False), "paths")
     code = lazy_card("Code: reproduce this fit",
                      lambda: code_view(state, code.param.collapsed), "code-card")
-    main = pn.Column(error_view(state), pn.Row(curves, fit), code, paths,
+    # The Fit table goes below the curves where they would be narrower than CURVES_MIN_WIDTH.
+    curves.min_width = CURVES_MIN_WIDTH
+    main = pn.Column(error_view(state), pn.Row(curves, fit, styles={"flex-wrap": "wrap"}),
+                     code, paths,
                      lazy_card("Population: every unit", lambda: population_view(state),
                                "population-card"),
                      lazy_card("Behaviour", lambda: traces_view(state), "behaviour-card"),

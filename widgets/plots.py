@@ -21,6 +21,8 @@ import panel as pn
 from bokeh.model import Model
 from bokeh.models import DataRange1d, FixedTicker
 
+from glm_core.curve_display import centred_on_peak, off_scale, on_scale
+
 from ._compat import copy_models, figure_copies, serialize
 
 hv.extension("bokeh", logo=False)
@@ -28,13 +30,25 @@ hv.renderer("bokeh").webgl = False  # a few hundred points: canvas draws them so
 
 FEW_BINS = 4  # at most this many bins: points with error bars, no line joining them
 PLOT_OPTS = dict(responsive=True, height=360, show_grid=True, tools=["hover"],
-                 legend_position="top", legend_cols=4,  # "top": above the plot, outside
+                 # "top": above the plot, outside; two columns fit the narrowest figure (a
+                 # 1024 px window, presentation fonts) without spilling over its neighbours
+                 legend_position="top", legend_cols=2,
                  # sizes unlike Bokeh's defaults, so they are sent and presentation mode scales
                  # what the browser shows (an unsent default would give way to a theme's size)
                  fontsize={"title": "15px", "labels": "14px", "ticks": "12px", "legend": "12px"})
 MODEL_COLOR, EMPIRICAL_COLOR, TRUTH_COLOR = "#1f5fa8", "#e6862a", "#666666"
-# Presentation mode (a projector at the back of a lecture hall): font sizes and line width scale.
+# Presentation mode (a projector at the back of a lecture hall): font sizes and line width scale,
+# figures grow taller and go one per row, so that the larger text leaves the data its room.
 PRESENTATION_SCALE = 1.8
+PRESENTATION_HEIGHT = 1.4
+# Below 1280 px the two columns beside the sidebar and the Fit table leave figures about 160 px
+# wide: one per row there. (The children's grid cells are set by Bokeh's own stylesheet.)
+NARROW_CSS = """
+@media (max-width: 1279px) {
+  :host { grid-template-columns: minmax(0, 1fr) !important; }
+  :host > div { grid-column: 1 !important; grid-row: auto !important; }
+}
+"""
 
 
 def axis(curve) -> hv.Dimension:
@@ -50,6 +64,22 @@ def _rate(name):
 def _band(curve):
     """The 95% band ``(lower, upper)`` in Hz, where the curve has one."""
     return None if curve.lower is None or curve.upper is None else (curve.lower, curve.upper)
+
+
+def _empirical_layers(curve, size: int) -> list[Layer]:
+    """The empirical rates as dots, and those above the rate axis as triangles at its top."""
+    x = axis(curve)
+    return [
+        Layer("empirical",
+              lambda c: hv.Scatter((c.centres, on_scale(c)), x, _rate("empirical"),
+                                   label="empirical").opts(color=EMPIRICAL_COLOR, size=size),
+              lambda c: (c.centres, on_scale(c))),
+        Layer("off scale",
+              lambda c: hv.Scatter((c.centres, off_scale(c)), x,
+                                   hv.Dimension("off", label="empirical, off scale (Hz)"))
+              .opts(color=EMPIRICAL_COLOR, marker="triangle", size=size + 3),
+              lambda c: (c.centres, off_scale(c))),
+    ]
 
 
 @dataclass(frozen=True)
@@ -85,10 +115,7 @@ def line_layers(curve) -> list[Layer]:
             .opts(color=TRUTH_COLOR, line_dash="dashed", line_width=2),
             lambda c: (c.centres, c.truth)))
     layers += [
-        Layer("empirical",
-              lambda c: hv.Scatter((c.centres, c.empirical), x, _rate("empirical"),
-                                   label="empirical").opts(color=EMPIRICAL_COLOR, size=7),
-              lambda c: (c.centres, c.empirical)),
+        *_empirical_layers(curve, 7),
         Layer("model",
               lambda c: hv.Curve((c.centres, c.model), x, _rate("model"), label="GLM")
               .opts(color=MODEL_COLOR, line_width=3),
@@ -104,17 +131,18 @@ def line_layers(curve) -> list[Layer]:
 
 def point_layers(curve) -> list[Layer]:
     """A variable with a few values (e.g. a running direction): points with error bars, since a
-    line between two directions means nothing."""
+    line between two directions means nothing. The bars are segments (glyphs, unlike Bokeh's
+    Whisker annotation), so that the rate axis makes room for them."""
     x = axis(curve)
     layers = []
     if _band(curve):
         layers.append(Layer(
             "band",
-            lambda c: hv.ErrorBars((c.centres, c.model, c.model - _band(c)[0],
-                                    _band(c)[1] - c.model), x,
-                                   [_rate("model"), "below", "above"], label="GLM 95% band")
-            .opts(color=MODEL_COLOR, line_width=2),
-            lambda c: (c.centres, *_band(c))))
+            lambda c: hv.Segments((c.centres, _band(c)[0], c.centres, _band(c)[1]),
+                                  [x, _rate("lower"), "x1", hv.Dimension("upper",
+                                                                         label="upper (Hz)")],
+                                  label="GLM 95% band").opts(color=MODEL_COLOR, line_width=3),
+            lambda c: (c.centres, c.centres, *_band(c))))
     if curve.truth is not None:
         layers.append(Layer(
             "truth",
@@ -122,10 +150,7 @@ def point_layers(curve) -> list[Layer]:
             .opts(color=TRUTH_COLOR, marker="dash", size=28, line_width=3),
             lambda c: (c.centres, c.truth)))
     layers += [
-        Layer("empirical",
-              lambda c: hv.Scatter((c.centres, c.empirical), x, _rate("empirical"),
-                                   label="empirical").opts(color=EMPIRICAL_COLOR, size=10),
-              lambda c: (c.centres, c.empirical)),
+        *_empirical_layers(curve, 10),
         Layer("model",
               lambda c: hv.Scatter((c.centres, c.model), x, _rate("model"), label="GLM")
               .opts(color=MODEL_COLOR, size=14),
@@ -145,7 +170,8 @@ def _smooth(curve) -> bool:
 def structure(curve) -> tuple:
     """What decides a figure's glyphs; a curve with another structure needs a new figure."""
     return (curve.name, curve.truth is None, _band(curve) is None, few_valued(curve),
-            _smooth(curve), tuple(curve.centres) if few_valued(curve) else None)
+            _smooth(curve), tuple(curve.centres) if few_valued(curve) else None,
+            getattr(curve, "labels", None))
 
 
 class TuningCurvePlot:
@@ -164,13 +190,19 @@ class TuningCurvePlot:
         points = self._layer_handles("model points")
         if points is not None:  # the model's dots read the line's source: one copy per refit
             points["source"] = points["glyph_renderer"].data_source = self.source("model")
-        # Ranges follow the data in the browser: the server never sends a range.
-        self.figure.y_range = DataRange1d(start=0, range_padding=0.1)
+        # Ranges follow the data in the browser: the server never sends a range. The rate axis
+        # follows the model, its band and the truth; empirical rates above them are clamped.
+        self.figure.y_range = DataRange1d(start=0, range_padding=0.2)
         if few_valued(curve):
             self.figure.x_range = DataRange1d(range_padding=1.0)
             self.figure.xaxis.ticker = FixedTicker(ticks=list(curve.centres))
+            if getattr(curve, "labels", None):  # the values the bins hold, not their centres
+                self.figure.xaxis.major_label_overrides = {
+                    float(c): label for c, label in zip(curve.centres, curve.labels)}
         else:
             self.figure.x_range = DataRange1d(range_padding=0.02)
+        for legend in self.figure.legend:  # flush with the plot area, never over it
+            legend.margin = 0
         self.show_bands(show_bands)
         self._normal = {(model, prop): getattr(model, prop) for model, prop in self._sized()}
         self.present(presentation)
@@ -207,13 +239,18 @@ class TuningCurvePlot:
             band.visible = show
 
     def present(self, on: bool) -> None:
-        """Large fonts and thick lines for a projector (``on``), or the normal ones."""
+        """Large fonts, thick lines and a taller figure for a projector (``on``), or the normal
+        ones."""
         for (model, prop), normal in self._normal.items():
-            setattr(model, prop, _scaled(normal, PRESENTATION_SCALE if on else 1.0))
+            if prop == "height":  # whole pixels
+                setattr(model, prop, round(normal * (PRESENTATION_HEIGHT if on else 1.0)))
+            else:
+                setattr(model, prop, _scaled(normal, PRESENTATION_SCALE if on else 1.0))
 
     def _sized(self):
         """(model, property) of every font size and line width that presentation mode scales."""
         fig = self.figure
+        yield fig, "height"
         yield fig.title, "text_font_size"
         for axis in (*fig.xaxis, *fig.yaxis):
             yield axis, "axis_label_text_font_size"
@@ -227,8 +264,8 @@ class TuningCurvePlot:
                     yield glyph, prop
 
     def glyph(self, name: str):
-        """What draws the layer ``name`` ("model", "band", ...): a glyph renderer, or the
-        Whisker annotation of error bars; None if the figure has no such layer."""
+        """What draws the layer ``name`` ("model", "band", ...): a glyph renderer; None if the
+        figure has no such layer."""
         handles = self._layer_handles(name)
         return None if handles is None else handles.get("glyph_renderer", handles["glyph"])
 
@@ -296,7 +333,8 @@ class TuningCurvesView(pn.viewable.Viewer):
         self._plots = {}
         self._panes = {}
         self._rows = None
-        self._grid = pn.GridBox(ncols=2, sizing_mode="stretch_width")
+        self._grid = pn.GridBox(ncols=1 if state.presentation else 2,
+                                sizing_mode="stretch_width", stylesheets=[NARROW_CSS])
         state.param.watch(self._send, "curves")
         state.param.watch(self._show_bands, "show_bands")
         state.param.watch(self._present, "presentation")
@@ -308,7 +346,7 @@ class TuningCurvesView(pn.viewable.Viewer):
         return dict(self._plots)
 
     def _send(self, event):
-        curves = self._state.curves
+        curves = [centred_on_peak(curve) for curve in self._state.curves]
         if [c.name for c in curves] != list(self._plots):
             self._plots, self._panes = {}, {}
         include = {row.name: row.include for row in self._state.variables}
@@ -342,6 +380,7 @@ class TuningCurvesView(pn.viewable.Viewer):
             plot.show_bands(event.new)
 
     def _present(self, event):
+        self._grid.ncols = 1 if event.new else 2
         for plot in self._plots.values():
             plot.present(event.new)
 

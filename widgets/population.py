@@ -34,6 +34,16 @@ def population_table(state, variable: int) -> pd.DataFrame:
         "status": status})
 
 
+def not_in_model(state, variable: int) -> str:
+    """Why the heatmap of ``variable`` is empty: it is not in the fitted model (no unit has a
+    coefficient for it); "" where it is."""
+    fit, session = state.population, state.session
+    if fit is None or session is None or np.any(fit.weights[:, variable] != 0):
+        return ""
+    return (f"{session.variables[variable].name} is not in the model: tick its Include box "
+            "and fit all units again to see its tuning.")
+
+
 def heatmap(state, variable: int) -> hv.HeatMap:
     """Rows: units sorted by peak position; columns: bin centres of ``variable``; values: the
     model rate divided by the unit's peak."""
@@ -61,15 +71,21 @@ def population_view(state) -> pn.Column:
     download."""
     fit_all = pn.widgets.Button(name="Fit all units", button_type="primary")
     fit_all.on_click(lambda _: state.update_population())
-    variable = pn.widgets.Select(name="variable", options={}, width=220)
+    variable = pn.widgets.Select(name="variable", options={}, width=220,
+                                 css_classes=["population-variable"])
 
     def variables(session):
-        variable.options = {v.name: i for i, v in enumerate(session.variables)} if session else {}
+        options = {v.name: i for i, v in enumerate(session.variables)} if session else {}
+        variable.param.update(options=options,  # the first one shown, never a blank select
+                              value=next(iter(options.values()), None))
 
     variables(state.session)
     state.param.watch(lambda e: variables(e.new), "session")
 
     def draw(fit, v):  # a new figure each time: its unit axis is categorical from the start
+        why = not_in_model(state, v or 0)
+        if why:
+            return hv.Div(f"<p class='population-message'>{why}</p>").opts(height=60)
         element = heatmap(state, v or 0)
         tap = hv.streams.Tap(source=element, x=None, y=None)
         tap.param.watch(lambda e: _select(state, e.new), "y")
@@ -78,7 +94,9 @@ def population_view(state) -> pn.Column:
     table = pn.widgets.Tabulator(
         pn.bind(lambda fit, v: population_table(state, v or 0), state.param.population,
                 variable),
-        show_index=False, disabled=True, selectable=1, height=420, width=560,
+        # below the heatmap, across the page: beside it, the last columns were cut off
+        show_index=False, disabled=True, selectable=1, height=420, layout="fit_data_stretch",
+        sizing_mode="stretch_width", css_classes=["population-table"],
         formatters={c: {"type": "money", "precision": 4} for c in TABLE_COLUMNS[1:4]})
     table.param.watch(lambda e: e.new and _select(state, table.value["unit"].iloc[e.new[0]]),
                       "selection")
@@ -87,8 +105,8 @@ def population_view(state) -> pn.Column:
             index=False)), filename="population.csv", label="Download table (CSV)",
         button_type="light", width=220)
     return pn.Column(pn.Row(fit_all, variable, download),
-                     pn.Row(pn.pane.HoloViews(pn.bind(draw, state.param.population, variable),
-                                              sizing_mode="stretch_width"), table),
+                     pn.pane.HoloViews(pn.bind(draw, state.param.population, variable),
+                                       sizing_mode="stretch_width"), table,
                      sizing_mode="stretch_width")
 
 

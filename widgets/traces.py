@@ -28,13 +28,17 @@ def traces(session, unit, max_points: int = 3000) -> hv.Layout:
     t = hv.Dimension("time", label="time (s)")
     time = np.arange(n) * session.bin_width
     valid = session.valid[:n]
-    rows = [(axis(var), var.values[:n]) for var in session.variables]
-    rows.append((hv.Dimension("spikes", label=f"{unit} (spikes/bin)"),
+    # The name goes in the title, the unit on the y axis: a name and unit together were longer
+    # than a trace is high, and were cut.
+    rows = [(axis(var), var.name, var.unit or var.name, var.values[:n])
+            for var in session.variables]
+    rows.append((hv.Dimension("spikes", label=f"{unit} (spikes/bin)"), str(unit), "spikes/bin",
                  session.unit_counts(unit)[:n]))
     plots = [
         (hv.Curve((time, values), t, dim).opts(color="#bbbbbb")
          * hv.Curve((time, np.where(valid, values, np.nan)), t, dim).opts(color="#333333"))
-        .opts(responsive=True, height=130, title="", show_grid=True)
-        for dim, values in rows
+        .opts(responsive=True, height=150, title=title, ylabel=ylabel, show_grid=True,
+              fontsize={"title": "13px"})
+        for dim, title, ylabel, values in rows
     ]
     return hv.Layout(plots).cols(1).opts(shared_axes=True)

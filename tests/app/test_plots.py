@@ -6,8 +6,9 @@ from dataclasses import replace
 import numpy as np
 import panel as pn
 import pytest
-from bokeh.models import ColumnDataSource, Legend, Line, Patch, Scatter, Whisker
+from bokeh.models import ColumnDataSource, DataRange1d, Legend, Line, Patch, Scatter, Segment
 
+from glm_core.curve_display import centred_on_peak
 from tests.compile_counts import CompileCounter
 from widgets import explorer
 from widgets.plots import TuningCurvePlot, TuningCurvesView, tuning_curve_plot
@@ -33,7 +34,7 @@ def test_a_refit_updates_the_same_figures_with_the_new_curves(state):
     state.variables[0].log_strength = -0.5
     try:
         assert {name: plot.figure for name, plot in view.plots.items()} == figures
-        for curve in state.curves:
+        for curve in map(centred_on_peak, state.curves):  # as drawn
             data = view.plots[curve.name].source("model").data
             x, y = list(data.values())
             np.testing.assert_array_equal(x, curve.centres)
@@ -80,16 +81,25 @@ def test_bands_are_shaded_and_toggled_without_rebuilding(state):
     assert not band.visible and plot.glyph("band") is band
 
 
-def test_the_band_of_a_few_valued_variable_is_error_bars(state):
+def test_the_band_of_a_few_valued_variable_is_error_bars_inside_the_rate_axis(state):
+    """Segments (glyphs) rather than Bokeh's Whisker annotation: the browser's rate axis, which
+    follows the renderers only, then makes room for the upper bar (issue 18, item 7)."""
     curve = banded(state.curves[0])
     few = replace(curve, centres=curve.centres[:2], model=curve.model[:2],
                   empirical=curve.empirical[:2], truth=None, lower=curve.lower[:2],
                   upper=curve.upper[:2])
     plot = TuningCurvePlot(few)
     bars = plot.glyph("band")
-    assert isinstance(bars, Whisker) and bars.visible
-    np.testing.assert_array_equal(plot.source("band").data["lower"], few.lower)
-    np.testing.assert_array_equal(plot.source("band").data["upper"], few.upper)
+    assert isinstance(bars.glyph, Segment) and bars.visible
+    assert bars in plot.figure.renderers
+    data = plot.source("band").data
+    np.testing.assert_array_equal(data[bars.glyph.y0], few.lower)
+    np.testing.assert_array_equal(data[bars.glyph.y1], few.upper)
+    np.testing.assert_array_equal(data[bars.glyph.x0], few.centres)
+    np.testing.assert_array_equal(data[bars.glyph.x1], few.centres)
+    wider = banded(few, 0.5)
+    plot.update(wider)
+    np.testing.assert_array_equal(plot.source("band").data[bars.glyph.y1], wider.upper)
     plot.show_bands(False)
     assert not bars.visible
 
@@ -121,7 +131,7 @@ def test_explorer_renders_in_a_notebook_and_sessions_share_only_read_only_data()
     root, _ = next(iter(first._models.values()))  # the model the notebook displays
     models = {s.data["model"].tobytes() for s in root.select({"type": ColumnDataSource})
               if "model" in s.data}
-    for curve in first.state.curves:
+    for curve in map(centred_on_peak, first.state.curves):  # as drawn
         assert curve.model.tobytes() in models, curve.name
 
 

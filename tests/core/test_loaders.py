@@ -314,3 +314,17 @@ def test_linear_track_place_fields(track, unit):
     peak = int(np.argmax(rate))
     assert np.sum(rate > rate.max() / 2) <= 10  # a compact field, not a plateau
     assert 0 <= peak < 30
+
+
+@pytest.mark.parametrize("cell, said", [(None, "blank"), (-1, "-1"), (1.5, "1.5")])
+def test_a_bad_count_cell_is_named_by_its_row(cell, said):
+    """Issue 18, item 12: "spike counts must be non-negative whole numbers" did not say where."""
+    header = ["bin_width", "count:t1c2", "var:position[cm]"]
+    rows = [[0.02 if i == 0 else None, COUNTS[i, 0], POS[i]] for i in range(T)]
+    rows[41][1] = cell  # data row 42
+    with pytest.raises(InputError, match=rf"count:t1c2 is {said} in row 42 \(bin 42\);.*whole"):
+        load_csv(to_csv(header, rows))
+    arrays = binned_arrays()
+    arrays["count:b"] = np.where(np.arange(T) == 41, np.nan if cell is None else cell, COUNTS[:, 1])
+    with pytest.raises(InputError, match=rf"count:b is {said} in row 42"):
+        load_npz(npz_bytes(**arrays))
