@@ -8,6 +8,7 @@ A compile runs once: a second caller of the same (shape, regularizer) waits for 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import queue
 import threading
 
@@ -87,8 +88,8 @@ class SolverCompiles:
             return self._thread
 
         def run():
-            while True:
-                job, args = self._queue.get()
+            while (item := self._queue.get()) is not None:
+                job, args = item
                 try:
                     job(*args)
                 except Exception as err:  # noqa: BLE001 - a failed compile is redone on demand
@@ -96,6 +97,7 @@ class SolverCompiles:
 
         self._thread = threading.Thread(target=run, name="solver-compiles", daemon=True)
         self._thread.start()
+        atexit.register(self._queue.put, None)  # ends it before the interpreter does
         return self._thread
 
     def wait_idle(self) -> None:
