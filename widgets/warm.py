@@ -4,6 +4,8 @@ most likely first, while the first visitors already work."""
 
 from __future__ import annotations
 
+import time
+
 import panel as pn
 from bokeh.document import Document
 
@@ -26,12 +28,19 @@ def warm_first_page() -> None:
     and Panel), so that the first tab arrives fitted. The other compiles are queued for
     :func:`warm_rest`."""
     solver_compiles.queueing = True  # every later compile goes to the background thread
+    start = time.perf_counter()
     view = explorer()  # its start() queues the default data's other solvers
+    fitted = time.perf_counter()
     view.get_root(Document())
     for build in (code_view, paths_view, population_view, traces_view):  # built when opened
         pn.panel(build(view.state)).get_root(Document())
+    pn.state.log(f"warm-up: first fit and score {fitted - start:.1f} s, page built in "
+                 f"{time.perf_counter() - fitted:.1f} s; the rest compiles in the background")
     solver_compiles.queue(warm_population)
     solver_compiles.queue(warm_open_field)
+    solver_compiles.queue(lambda: pn.state.log(
+        f"warm-up: background compiles done {time.perf_counter() - start:.1f} s after the "
+        "first page's began"))
 
 
 def warm_rest():
