@@ -1,6 +1,7 @@
 """A first start on a new machine, and a restart, measured as a visitor sees them.
 
     PYTHONPATH=. .venv/bin/python benchmarks/cold_start.py          # ~3-6 min on 2 busy cores
+    PYTHONPATH=. .venv/bin/python benchmarks/cold_start.py --reference ../main  # and vs another
 
 A fresh HOME (a temporary directory: no ~/.cache, so JAX's compilation cache is empty) and
 ``panel serve app.py --setup warm_up.py`` as the README says. Times from the command's start:
@@ -10,11 +11,14 @@ tab chooses Lasso: the seconds until its Lasso fit shows, and meanwhile another 
 strength key press until its curve is redrawn (against the same press once all is compiled).
 Then the server is stopped and started again with the same HOME (the cache now warm): HTTP 200
 and fitted page again. The server's own log lines give the warm-up's phases. A script, not a
-test: it prints numbers and asserts nothing.
+test: it prints numbers and asserts nothing. ``--reference CHECKOUT`` first measures the same
+starts (without the Lasso tab) served from another checkout, e.g. the commit before a change, in
+the same run, and prints the ratios.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -42,14 +46,15 @@ from tests.browser.support import (  # noqa: E402
 )
 
 
-def serve(home: Path, port: int, log: Path) -> tuple[subprocess.Popen, float]:
-    """``panel serve app.py --setup warm_up.py`` with HOME=``home``; returns it and its start."""
-    env = dict(os.environ, HOME=str(home), PYTHONPATH=str(REPO), PANEL_LOG_LEVEL="info")
+def serve(repo: Path, home: Path, port: int, log: Path) -> tuple[subprocess.Popen, float]:
+    """``panel serve app.py --setup warm_up.py`` in ``repo`` with HOME=``home``; returns it and
+    its start."""
+    env = dict(os.environ, HOME=str(home), PYTHONPATH=str(repo), PANEL_LOG_LEVEL="info")
     panel = Path(sys.executable).with_name("panel")
     cmd = [str(panel), "serve", "app.py", "--setup", "warm_up.py", "--address", "127.0.0.1",
            "--port", str(port), f"--allow-websocket-origin=127.0.0.1:{port}"]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log, "wb"),
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     return proc, started
 
@@ -86,10 +91,10 @@ def key_press_s(page) -> float:
     return time.monotonic() - start
 
 
-def a_start(browser, home: Path, log: Path, lasso: bool) -> dict:
+def a_start(browser, repo: Path, home: Path, log: Path, lasso: bool) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}/app"
-    proc, started = serve(home, port, log)
+    proc, started = serve(repo, home, port, log)
     out = {}
     try:
         until_http(url, proc, log)
@@ -129,23 +134,41 @@ def lasso_while_compiling(browser, url: str, other, log: Path) -> dict:
             press, "key press once compiled, median of 5 (s)": idle}
 
 
-def main():
+def first_start_and_restart(browser, repo: Path, logs: Path, lasso: bool) -> dict:
+    """Both starts served from ``repo``, printed; returns {start: result}."""
     home = Path(tempfile.mkdtemp(prefix="glm-cold-home-"))
-    logs = Path(tempfile.mkdtemp(prefix="glm-cold-logs-"))
-    print(f"load average at start: {os.getloadavg()}", flush=True)
+    results = {}
     try:
-        with pw.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for name, lasso in (("first start (empty cache)", True), ("restart (cache warm)",
-                                                                       False)):
-                result = a_start(browser, home, logs / f"{name[:5]}.log", lasso)
-                print(name, flush=True)
-                for key, value in result.items():
-                    print(f"  {key}: {value:.1f}" if isinstance(value, float)
-                          else f"  {key}: {value}", flush=True)
-            browser.close()
+        for name in ("first start (empty cache)", "restart (cache warm)"):
+            result = a_start(browser, repo, home, logs / f"{repo.name}-{name[:5]}.log",
+                             lasso and name.startswith("first"))
+            print(f"{repo}: {name}, load average {os.getloadavg()[0]:.1f}", flush=True)
+            for key, value in result.items():
+                print(f"  {key}: {value:.1f}" if isinstance(value, float)
+                      else f"  {key}: {value}", flush=True)
+            results[name] = result
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reference", type=Path, help="another checkout to measure first")
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="glm-cold-logs-"))
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        reference = (first_start_and_restart(browser, args.reference.resolve(), logs, False)
+                     if args.reference else None)
+        ours = first_start_and_restart(browser, REPO, logs, True)
+        browser.close()
+    if reference:
+        for name, result in ours.items():
+            for key in ("http 200 (s)", "fitted page (s)"):
+                print(f"{name}, {key}: {result[key] / reference[name][key]:.2f} x the "
+                      "reference", flush=True)
     print(f"load average at end: {os.getloadavg()}; logs in {logs}", flush=True)
 
 
