@@ -49,3 +49,5 @@ def fresh_process():
 
     jax.clear_caches()
     forget_shared()
+    yield
+    forget_shared()  # nor does it leave its warm-up's settings to later tests

@@ -26,7 +26,7 @@ from .maps import TuningMapsView
 from .paths import paths_view
 from .plots import TuningCurvesView
 from .population import population_view
-from .shared import solvers_ready
+from .compiles import solver_compiles
 from .state import ExplorerState
 from .traces import traces_view
 
@@ -112,7 +112,7 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
 def start(state: ExplorerState) -> None:
     """Fit the first data set now if the solvers are compiled (the page then arrives fitted);
     otherwise once the page has loaded, behind the loading overlay."""
-    if solvers_ready() or pn.state.curdoc is None:
+    if solver_compiles.warmed_up() or pn.state.curdoc is None:
         state.start()
     else:
         pn.state.onload(state.start)

@@ -1,5 +1,5 @@
 """What every session of a server process shares, read-only: the built-in data sets, their
-encodings and first fits, and the record of which solver shapes this process has compiled.
+encodings and first fits (the record of compiled solvers is in ``compiles.py``).
 
 Per-user state (settings, fits, views) is never shared: it lives in each session's
 ``ExplorerState``.
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import panel as pn
 
-from glm_core import explorer
 from glm_core.linear_track import load_linear_track
 from glm_core.open_field import simulate_open_field
-from glm_core.regularizers import REGULARIZERS
 from glm_core.simulation import simulate_session
+
+from .compiles import solver_compiles
 
 shared_simulation = pn.cache(simulate_session, max_items=4)
 shared_open_field = pn.cache(simulate_open_field, max_items=4)
@@ -99,25 +99,10 @@ def read_only(value):
 
 shared_encodings = SharedResults(8)  # (data set, unit, encoding settings) -> Encoding
 shared_first_fits = SharedResults(32)  # (id of a shared Encoding, model settings) -> FirstFit
-warm_shapes = set()  # (variables, bin slots) whose solvers this process has compiled
-
-
-def warm_solvers(encoding, regularizers=tuple(REGULARIZERS)) -> None:
-    """Compile the solvers of ``regularizers`` (default: every one) for this encoding's shapes,
-    once per process."""
-    shape = encoding.grid.sizes
-    if shape not in warm_shapes:
-        explorer.warm_up(encoding, regularizers)
-        warm_shapes.add(shape)
-
-
-def solvers_ready() -> bool:
-    """Whether this process has compiled solvers (a warmed-up server)."""
-    return bool(warm_shapes)
 
 
 def forget_shared() -> None:
     """Forget what this process shares and has compiled, as in a new process (for tests)."""
-    warm_shapes.clear()
+    solver_compiles.forget()
     shared_encodings.clear()
     shared_first_fits.clear()

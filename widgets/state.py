@@ -25,6 +25,7 @@ from glm_core.linear_track import DEFAULT_UNIT
 from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
 
+from .compiles import compile_off_loop, preparing_message, solver_compiles
 from .shared import (
     FirstFit,
     shared_encodings,
@@ -32,7 +33,6 @@ from .shared import (
     shared_open_field,
     shared_recording,
     shared_simulation,
-    warm_solvers,
 )
 from .vocabulary import (
     BINS,
@@ -119,10 +119,11 @@ class ExplorerState(param.Parameterized):
 
     def start(self):
         """Load the first data set and fit it, then compile every regularizer's solver for this
-        data shape (once per process), so that later choices respond at once."""
+        data shape (once per process; in a server, on its background thread), so that later
+        choices respond at once."""
         self._update(set(DATA_KEYS), ())
         if self._encoding is not None:
-            warm_solvers(self._encoding)
+            solver_compiles.request(self._encoding)
 
     @contextmanager
     def _no_refresh(self):
@@ -149,20 +150,38 @@ class ExplorerState(param.Parameterized):
                 self._reads += 1
                 pn.state.execute(partial(self._read_off_loop, self._reads, changed, events))
                 return
+            if self._encoding is not None and not solver_compiles.ready(self._encoding,
+                                                                        self.regularizer):
+                # compiled on a worker thread (or by the background one), then refit
+                self.progress = preparing_message(self.regularizer)
+                pn.state.execute(partial(compile_off_loop, self._encoding, self.regularizer,
+                                         partial(self._update_if, self.regularizer, changed,
+                                                 events)))
+                return
             pn.state.add_periodic_callback(lambda: self._update(changed, events), period=20,
                                            count=1)
             return
         self._update(changed, events)
 
     async def _read_off_loop(self, read, changed, events):
-        """Read and encode data set number ``read`` on a thread (Panel runs this coroutine
-        outside the document lock, so the progress message shows and other sessions run), then
-        finish the update on this session's turn, unless a newer data set was asked for."""
+        """Read and encode data set number ``read`` and compile its solver on a thread (Panel
+        runs this coroutine outside the document lock, so the progress message shows and other
+        sessions run), then finish the update on this session's turn, unless a newer data set
+        was asked for."""
         keep_file_bins = "upload" in changed or "source" in changed
-        future = asyncio.get_running_loop().run_in_executor(None, self._prepare, keep_file_bins)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, self._prepare, keep_file_bins)
         await asyncio.wait([future])
+        if read == self._reads and future.exception() is None:  # its solver, off the loop too
+            await asyncio.wait([loop.run_in_executor(None, solver_compiles.compile,
+                                                     future.result()[3], self.regularizer)])
         if read == self._reads:
             pn.state.execute(partial(self._update, changed, events, future.result), schedule=True)
+
+    def _update_if(self, regularizer, changed, events):
+        """The update after a compile for ``regularizer``, unless another was chosen since."""
+        if regularizer == self.regularizer:
+            self._update(changed, events)
 
     def _update(self, changed, events, prepared=None):
         """``prepared`` returns what :meth:`_prepare` returned (or raises its error)."""

@@ -11,7 +11,7 @@ from glm_core import explorer
 from glm_core.encoding import bin_index
 from glm_core.simulation import simulate_session
 from tests.compile_counts import CompileCounter
-from widgets.shared import warm_shapes
+from widgets.shared import forget_shared
 from widgets.state import ExplorerState
 from widgets.vocabulary import BINS, CYCLIC_SPLINE, SPLINE, UPLOAD
 
@@ -39,7 +39,7 @@ def test_switching_encoding_draws_smooth_curves_without_recompiling():
     cyclic head direction, their basis sizes and strengths, a regularizer and back to bins
     compile nothing; the curves are drawn at the 64 fine bins, finite, with bands around them."""
     jax.clear_caches()
-    warm_shapes.clear()  # as in a fresh server process: start() warms up again
+    forget_shared()  # as in a fresh process: start() warms up again
     state = ExplorerState(n_samples=5_000)
     state.start()
     position, heading = state.variables[0], state.variables[2]

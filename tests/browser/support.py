@@ -97,10 +97,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, log_path: Path, timeout: float = 300.0) -> subprocess.Popen:
+def start_server(port: int, log_path: Path, timeout: float = 600.0) -> subprocess.Popen:
     """``panel serve app.py`` on 127.0.0.1:``port`` in its own process group; waits for HTTP
-    (the warm-up compiles every solver first: a minute or more on a cold, busy machine)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), BOKEH_LOG_LEVEL="info")
+    and then for the warm-up's background compiles (every solver: a minute or more on a cold,
+    busy machine), so that tests see a server with every solver compiled, as before."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), BOKEH_LOG_LEVEL="info",
+               PANEL_LOG_LEVEL="info")
     panel = Path(sys.executable).with_name("panel")
     cmd = [str(panel), "serve", "app.py", "--setup", "warm_up.py", "--address", "127.0.0.1",
            "--port", str(port), f"--allow-websocket-origin=127.0.0.1:{port}", "--num-procs", "1"]
@@ -109,14 +111,17 @@ def start_server(port: int, log_path: Path, timeout: float = 300.0) -> subproces
                             start_new_session=True)
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{port}/app"
+    answered = False
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"panel serve exited with {proc.returncode}:\n"
                                + log_path.read_text(errors="replace")[-3000:])
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return proc
+            if not answered:  # one page request; then only the log is read
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    answered = response.status == 200
+            if answered and "background compiles done" in log_path.read_text(errors="replace"):
+                return proc
         except OSError:
             pass
         if time.monotonic() > deadline:

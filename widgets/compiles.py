@@ -1,0 +1,134 @@
+"""Which solvers this server process has compiled, per (data shape, regularizer), and the
+compiles still to do: the first page's are done before the port opens, the rest by a background
+thread (most likely first), and one a tab needs sooner on a worker thread, off the event loop.
+
+A compile runs once: a second caller of the same (shape, regularizer) waits for the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import queue
+import threading
+
+import panel as pn
+
+from glm_core import explorer
+
+# The order a server compiles a data shape's regularizers in: the default first (its evidence, for
+# Best strengths), then those most often chosen next.
+MOST_LIKELY_FIRST = ("Smooth", "Ridge", "Lasso", "GroupLasso", "UnRegularized")
+
+
+def solver_key(encoding, regularizer: str) -> tuple:
+    """What a compiled solver depends on: the encoding's array shapes and the regularizer."""
+    return encoding.grid.sizes, regularizer
+
+
+class SolverCompiles:
+    """The record of compiled solvers, with a lock, and the background thread that compiles the
+    queued ones in order."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._done = set()
+        self._running = {}  # key -> threading.Event, set once that compile has finished
+        self._queue = queue.Queue()
+        self._thread = None
+        self.queueing = False  # True once a server's set-up hands later compiles to the thread
+
+    def ready(self, encoding, regularizer: str) -> bool:
+        """Whether this regularizer's solvers are compiled for this encoding's shapes."""
+        with self._lock:
+            return solver_key(encoding, regularizer) in self._done
+
+    def warmed_up(self) -> bool:
+        """Whether this process ran a server's warm-up or has compiled any solver."""
+        with self._lock:
+            return self.queueing or bool(self._done)
+
+    def compile(self, encoding, regularizer: str) -> None:
+        """Compile the fit, cross-validation and (Ridge, Smooth) evidence of ``regularizer`` for
+        ``encoding``'s shapes, once per process: if another thread is compiling it, wait."""
+        key = solver_key(encoding, regularizer)
+        with self._lock:
+            if key in self._done:
+                return
+            running = self._running.get(key)
+            if running is None:
+                self._running[key] = threading.Event()
+        if running is not None:
+            running.wait()
+            return
+        try:
+            explorer.warm_up(encoding, (regularizer,))
+            with self._lock:
+                self._done.add(key)
+        finally:
+            with self._lock:
+                self._running.pop(key).set()
+
+    def request(self, encoding, regularizers=MOST_LIKELY_FIRST) -> None:
+        """Compile ``regularizers`` for ``encoding``: on the background thread in a server whose
+        set-up queues compiles, else now."""
+        for name in regularizers:
+            if self.queueing:
+                self.queue(self.compile, encoding, name)
+            else:
+                self.compile(encoding, name)
+
+    def queue(self, job, *args) -> None:
+        """Run ``job(*args)`` on the background thread, after what is queued before it."""
+        self._queue.put((job, args))
+
+    def start_background(self) -> threading.Thread:
+        """Start (once) the daemon thread that runs the queued jobs in order, and later ones."""
+        if self._thread is not None:
+            return self._thread
+
+        def run():
+            while (item := self._queue.get()) is not None:
+                job, args = item
+                try:
+                    job(*args)
+                except Exception as err:  # noqa: BLE001 - a failed compile is redone on demand
+                    pn.state.log(f"background compile failed: {err!r}", "warning")
+
+        self._thread = threading.Thread(target=run, name="solver-compiles", daemon=True)
+        self._thread.start()
+        atexit.register(self._queue.put, None)  # ends it before the interpreter does
+        return self._thread
+
+    def wait_idle(self) -> None:
+        """Block until every job queued so far has run (the thread must be started)."""
+        done = threading.Event()
+        self.queue(done.set)
+        done.wait()
+
+    def forget(self) -> None:
+        """Forget every compile and queued job, as in a new process (the caller clears JAX's
+        caches)."""
+        with self._lock:
+            self._done.clear()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self.queueing = False
+
+
+solver_compiles = SolverCompiles()
+
+
+async def compile_off_loop(encoding, regularizer: str, then) -> None:
+    """Compile ``regularizer`` for ``encoding`` on a worker thread (Panel runs this coroutine
+    outside the document lock, so other tabs keep answering), then run ``then()`` on this
+    session's turn."""
+    loop = asyncio.get_running_loop()
+    await asyncio.wait([loop.run_in_executor(None, solver_compiles.compile, encoding,
+                                             regularizer)])
+    pn.state.execute(then, schedule=True)
+
+
+def preparing_message(regularizer: str) -> str:
+    """The progress line shown while a tab waits for a solver to compile."""
+    return f"Preparing the {regularizer} solver…"
