@@ -98,7 +98,8 @@ def exhaustive_ascent(enc, include, logs, grid, rounds=2):
 
 def ascent() -> None:
     from glm_core import explorer
-    from widgets.state import PATH_POINTS, ExplorerState
+    from widgets.heldout_jobs import PATH_POINTS
+    from widgets.state import ExplorerState
 
     state = ExplorerState()
     state.start()  # the default session, as a tab gets it
