@@ -9,6 +9,7 @@ import pytest
 
 from tests.browser.support import (
     curve,
+    deep_text,
     figures,
     poll,
     press_slider,
@@ -31,7 +32,7 @@ def open_tab(browser, url):
 def progress(page) -> str:
     """The running job's progress text, or "" when none is shown."""
     box = page.locator(".job-progress").first
-    return box.inner_text() if box.count() and box.is_visible() else ""
+    return deep_text(box) if box.count() and box.is_visible() else ""
 
 
 def start_lasso_paths(page):
