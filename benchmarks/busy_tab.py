@@ -36,8 +36,12 @@ from tests.browser.support import (  # noqa: E402
 )
 
 
-def press(page, handle) -> float:
-    """One ArrowRight on ``handle``: milliseconds until the redrawn curve was painted."""
+def press(page, handle) -> float | None:
+    """One ArrowRight on ``handle``: milliseconds until the redrawn curve was painted (None if
+    it was not within 10 s). At the slider's end, Home first (not timed)."""
+    if float(handle.get_attribute("aria-valuenow")) > -0.05:
+        handle.press("Home")
+        page.wait_for_timeout(1500)
     n = page.evaluate("window.__latency.length")
     handle.press("ArrowRight")
     page.wait_for_function(f"window.__latency.length > {n} && "
@@ -67,9 +71,8 @@ def tabs(browser, url, presses: int) -> None:
     during = []
     while busy(a):
         during.append(press(b, handle))
-    while busy(a):
-        a.wait_for_timeout(100)
-    waited = time.monotonic() - start_a
+    waited = time.monotonic() - start_a  # to the end of the press running when A finished
+    idle, during = [t for t in idle if t is not None], [t for t in during if t is not None]
     a.context.close()
     b.context.close()
     ratio = statistics.median(during) / statistics.median(idle) if during else float("nan")
@@ -79,7 +82,8 @@ def tabs(browser, url, presses: int) -> None:
           f"{statistics.median(during) if during else float('nan'):.0f} ms "
           f"({len(during)} presses, max {max(during, default=float('nan')):.0f} ms)")
     print(f"{'busy / idle (target <= 2)':58s} {ratio:.2f}")
-    print(f"{'tab A: Lasso Best strengths, click to done':58s} {waited:.1f} s", flush=True)
+    print(f"{'tab A: Lasso Best strengths, click to done (+ one press)':58s} {waited:.1f} s",
+          flush=True)
 
 
 def exhaustive_ascent(enc, include, logs, grid, rounds=2):
