@@ -90,6 +90,10 @@ class Jobs(param.Parameterized):
                 pn.state.execute(partial(self._show, job, shown), schedule=True)
         if job == self._current:
             pn.state.execute(partial(finish, future), schedule=True)
+            return
+        error = future.exception()  # a dropped job's: retrieved, so asyncio does not log it
+        if error is not None and not isinstance(error, (Cancelled, InputError)):
+            raise error
 
     def _show(self, job, text):
         if job == self._current:
