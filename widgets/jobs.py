@@ -101,6 +101,7 @@ class Jobs(param.Parameterized):
 
     def _finish(self, job, apply, failed, future):
         if job != self._current:
+            future.exception()  # dropped meanwhile: retrieved, so asyncio does not log it
             return
         self.progress = ""
         try:
