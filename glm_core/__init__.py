@@ -5,13 +5,17 @@ The dense pytree GLM (NeMoS-like): :class:`GLM`, :func:`cross_validate`, :func:`
 The bin-grid GLM of the explorer: :func:`bin_grid` builds a :class:`BinGrid` (the cell table),
 :func:`fit_bin_grid`, :func:`cross_validate_grid` and :func:`regularization_path` fit it. Both
 cross-validations return a :class:`CVResult`; both forward selections a :class:`SelectionResult`.
+Lag bases for history, coupling and event kernels: :func:`raised_cosine_log`, :func:`lagged`.
+Population decoding: :func:`bayes_decode`.
 """
 
+from .basis import lagged, raised_cosine_log
 from .binned import BinnedFit, cross_validate_grid, fit_bin_grid, regularization_path
 from .cell_table import BinGrid, bin_grid
 from .crossval import CVResult, SelectionResult, cross_validate, forward_select
+from .decoding import bayes_decode
 from .glm import GLM
 
-__all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "SelectionResult", "bin_grid",
-           "cross_validate", "cross_validate_grid", "fit_bin_grid", "forward_select",
-           "regularization_path"]
+__all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "SelectionResult", "bayes_decode",
+           "bin_grid", "cross_validate", "cross_validate_grid", "fit_bin_grid", "forward_select",
+           "lagged", "raised_cosine_log", "regularization_path"]

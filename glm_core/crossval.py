@@ -5,12 +5,18 @@ Folds are those of Hardcastle et al. (2017): the samples, in time order, are cut
 is (LL_model - LL_mean) / (spikes in the fold) / ln 2 in bits per spike, on the fold's samples,
 with the model fitted on the other folds and LL_mean the log-likelihood of a constant rate equal
 to the training folds' mean count (the intercept-only fit, so its score is 0 by definition).
+
+Samples with a NaN in any leaf (the first W rows of a lagged leaf) are in no fold: they are
+dropped, as ``GLM.fit`` drops them, and counted in ``n_dropped``. Every other sample keeps the fold
+of its time, so dropping samples never moves the others between folds. A held-out sample's lagged
+row holds the observed past even where that past lies in a training fold: it is a covariate, not a
+prediction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -72,6 +78,7 @@ class CVResult:
         converged: (n_folds,) whether each fold's solve converged.
         theta: each fold's solution, one row per fold, for warm starts (the bin grid's has
             ``cell_table.FOLD_SLOTS`` rows and stays on the device).
+        n_dropped: samples left out of every fold for a NaN in some design leaf.
     """
 
     test_bits_per_spike: np.ndarray
@@ -81,6 +88,7 @@ class CVResult:
     test_pseudo_r2: float
     converged: np.ndarray
     theta: Any
+    n_dropped: int = 0
 
     @property
     def mean(self) -> float:
@@ -135,11 +143,17 @@ def cross_validate(model: GLM, X, y, n_folds: int = 10) -> CVResult:
 
     Returns:
         A :class:`CVResult`; raises ``InputError`` without spikes, or when a training set has
-        none.
+        none. Samples with a NaN in a leaf are dropped (``CVResult.n_dropped``).
     """
-    problem = dense_problem(X, y, model.regularizer, model.regularizer_strength)
+    return _cross_validate(model, X, y, n_folds, None)
+
+
+def _cross_validate(model: GLM, X, y, n_folds: int, keep) -> CVResult:
+    """:func:`cross_validate` on the samples in ``keep`` (a (T,) bool mask, or None for all)
+    without a NaN; folds are those of all T samples."""
+    problem = dense_problem(X, y, model.regularizer, model.regularizer_strength, keep)
     counts = np.asarray(problem.y, np.float64)
-    fold = fold_index(counts.size, n_folds)
+    fold = fold_index(problem.keep.size, n_folds)[problem.keep]
     test_spikes = np.bincount(fold, weights=counts, minlength=n_folds)
     test_samples = np.bincount(fold, minlength=n_folds)
     train_spikes, train_samples = counts.sum() - test_spikes, counts.size - test_samples
@@ -175,6 +189,7 @@ def cross_validate(model: GLM, X, y, n_folds: int = 10) -> CVResult:
         test_pseudo_r2=pooled_pseudo_r2(ll_test, ll_test_mean, gammaln(counts + 1.0).sum()),
         converged=np.asarray(fits.converged),
         theta=np.asarray(fits.theta),
+        n_dropped=problem.n_dropped,
     )
 
 
@@ -215,6 +230,7 @@ class SelectionStep:
 class SelectionResult:
     selected: tuple  # keys in the order they were added
     steps: tuple[SelectionStep, ...]
+    n_dropped: int = 0  # samples left out of every model for a NaN in some leaf
 
 
 def select_by_score(score_subset: Callable[[tuple], np.ndarray], keys: Iterable[Hashable],
@@ -257,7 +273,8 @@ def forward_select(model: GLM, X: dict, y, n_folds: int = 10, alpha: float = 0.0
 
     Each subset is scored by :func:`cross_validate` with ``model``'s settings; per-key strengths
     (a dict over X's keys) and Smooth's circular leaves follow each subset. With fewer than 5
-    folds no p-value can fall below 0.05 (the smallest is 2**-n_folds).
+    folds no p-value can fall below 0.05 (the smallest is 2**-n_folds). Samples with a NaN in any
+    leaf of X are dropped from every subset's model, so all are scored on the same samples.
 
     Args:
         model: a :class:`GLM` (regularizer, strengths, tol, maxiter).
@@ -272,13 +289,16 @@ def forward_select(model: GLM, X: dict, y, n_folds: int = 10, alpha: float = 0.0
     """
     if not isinstance(X, dict) or not X:
         raise InputError("forward selection needs a non-empty dict of design leaves")
-    dense_problem(X, y, model.regularizer, model.regularizer_strength)  # checks, once
+    problem = dense_problem(X, y, model.regularizer, model.regularizer_strength)  # checks, once
+    keep = problem.keep
 
     def score_subset(keys):
         subset = {k: X[k] for k in keys}
-        return cross_validate(_submodel(model, subset), subset, y, n_folds).test_bits_per_spike
+        return _cross_validate(_submodel(model, subset), subset, y, n_folds,
+                               keep).test_bits_per_spike
 
-    return select_by_score(score_subset, X, alpha)
+    return replace(select_by_score(score_subset, X, alpha),
+                               n_dropped=problem.n_dropped)
 
 
 def _submodel(model: GLM, subset: dict) -> GLM:

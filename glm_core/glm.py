@@ -11,6 +11,10 @@ of neighbouring coefficients within each leaf (see ``regularizers.Smooth``). The
 cached by the design's shapes and the regularizer, so refits with new strengths or data of the
 same shape do not recompile.
 
+Samples with a NaN in any leaf (the first W rows of a lagged leaf, ``basis.lagged``) are dropped
+before fitting, as NeMoS does; ``GLM.n_dropped_`` (``GLMFit.n_dropped``) says how many. ``predict``
+gives NaN for them and ``score`` leaves them out. Infinite entries are an error.
+
 Every fit also returns the Laplace covariance of ``theta = [coefficients..., intercept]``: the
 inverse of the Hessian of the summed penalised negative log-likelihood at the optimum, computed in
 float64 from the float32 optimum. Lasso and GroupLasso: on the free coordinates only (nonzero
@@ -53,35 +57,57 @@ class GLMFit:
     covariance: np.ndarray  # float64 Laplace covariance of [coefficients..., intercept]
     coef_se: Any  # sqrt of its diagonal, in the structure of ``coef``
     intercept_se: np.ndarray
+    n_dropped: int = 0  # samples left out for a NaN in some leaf
 
 
 @dataclass(frozen=True)
 class DenseProblem:
-    """A checked pytree design flattened to ``design = [leaves..., 1]`` (T, p + 1), the counts,
-    and the regularizer's weights for given strengths."""
+    """A checked pytree design flattened to ``design = [leaves..., 1]`` (n, p + 1), the counts,
+    and the regularizer's weights for given strengths. Only the n kept samples (``keep``, a (T,)
+    bool mask: no NaN in any leaf) are in ``design`` and ``y``."""
 
     design: jax.Array
     y: jax.Array
     treedef: Any
     sizes: tuple[int, ...]
     weights: jax.Array
+    keep: np.ndarray
+
+    @property
+    def n_dropped(self) -> int:
+        return int(self.keep.size - np.count_nonzero(self.keep))
 
     @property
     def groups(self) -> tuple:
         return _groups(self.sizes)
 
 
-def dense_problem(X, y, regularizer: Regularizer, strength) -> DenseProblem:
-    """Check and flatten ``X`` and ``y``; InputError on bad input."""
+def dense_problem(X, y, regularizer: Regularizer, strength, keep=None) -> DenseProblem:
+    """Check and flatten ``X`` and ``y``, dropping the samples with a NaN in any leaf (and those
+    outside ``keep``, an optional (T,) bool mask); InputError on bad input or if none is left."""
     leaves, treedef = _design_leaves(X)
     sizes = tuple(leaf.shape[1] for leaf in leaves)
+    y = _counts(y, leaves[0].shape[0])
+    valid = complete_samples(leaves)
+    keep = valid if keep is None else valid & np.asarray(keep, bool)
+    if not keep.any():
+        raise InputError("every sample has a NaN in some design leaf: nothing to fit")
+    design = _with_intercept(leaves, jnp)
+    if not keep.all():
+        design, y = design[keep], y[keep]
     return DenseProblem(
-        design=_with_intercept(leaves, jnp),
-        y=_counts(y, leaves[0].shape[0]),
+        design=design,
+        y=y,
         treedef=treedef,
         sizes=sizes,
         weights=_flat_weights(regularizer, strength, treedef, sizes),
+        keep=keep,
     )
+
+
+def complete_samples(leaves) -> np.ndarray:
+    """(T,) bool: the samples with no NaN in any of the (T, k) ``leaves``."""
+    return np.logical_and.reduce([~np.any(np.isnan(np.asarray(leaf)), axis=1) for leaf in leaves])
 
 
 def fit_glm(X, y, regularizer="UnRegularized", strength=None, init=None, tol=1e-6, maxiter=100):
@@ -104,6 +130,7 @@ def fit_glm(X, y, regularizer="UnRegularized", strength=None, init=None, tol=1e-
         covariance=covariance,
         coef_se=jax.tree_util.tree_unflatten(treedef, _split(se[:-1], sizes)),
         intercept_se=se[-1:],
+        n_dropped=problem.n_dropped,
     )
 
 
@@ -136,15 +163,17 @@ class GLM:
 
     def fit(self, X, y, init_params=None):
         """Fit; sets ``coef_``, ``intercept_`` and their Laplace standard errors ``coef_se_`` (same
-        structure; NaN for coefficients Lasso/GroupLasso hold at zero) and ``intercept_se_``."""
+        structure; NaN for coefficients Lasso/GroupLasso hold at zero) and ``intercept_se_``, and
+        ``n_dropped_``: the samples left out for a NaN in some leaf."""
         self.fit_ = fit_glm(X, y, self.regularizer, self.regularizer_strength, init_params,
                             self.tol, self.maxiter)
         self.coef_, self.intercept_ = self.fit_.coef, self.fit_.intercept
+        self.n_dropped_ = self.fit_.n_dropped
         self.coef_se_, self.intercept_se_ = self.fit_.coef_se, self.fit_.intercept_se
         return self
 
     def predict(self, X):
-        """Expected spike count per sample."""
+        """Expected spike count per sample (NaN where a leaf has a NaN)."""
         leaves, coefs = self._leaves_and_coefs(X)
         eta = sum(leaf @ c for leaf, c in zip(leaves, coefs)) + self.intercept_[0]
         return jnp.exp(eta)
@@ -170,9 +199,14 @@ class GLM:
         return leaves, coefs
 
     def score(self, X, y, score_type="log-likelihood"):
-        """Mean log-likelihood (log y! included) or McFadden's pseudo-R2."""
-        y = _counts(y, _design_leaves(X)[0][0].shape[0])
-        ll = log_likelihood(y, self.predict(X))
+        """Mean log-likelihood (log y! included) or McFadden's pseudo-R2, over the samples with
+        no NaN in any leaf."""
+        leaves, _ = _design_leaves(X)
+        keep = complete_samples(leaves)
+        if not keep.any():
+            raise InputError("every sample has a NaN in some design leaf: nothing to score")
+        y = _counts(y, leaves[0].shape[0])[keep]
+        ll = log_likelihood(y, self.predict(X)[keep])
         if score_type == "log-likelihood":
             return ll
         if score_type == "pseudo-r2-McFadden":
@@ -215,8 +249,8 @@ def _design_leaves(X):
         raise InputError("every design leaf must be a 2-D (samples, features) array")
     if len({a.shape[0] for a in arrays}) != 1:
         raise InputError("design leaves have different numbers of samples")
-    if not all(bool(jnp.all(jnp.isfinite(a))) for a in arrays):
-        raise InputError("the design contains NaN or inf")
+    if any(bool(jnp.any(jnp.isinf(a))) for a in arrays):
+        raise InputError("the design contains inf")
     return arrays, treedef
 
 
