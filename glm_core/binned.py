@@ -33,6 +33,7 @@ joint leaf; GroupLasso takes it as one group.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
@@ -180,6 +181,7 @@ def regularization_path(
     tol: float = FIT_TOL,
     maxiter: int = FIT_MAXITER,
     bases=None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[CVResult]:
     """Cross-validated scores along the strengths of one axis, the others fixed.
 
@@ -192,6 +194,8 @@ def regularization_path(
         log_strengths: its log10 strengths, one per point.
         grid, n_bins, include, strengths, regularizer, init, circular, tol, maxiter, bases: as
             for :func:`cross_validate_grid`.
+        on_step: called as ``on_step(points done, points)`` after each point; it may raise to
+            stop the path.
 
     Returns:
         One :class:`~glm_core.crossval.CVResult` per point.
@@ -200,7 +204,8 @@ def regularization_path(
     n_coef, include_, strengths_, maps, is_basis, rough = settings
     start, previous = _fold_start(init, grid.n_theta), None
     outs = []
-    for log_s in log_strengths:
+    log_strengths = list(log_strengths)
+    for done, log_s in enumerate(log_strengths, 1):
         point = np.array(strengths_, np.float32)
         point[variable] = 10.0 ** float(log_s)
         out = cross_validate_cells(*_cells(grid), grid.n_chunks, jnp.int32(grid.n_folds),
@@ -211,6 +216,8 @@ def regularization_path(
         theta = np.asarray(out[0])
         start = theta if previous is None else 2 * theta - previous
         previous = theta
+        if on_step is not None:
+            on_step(done, len(log_strengths))
     return [_cv_scores(grid, out) for out in outs]
 
 

@@ -14,6 +14,7 @@ per joint leaf.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,6 +29,8 @@ from .errors import InputError
 from .evidence import evidence_strengths
 from .regularizers import REGULARIZERS, Ridge, Smooth, get_regularizer
 from .session import Session
+
+Step = Callable[[int, int], None]  # progress callback: (steps done, steps), may raise to stop
 
 
 @dataclass(frozen=True)
@@ -294,48 +297,110 @@ def cross_validate_encoding(enc: Encoding, include, strengths, regularizer, init
 
 
 def path(enc: Encoding, include, strengths, regularizer, variable: int, log_strengths,
-         init=None) -> list[CVResult]:
-    """Cross-validated scores along ``log_strengths`` of one leaf, the others fixed."""
+         init=None, on_step: Step | None = None) -> list[CVResult]:
+    """Cross-validated scores along ``log_strengths`` of one leaf, the others fixed;
+    ``on_step(points done, points)`` after each point (it may raise to stop)."""
     n_bins, circular, bases = enc._leaf_settings()
     return regularization_path(enc.grid, n_bins, include, strengths, variable, log_strengths,
-                               regularizer, init, circular, bases=bases)
+                               regularizer, init, circular, bases=bases, on_step=on_step)
 
 
 def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_points,
-                   rounds: int = 2, init=None) -> list[float]:
+                   rounds: int = 2, init=None, on_step: Step | None = None) -> list[float]:
     """log10 strengths of the included variables at their optimum, within the range of
     ``grid_points``: for Ridge and Smooth the Laplace evidence's maximum (MacKay's fixed point,
     see ``glm_core.evidence``: full fits only, no cross-validation), else (Lasso, GroupLasso,
-    whose evidence has no such form) :func:`ascent_strengths`."""
+    whose evidence has no such form) :func:`ascent_strengths` (which calls ``on_step``)."""
     if isinstance(get_regularizer(regularizer), (Ridge, Smooth)):
         bounds = (float(np.min(grid_points)), float(np.max(grid_points)))
         n_bins, circular, bases = enc._leaf_settings()
         return [float(x) for x in evidence_strengths(
             enc.grid, n_bins, include, log_strengths, regularizer, None, circular, bases,
             bounds)]
-    return ascent_strengths(enc, include, log_strengths, regularizer, grid_points, rounds, init)
+    return ascent_strengths(enc, include, log_strengths, regularizer, grid_points, rounds, init,
+                            on_step)
+
+
+COARSE_DECADES = 1.0  # spacing of the first sweep's coarse points in ``ascent_strengths``
 
 
 def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_points,
-                     rounds: int = 2, init=None) -> list[float]:
-    """Coordinate ascent of the mean held-out score: each included variable in turn moves to the
-    best of ``grid_points`` (log10 strengths) along its path (warm-started from ``init``, a
-    ``CVResult.theta``), the others held; ``rounds`` sweeps. Returns the log10 strengths."""
+                     rounds: int = 2, init=None, on_step: Step | None = None) -> list[float]:
+    """Coordinate ascent of the mean held-out score over evenly spaced ``grid_points`` (log10
+    strengths): each included leaf in turn moves to its best grid point along its path, the
+    others held; ``rounds`` sweeps.
+
+    The first sweep scores one point a decade (``COARSE_DECADES``), then the grid points
+    between the best one's coarse neighbours; later sweeps climb from the current point to a
+    neighbouring grid point while that scores better. With 25 points over six decades this
+    scores about 17 points per leaf instead of 25 per sweep, and stops at a grid point that
+    beats both its neighbours (the exhaustive ascent's optimum where the score is unimodal).
+
+    Args:
+        enc: the encoding.
+        include: per leaf, whether it is in the model (excluded leaves keep their strength).
+        log_strengths: per-leaf log10 strengths to start from.
+        regularizer: a regularizer or its name.
+        grid_points: the candidate log10 strengths, ascending and evenly spaced.
+        rounds: sweeps over the leaves.
+        init: a ``CVResult.theta`` to warm-start every path from.
+        on_step: called as ``on_step(points scored, points planned)`` after each point (the
+            plan may grow while climbing); it may raise to stop.
+
+    Returns:
+        The log10 strengths, one per leaf.
+    """
+    grid = np.asarray(grid_points, float)
     logs = [float(x) for x in log_strengths]
-    for _ in range(rounds):
-        for v, keep in enumerate(include):
-            if not keep:
-                continue
-            scores = path(enc, include, [10.0**x for x in logs], regularizer, v, grid_points,
-                          init)
-            means = np.array([s.mean for s in scores])
-            if np.isfinite(means).any():
-                logs[v] = float(grid_points[int(np.nanargmax(means))])
+    leaves = [v for v, keep in enumerate(include) if keep]
+    stride = max(1, int(round(COARSE_DECADES / (grid[1] - grid[0])))) if len(grid) > 1 else 1
+    coarse = sorted({*range(0, len(grid), stride), len(grid) - 1})
+    plan = [len(leaves) * (len(coarse) + 2 * (stride - 1) + 3 * (rounds - 1)), 0]  # planned, done
+
+    def score(v, points, scores):
+        """Add the mean held-out scores of leaf v at these grid indices to ``scores``."""
+        points = [i for i in points if 0 <= i < len(grid) and i not in scores]
+        if not points:
+            return False
+        plan[0] = max(plan[0], plan[1] + len(points))
+
+        def step(done, _):
+            if on_step is not None:
+                on_step(plan[1] + done, plan[0])
+
+        results = path(enc, include, [10.0**x for x in logs], regularizer, v, grid[points],
+                       init, step)
+        plan[1] += len(points)
+        scores.update((i, r.mean) for i, r in zip(points, results))
+        return True
+
+    def best(scores):
+        finite = {i: m for i, m in scores.items() if np.isfinite(m)}
+        return max(finite, key=finite.get) if finite else None
+
+    for sweep in range(rounds):
+        for v in leaves:
+            scores = {}
+            if sweep == 0:
+                score(v, coarse, scores)
+                top = best(scores)
+                if top is not None:
+                    score(v, range(top - stride + 1, top + stride), scores)
+            else:
+                top = int(np.argmin(np.abs(grid - logs[v])))
+                score(v, (top - 1, top, top + 1), scores)
+                while (new := best(scores)) not in (None, top):
+                    top = new
+                    if not score(v, (top - 1, top + 1), scores):
+                        break
+            top = best(scores)
+            if top is not None:
+                logs[v] = float(grid[top])
     return logs
 
 
 def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float = 0.05,
-                            init=None) -> SelectionResult:
+                            init=None, on_step: Step | None = None) -> SelectionResult:
     """Forward selection of an encoding's leaves by held-out score.
 
     Args:
@@ -344,15 +409,23 @@ def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float 
         regularizer: a regularizer or its name.
         alpha: level of the one-sided Wilcoxon test across folds (``crossval.select_by_score``).
         init: a warm start for every cross-validation (a ``CVResult.theta`` or a ``theta``).
+        on_step: called as ``on_step(models scored, most models to score)`` after each
+            cross-validation; it may raise to stop.
 
     Returns:
         A :class:`~glm_core.crossval.SelectionResult` whose keys are leaf indices.
     """
+    n = len(enc.leaves)
+    done = [0]
 
     def score(subset):
-        include = [v in subset for v in range(len(enc.leaves))]
-        return cross_validate_encoding(enc, include, strengths, regularizer,
-                                       init).test_bits_per_spike
+        include = [v in subset for v in range(n)]
+        scores = cross_validate_encoding(enc, include, strengths, regularizer,
+                                         init).test_bits_per_spike
+        done[0] += 1
+        if on_step is not None:
+            on_step(done[0], n * (n + 1) // 2)
+        return scores
 
     return select_by_score(score, range(len(enc.leaves)), alpha)
 

@@ -15,7 +15,7 @@ from ._compat import (
     release_at_session_end,
     slider_type,
 )
-from .state import in_server
+from .jobs import in_server, job_progress
 from .vocabulary import BINS, SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
@@ -123,7 +123,8 @@ def _file_dropper(state, sent) -> pn.widgets.FileDropper:
 
 
 def model_actions(state) -> pn.Column:
-    """Buttons that ask the held-out score: best strengths, which variables matter."""
+    """Buttons that ask the held-out score: best strengths, which variables matter; the
+    running job's progress and Cancel button."""
     best = pn.widgets.Button(name="Best strengths", button_type="primary")
     best.on_click(lambda _: state.best_strengths())
     paths = pn.widgets.Button(name="Regularization paths")
@@ -145,7 +146,7 @@ def model_actions(state) -> pn.Column:
         chosen = ", ".join(names[v] for v in selection.selected) or "none"
         return "\n".join(lines + ["", f"**Selected:** {chosen}"])
 
-    return pn.Column(pn.Row(best, paths), pn.Row(select, apply),
+    return pn.Column(pn.Row(best, paths), pn.Row(select, apply), job_progress(state.jobs),
                      pn.pane.Markdown(pn.bind(table, state.param.selection),
                                       name="Variable selection"),
                      sizing_mode="stretch_width")

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
+from .jobs import job_progress
+
 TABLE_COLUMNS = ["unit", "held-out bits/spike", "pseudo-R2 (train)", "Skaggs bits/spike",
                  "spikes", "status"]
 
@@ -67,10 +69,10 @@ def heatmap(state, variable: int) -> hv.HeatMap:
 
 
 def population_view(state) -> pn.Column:
-    """The "Fit all units" button, a variable select, the heatmap, the table and a CSV
-    download."""
+    """The "Fit all units" button (a job: its progress below it), a variable select, the
+    heatmap, the table and a CSV download."""
     fit_all = pn.widgets.Button(name="Fit all units", button_type="primary")
-    fit_all.on_click(lambda _: state.update_population())
+    fit_all.on_click(lambda _: state.fit_all_units())
     variable = pn.widgets.Select(name="variable", options={}, width=220,
                                  css_classes=["population-variable"])
 
@@ -104,7 +106,7 @@ def population_view(state) -> pn.Column:
         callback=lambda: io.StringIO(population_table(state, variable.value or 0).to_csv(
             index=False)), filename="population.csv", label="Download table (CSV)",
         button_type="light", width=220)
-    return pn.Column(pn.Row(fit_all, variable, download),
+    return pn.Column(pn.Row(fit_all, variable, download), job_progress(state.jobs),
                      pn.pane.HoloViews(pn.bind(draw, state.param.population, variable),
                                        sizing_mode="stretch_width"), table,
                      sizing_mode="stretch_width")

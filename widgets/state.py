@@ -26,6 +26,8 @@ from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
 
 from .compiles import compile_off_loop, preparing_message, solver_compiles
+from .heldout_jobs import HeldOutJobs
+from .jobs import Jobs, in_server
 from .shared import (
     FirstFit,
     shared_encodings,
@@ -47,18 +49,12 @@ from .vocabulary import (
     VariableSettings,
 )
 
-PATH_POINTS = np.linspace(-6.0, 0.0, 25)  # log10 strengths of a regularization path
 # The held-out score (one fit per fold) waits until the settings rest this long, so that a key
 # press or drag pays only for the refit and the browser paints the curves without competing.
 SCORE_DELAY_MS = 300
 
 
-def in_server() -> bool:
-    """Whether this runs in a served session (with an event loop to schedule work on)."""
-    return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-
-
-class ExplorerState(param.Parameterized):
+class ExplorerState(HeldOutJobs, param.Parameterized):
     """Settings in, fit results out."""
 
     source = param.Selector(default=SIMULATION, objects=list(SOURCES))
@@ -114,6 +110,7 @@ class ExplorerState(param.Parameterized):
         self._population_version = 0  # refits since start; a stale population update is skipped
         self._score_version = 0  # likewise for the held-out score
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
+        self.jobs = Jobs()  # long work (paths, Best strengths, selection, population) off the loop
         self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds",
                                          *JOINT_KEYS, "joint_log_strength"])
 
@@ -139,6 +136,7 @@ class ExplorerState(param.Parameterized):
     def _refresh(self, *events):
         if self._refresh_paused:
             return
+        self.jobs.cancel()  # a running job's settings are gone: it is superseded
         changed = {e.name for e in events}
         if changed & {*DATA_KEYS, "regularizer"} and in_server():
             # Slow work (loading, maybe compiling): show the busy overlay first, work on the
@@ -367,24 +365,52 @@ class ExplorerState(param.Parameterized):
     def update_population(self, cross_validate: bool = True):
         """Fit every unit of the session with the current settings (with ``cross_validate``,
         their held-out scores too)."""
+        compute = self._population_job(cross_validate)
+        if compute is not None:
+            try:
+                self._set_population(compute(None))
+            except InputError as err:
+                self.error = str(err)
+
+    def fit_all_units(self):
+        """:meth:`update_population` as a job ("Fit all units"), off the event loop."""
+        compute = self._population_job(True)
+        if compute is not None:
+            self.jobs.run("Fit all units", compute, self._set_population, self._fail)
+
+    def _population_job(self, cross_validate):
+        """``compute(on_step) -> (cached grid, PopulationFit)`` on the current settings, or None
+        (with a message) when there is nothing to fit."""
         enc = self._encoding
         if enc is None:
-            return
+            return None
         if enc.pairs:
             self.error = "The population view fits 1-D leaves only: untick '2-D map' first."
-            return
-        init = self.population
-        cached = self._population_grid
-        if cached is None or cached[0] is not enc.binnings or cached[1] != enc.grid.n_folds:
-            grid = population.population_grid(enc.grid, self.session.counts[self.session.valid])
-            self._population_grid, init = (enc.binnings, enc.grid.n_folds, grid), None
+            return None
+        init, cached = self.population, self._population_grid
+        counts = self.session.counts[self.session.valid]
         include, strengths = self._settings()
-        try:
-            self.population = population.fit_population(
-                self._population_grid[2], enc.n_bins, include, strengths, self.regularizer,
-                enc.circular, cross_validate, init=init, bases=enc.bases)
-        except InputError as err:
-            self.error = str(err)
+        regularizer = self.regularizer
+
+        def compute(on_step):
+            grid = cached
+            if grid is None or grid[0] is not enc.binnings or grid[1] != enc.grid.n_folds:
+                grid = (enc.binnings, enc.grid.n_folds,
+                        population.population_grid(enc.grid, counts))
+                init_ = None
+            else:
+                init_ = init
+            return grid, population.fit_population(
+                grid[2], enc.n_bins, include, strengths, regularizer, enc.circular,
+                cross_validate, init=init_, bases=enc.bases)
+
+        return compute
+
+    def _set_population(self, result):
+        self._population_grid, self.population = result
+
+    def _fail(self, err):
+        self.error = str(err)
 
     def _follow_population(self):
         """Refit the population after the unit's refit, so that the unit's curves stay instant:
@@ -403,7 +429,7 @@ class ExplorerState(param.Parameterized):
         pn.state.curdoc.add_next_tick_callback(partial(update, False))
         pn.state.add_periodic_callback(partial(update, True), period=400, count=1)
 
-    # --- held-out scores, paths, best strengths, variable selection --------------------------
+    # --- held-out scores (paths, Best strengths, selection: ``HeldOutJobs``) -----------------
 
     def _settings(self):
         """Include flags and strengths per leaf of the encoding (a joint leaf is in the model
@@ -452,65 +478,6 @@ class ExplorerState(param.Parameterized):
         if np.isnan(cv.test_bits_per_spike).any():
             stats["folds without spikes"] = int(np.isnan(cv.test_bits_per_spike).sum())
         self.stats = stats
-
-    def update_paths(self):
-        """Held-out bits/spike along each included variable's strength slider."""
-        include, strengths = self._settings()
-        init = None if self._cv is None else self._cv.theta
-        paths = {}
-        names = [r.name for r in self.variables]
-        for leaf, (keep, log) in enumerate(zip(include, self._leaf_logs())):
-            if not keep:
-                continue
-            scores = explorer.path(self._encoding, include, strengths, self.regularizer, leaf,
-                                   PATH_POINTS, init)
-            paths[self._encoding.leaf_name(leaf, names)] = (
-                PATH_POINTS, np.array([s.mean for s in scores]),
-                np.array([s.sem for s in scores]), log)
-        self.paths = paths
-
-    def best_strengths(self):
-        """Move every included variable's strength slider to its optimum: the Laplace evidence's
-        maximum for Ridge and Smooth, else coordinate ascent of the held-out score along the
-        paths (two sweeps); see ``explorer.best_strengths``."""
-        if self.regularizer == "UnRegularized":
-            self.error = "UnRegularized has no strength to choose: pick a penalty first"
-            return
-        include, _ = self._settings()
-        try:
-            logs = explorer.best_strengths(self._encoding, include, self._leaf_logs(),
-                                           self.regularizer, PATH_POINTS,
-                                           init=None if self._cv is None else self._cv.theta)
-        except InputError as err:
-            self.error = str(err)
-            return
-        rows = [r.log_strength for r in self.variables]
-        joint = self.joint_log_strength
-        for leaf, value in zip(self._leaves(), logs):
-            if len(leaf) == 2:
-                joint = round(value, 2)
-            else:
-                rows[leaf[0]] = round(value, 2)
-        with self._no_refresh():
-            self.joint_log_strength = joint
-        self._set_rows("log_strength", rows)
-        self.update_paths()
-
-    def select_variables(self):
-        """Forward selection of variables by held-out score (Wilcoxon across folds)."""
-        _, strengths = self._settings()
-        try:
-            self.selection = explorer.forward_select_encoding(self._encoding, strengths,
-                                                              self.regularizer)
-        except InputError as err:
-            self.error = str(err)
-
-    def apply_selection(self):
-        """Include exactly the selected variables."""
-        if self.selection is None or not self.selection.selected:
-            return
-        chosen = {v for leaf in self.selection.selected for v in self._leaves()[leaf]}
-        self._set_rows("include", [v in chosen for v in range(len(self.variables))])
 
     def apply_settings(self, settings: dict, variables: dict, unit=None):
         """Set many things at once (a lesson): ``settings`` are parameters of this state,
