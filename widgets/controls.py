@@ -10,8 +10,9 @@ import panel as pn
 from glm_core.loaders import MAX_UPLOAD_BYTES
 
 from ._compat import file_dropper_scripts, release_at_session_end, slider_type
+from .share import RECORDING_BIN_WIDTH
 from .state import in_server
-from .vocabulary import BINS, SIMULATION, UPLOAD
+from .vocabulary import BINS, RECORDING, SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 # Loads FilePond's scripts into the page, once, when the uploaded-file source is first chosen,
@@ -47,6 +48,7 @@ def data_controls(state) -> pn.Column:
         release_at_session_end(load, source)
     n_samples = pn.widgets.IntInput.from_param(state.param.n_samples)
     seed = pn.widgets.IntInput.from_param(state.param.seed)
+    # Bounded in the widget itself: the browser clamps a typed value to what the data allow.
     bin_width = pn.widgets.FloatInput.from_param(state.param.bin_width)
     unit = pn.widgets.Select.from_param(state.param.unit)
     regularizer = pn.widgets.Select.from_param(state.param.regularizer)
@@ -55,6 +57,8 @@ def data_controls(state) -> pn.Column:
     def show(source):
         n_samples.visible = seed.visible = source == SIMULATION
         bin_width.visible = source != SIMULATION
+        bin_width.start, bin_width.end = (RECORDING_BIN_WIDTH if source == RECORDING
+                                          else state.param.bin_width.bounds)
         upload.visible = source == UPLOAD
         if upload.visible and not upload.objects and ready.value:
             upload.objects = [_file_dropper(state)]
@@ -248,10 +252,16 @@ def stats_table(stats: dict) -> str:
     return f"<table><tr><th>statistic</th><th>value</th></tr>{rows}</table>"
 
 
-def error_view(state) -> pn.pane.Alert:
-    """The current problem, if any, in a red box."""
-    return pn.pane.Alert(state.param.error, alert_type="danger",
-                         visible=state.param.error.rx.bool(), sizing_mode="stretch_width")
+def error_view(state) -> pn.Column:
+    """The current problem, if any, in a red box; below it, in a yellow one, the settings a new
+    data set could not keep."""
+    return pn.Column(
+        pn.pane.Alert(state.param.error, alert_type="danger",
+                      visible=state.param.error.rx.bool(), sizing_mode="stretch_width"),
+        pn.pane.Alert(state.param.notice.rx.pipe(lambda text: f"**Not kept:** {text}"),
+                      alert_type="warning", visible=state.param.notice.rx.bool(),
+                      sizing_mode="stretch_width", css_classes=["kept-notice"]),
+        sizing_mode="stretch_width")
 
 
 def joint_controls(state) -> pn.Column:
