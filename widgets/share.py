@@ -202,8 +202,9 @@ class ShareLink:
     def new_state(self) -> ExplorerState:
         """An ExplorerState with the link's settings, its URL following every fit."""
         state = ExplorerState(**self.settings.state, on_load=self.settings.on_load)
-        # written with each refit (in its document patch), not after the held-out score
-        state.param.watch(lambda _: self._write(state), "curves")
+        # written with each refit (in its document patch), not only after the held-out score;
+        # again with the score, in case the browser's own query came back in between
+        state.param.watch(lambda _: self._write(state), ["curves", "settled"])
         # A fit made while the page is built is written once the browser has the page (the
         # browser's own URL would otherwise win).
         pn.state.onload(lambda: self._write(state))
