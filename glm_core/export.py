@@ -29,6 +29,7 @@ CSV_COLUMNS = ("variable", "variable_unit", "circular", "included", "encoding", 
                "log_rate_term", "model_hz", "lower_hz", "upper_hz", "empirical_hz", "truth_hz",
                "intercept", "regularizer", "unit", "data_source", "second_bin",
                "second_left_edge", "second_right_edge", "second_centre")
+NO_FIT_COLUMNS = ("unit", "data_source", "fitted", "reason")  # the CSV of a page with no fit
 CURVE_FIELDS = {"model_hz": "model", "lower_hz": "lower", "upper_hz": "upper",
                 "empirical_hz": "empirical", "truth_hz": "truth"}
 MAP_FIELDS = {"model_hz": "model", "empirical_hz": "empirical", "truth_hz": "truth",
@@ -116,13 +117,24 @@ def fit_record(settings: FitSettings, source: str, binnings, fit, curves, stats:
         else:
             joint.append(_map_entry(settings, leaf, binnings, fit, axis, next(maps)))
     return {
-        "data_source": source, "unit": settings.unit, "regularizer": settings.regularizer,
-        "intercept": _plain(fit.intercept), "variables": variables, "maps": joint,
+        "data_source": source, "unit": settings.unit, "fitted": True,
+        "regularizer": settings.regularizer, "intercept": _plain(fit.intercept), "variables": variables, "maps": joint,
         "statistics": {key: _plain(value) for key, value in stats.items()},
         "reproduce": {"data": settings.data, "n_samples": settings.n_samples,
                       "seed": settings.seed, "bin_width": settings.bin_width,
                       "filename": settings.filename},
     }
+
+
+def no_fit_record(source: str, unit: str, reason: str) -> dict:
+    """The record of a page that shows no fit (e.g. a unit without spikes).
+
+    Args:
+        source: the data source's description; unit: the selected unit; reason: why.
+    Returns:
+        ``{"data_source", "unit", "fitted": False, "reason"}``.
+    """
+    return {"data_source": source, "unit": unit, "fitted": False, "reason": reason}
 
 
 def _variable_entry(settings, v, binning, fit, axis, curve, basis) -> dict:
@@ -167,9 +179,12 @@ def record_json(record: dict) -> str:
 def record_csv(record: dict) -> str:
     """The record as CSV, one row per bin of every 1-D variable, then one per cell (x bin, y
     bin) of every 2-D map (``CSV_COLUMNS``; blank = none; a basis's coefficients are in the JSON
-    only, its bins' log-rate terms in both)."""
+    only, its bins' log-rate terms in both); a record of no fit as ``NO_FIT_COLUMNS``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    if not record["fitted"]:  # one row: the unit, the data and why nothing is fitted
+        writer.writerows([NO_FIT_COLUMNS, [record[c] for c in NO_FIT_COLUMNS]])
+        return out.getvalue()
     writer.writerow(CSV_COLUMNS)
     for row in _csv_rows(record):
         writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])

@@ -16,7 +16,8 @@ from ._compat import (
     slider_type,
 )
 from .jobs import in_server, job_progress
-from .vocabulary import BINS, SIMULATION, UPLOAD
+from .share import RECORDING_BIN_WIDTH
+from .vocabulary import BINS, RECORDING, SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 # Loads FilePond's scripts into the page, once, when the uploaded-file source is first chosen,
@@ -50,12 +51,15 @@ def data_controls(state) -> pn.Column:
         "ready": ready, "upload": UPLOAD, "urls": file_dropper_scripts()})
     if in_server():
         release_at_session_end(load, source)
-    n_samples = pn.widgets.IntInput.from_param(state.param.n_samples)
-    seed = pn.widgets.IntInput.from_param(state.param.seed)
-    bin_width = pn.widgets.FloatInput.from_param(state.param.bin_width)
+    refused = pn.pane.Alert("", alert_type="warning", visible=False, margin=(0, 10),
+                            css_classes=["refused-value"])
+    n_samples, seed, folds = (bounded_input(pn.widgets.IntInput, state, name, refused)
+                              for name in ("n_samples", "seed", "n_folds"))
+    bin_width = bounded_input(pn.widgets.FloatInput, state, "bin_width", refused,
+                              lambda: (RECORDING_BIN_WIDTH if state.source == RECORDING
+                                       else state.param.bin_width.bounds))
     unit = pn.widgets.Select.from_param(state.param.unit)
     regularizer = pn.widgets.Select.from_param(state.param.regularizer)
-    folds = pn.widgets.IntInput.from_param(state.param.n_folds)
 
     def show(source):
         n_samples.visible = seed.visible = source == SIMULATION
@@ -71,8 +75,57 @@ def data_controls(state) -> pn.Column:
         f"Upload .npz, .csv or .nwb, at most {MAX_UPLOAD_BYTES // 2**20} MB (schema in the "
         "README).", visible=upload.param.visible, margin=(0, 10))
     return pn.Column(source, n_samples, seed, bin_width, upload, note, progress_view(state),
-                     unit, regularizer, folds, ready,
+                     unit, regularizer, folds, refused, ready,
                      sizing_mode="stretch_width")
+
+
+def bounded_input(widget_type, state, name: str, refused: pn.pane.Alert, limits=None):
+    """A number box for ``state``'s setting ``name`` that holds only values the model uses: a
+    typed value outside ``limits()`` (default: the parameter's bounds) is replaced in the box by
+    the nearest allowed value, which is used, and ``refused`` says so.
+
+    Args:
+        widget_type: Panel's IntInput or FloatInput.
+        state: the ExplorerState; name: one of its numeric parameters.
+        refused: the alert that explains a replaced value (hidden by the next accepted one).
+        limits: returns (low, high) for the current data source.
+    Returns:
+        The widget.
+    """
+    p = state.param[name]
+    limits = limits or (lambda: p.bounds)
+    # No start/end in the browser: Bokeh's Spinner keeps its old value, silently, when a typed
+    # one is out of range; the server bounds it instead, visibly.
+    widget = widget_type(name=p.label, value=getattr(state, name), step=p.step or 1,
+                         sizing_mode="stretch_width")
+
+    echo = []  # set while the box shows a value it did not type: no new notice, none hidden
+
+    def show(value):
+        echo.append(value)
+        try:
+            widget.value = value
+        finally:
+            echo.pop()
+
+    def apply(event):
+        if event.new is None:  # an emptied box: back to the setting
+            show(getattr(state, name))
+            return
+        low, high = limits()
+        kept = min(max(event.new, low), high)
+        if kept != event.new:
+            refused.object = (f"**{p.label}:** {event.new:g} is outside {low:g} to {high:g}, "
+                              f"so {kept:g} is used.")
+            refused.visible = True
+            show(kept)
+        elif not echo:
+            refused.visible = False
+        setattr(state, name, kept)
+
+    widget.param.watch(apply, "value")
+    state.param.watch(lambda e: show(e.new), name)
+    return widget
 
 
 REFUSED_CSS = ":host { color: #b02a37; }"
@@ -291,10 +344,16 @@ def stats_table(stats: dict) -> str:
     return f"<table><tr><th>statistic</th><th>value</th></tr>{rows}</table>"
 
 
-def error_view(state) -> pn.pane.Alert:
-    """The current problem, if any, in a red box."""
-    return pn.pane.Alert(state.param.error, alert_type="danger",
-                         visible=state.param.error.rx.bool(), sizing_mode="stretch_width")
+def error_view(state) -> pn.Column:
+    """The current problem, if any, in a red box; below it, in a yellow one, the settings a new
+    data set could not keep."""
+    return pn.Column(
+        pn.pane.Alert(state.param.error, alert_type="danger",
+                      visible=state.param.error.rx.bool(), sizing_mode="stretch_width"),
+        pn.pane.Alert(state.param.notice.rx.pipe(lambda text: f"**Not kept:** {text}"),
+                      alert_type="warning", visible=state.param.notice.rx.bool(),
+                      sizing_mode="stretch_width", css_classes=["kept-notice"]),
+        sizing_mode="stretch_width")
 
 
 def joint_controls(state) -> pn.Column:

@@ -79,10 +79,19 @@ def fit_settings(state: ExplorerState) -> export.FitSettings:
 
 
 def fit_record(state: ExplorerState) -> dict:
-    """The state's current fit as glm_core.export's JSON-ready record."""
+    """The state's current fit as glm_core.export's JSON-ready record; when the page shows no
+    fit, a record that says so and why."""
+    if state.fit is None:
+        return export.no_fit_record(state.session.source if state.session else "",
+                                    str(state.unit), no_fit_reason(state))
     return export.fit_record(fit_settings(state), state.session.source,
                              state.encoding.binnings, state.fit, state.curves, state.stats,
                              state.encoding.bases, state.maps)
+
+
+def no_fit_reason(state: ExplorerState) -> str:
+    """Why the page shows no fit: the page's message, if any."""
+    return state.error or "nothing is fitted yet"
 
 
 def export_controls(state: ExplorerState) -> pn.Column:
@@ -116,8 +125,10 @@ def code_view(state: ExplorerState, hidden=False) -> pn.Tabs:
     view adds nothing to a refit's patch. The page builds it when its card is first opened."""
 
     def snippet(write, _curves, hidden):
-        if hidden or state.fit is None:
+        if hidden:
             return ""
+        if state.fit is None:
+            return f"No fit to reproduce: {no_fit_reason(state)}."
         return f"```python\n{write(fit_settings(state))}```"
 
     return pn.Tabs(*[(title, pn.pane.Markdown(pn.bind(snippet, write, state.param.curves,

@@ -2,7 +2,8 @@
 
 The query (see the README, "Share and export") holds the data source, T, seed, bin width, unit,
 regularizer, folds and, in the data set's variable order, each variable's bins, log10 strength,
-encoding and number of basis functions, with the included variables by name::
+encoding and number of basis functions, with the included variables by name (``none``
+for none)::
 
     ?source=simulation&T=20000&seed=0&unit=simulated+unit&regularizer=Ridge&folds=10
      &include=position,head+direction&bins=20,20,16&log_strength=-3,-3,-2.5
@@ -44,8 +45,9 @@ from .vocabulary import (
 SOURCES = {key: source for source, key in LINK_KEYS.items()}  # a link's source -> data source
 KEYS = ("source", "T", "seed", "bin_width", "unit", "regularizer", "folds", "include", "bins",
         "log_strength", "encoding", "n_basis", "map_bins", "map_log_strength")
-SHARED_BIN_WIDTH = (0.005, 1.0)  # s: a link may ask for bins this fine or coarse, no more
-MAX_SEED = 2**32 - 1
+RECORDING_BIN_WIDTH = (0.005, 1.0)  # s: the recording's bin widths (finer ones: GBs of bins)
+MAX_SEED = ExplorerState.param.seed.bounds[1]
+NO_VARIABLE = "none"  # the include= of a model without any variable (an empty value is lost)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def encode_query(state: ExplorerState) -> dict[str, str]:
         source=LINK_KEYS[state.source], T=str(state.n_samples), seed=str(state.seed),
         bin_width=repr(float(state.bin_width)), unit=str(state.unit),
         regularizer=state.regularizer, folds=str(state.n_folds),
-        include=",".join(row.name for row in state.variables if row.include),
+        include=",".join(row.name for row in state.variables if row.include) or NO_VARIABLE,
         bins=",".join(str(row.n_bins) for row in state.variables),
         log_strength=",".join(repr(round(float(row.log_strength), 6)) for row in state.variables),
         encoding=",".join(row.encoding for row in state.variables),
@@ -115,7 +117,7 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
         state["seed"] = take("seed", lambda s: _integer(s, 0, MAX_SEED), defaults.seed.default,
                              f"whole number, 0 to {MAX_SEED}")
     else:
-        state["bin_width"] = take("bin_width", lambda s: _number(s, *SHARED_BIN_WIDTH),
+        state["bin_width"] = take("bin_width", lambda s: _number(s, *RECORDING_BIN_WIDTH),
                                   defaults.bin_width.default, "seconds, 0.005 to 1")
     state["regularizer"] = take("regularizer", lambda s: _member(s, REGULARIZERS),
                                 defaults.regularizer.default, "one of " + ", ".join(REGULARIZERS))
@@ -183,8 +185,8 @@ class ShareQuery(param.Parameterized):
 
 class ShareLink:
     """A served session's URL: read once at the start (``location.sync`` brings its values into
-    a :class:`ShareQuery`), then rewritten once the settings rest after a fit (``settled``),
-    in the same document patch as the held-out score, off the path of a key press."""
+    a :class:`ShareQuery`), then rewritten with every refit (``curves``), in the same document
+    patch as the new curves, so that a link copied at any time holds the settings shown."""
 
     def __init__(self, location=None):
         self.query = ShareQuery()
@@ -200,7 +202,9 @@ class ShareLink:
     def new_state(self) -> ExplorerState:
         """An ExplorerState with the link's settings, its URL following every fit."""
         state = ExplorerState(**self.settings.state, on_load=self.settings.on_load)
-        state.param.watch(lambda _: self._write(state), "settled")
+        # written with each refit (in its document patch), not only after the held-out score;
+        # again with the score, in case the browser's own query came back in between
+        state.param.watch(lambda _: self._write(state), ["curves", "settled"])
         # A fit made while the page is built is written once the browser has the page (the
         # browser's own URL would otherwise win).
         pn.state.onload(lambda: self._write(state))
@@ -209,7 +213,7 @@ class ShareLink:
     def _write(self, state: ExplorerState) -> None:
         # Every key, each time: the browser may have sent back its own (older) query, and a
         # synced parameter that did not change would not be written again.
-        if state.curves:
+        if state.variables:
             self.location.update_query(**encode_query(state))
 
 
@@ -238,6 +242,8 @@ def _number(text: str, low: float, high: float) -> float:
 
 
 def _names(text: str, names) -> set[str]:
+    if text.strip() in ("", NO_VARIABLE) and NO_VARIABLE not in names:
+        return set()
     chosen = {name.strip() for name in text.split(",")}
     if not chosen <= set(names):
         raise ValueError(text)

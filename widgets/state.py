@@ -21,9 +21,11 @@ import param
 from glm_core import explorer, population
 from glm_core.cell_table import JOINT_MAX_BINS, max_bins_for
 from glm_core.errors import InputError
-from glm_core.linear_track import DEFAULT_UNIT
 from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
+from glm_core.session import MAX_BIN_WIDTH, MIN_BIN_WIDTH
+
+from .carry import current_settings, take_settings
 
 from .compiles import compile_off_loop, preparing_message, solver_compiles
 from .heldout_jobs import HeldOutJobs
@@ -59,8 +61,8 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
 
     source = param.Selector(default=SIMULATION, objects=list(SOURCES))
     n_samples = param.Integer(default=20_000, bounds=(100, 2_000_000), label="samples (T)")
-    seed = param.Integer(default=0, bounds=(0, None))
-    bin_width = param.Number(default=0.025, bounds=(0.0, None), inclusive_bounds=(False, True),
+    seed = param.Integer(default=0, bounds=(0, 2**32 - 1))
+    bin_width = param.Number(default=0.025, bounds=(MIN_BIN_WIDTH, MAX_BIN_WIDTH),
                              softbounds=(0.005, 1.0), step=0.005, label="bin width (s)",
                              doc="Time bin for recordings and uploads, in seconds.")
     upload = param.Parameter(default=None, doc="(filename, bytes) of an uploaded file.")
@@ -80,6 +82,8 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
     curves = param.List(default=[], doc="TuningCurve per variable, from the last fit.")
     stats = param.Dict(default={}, doc="Fit statistics of the last fit.")
     error = param.String(default="", doc="Message for the user; empty when all is well.")
+    notice = param.String(default="", doc="What the last loaded data set could not keep of the "
+                          "settings; cleared by the next change.")
     paths = param.Dict(default={}, doc="Per included variable: (log10 strengths, held-out "
                        "mean, SE, current log10 strength) of its regularization path.")
     selection = param.Parameter(default=None, doc="The last forward selection (glm_core "
@@ -138,6 +142,8 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
             return
         self.jobs.cancel()  # a running job's settings are gone: it is superseded
         changed = {e.name for e in events}
+        if changed & set(DATA_KEYS) and not changed & {"source", "upload"} and not self.on_load:
+            self.on_load = current_settings(self)  # T, seed or bin width: the same variables
         if changed & {*DATA_KEYS, "regularizer"} and in_server():
             # Slow work (loading, maybe compiling): show the busy overlay first, work on the
             # next tick. A data set is read on a worker thread, so other sessions keep working.
@@ -192,27 +198,36 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
                      f"(solver {self.stats.get('refit time (ms)', 0):.1f} ms)", "debug")
 
     def _apply(self, changed, events, prepared):
+        loads = bool(changed & set(DATA_KEYS))
         try:
-            if changed & set(DATA_KEYS):
+            if loads:
                 self._load(prepared() if prepared else
                            self._prepare("upload" in changed or "source" in changed))
-            elif "unit" in changed:
-                self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
-            elif "n_folds" in changed:
-                self._encoding = explorer.with_folds(self._encoding, self.n_folds)
-            elif changed & set(JOINT_KEYS):
-                self._encoding = self.encode(self.session, self.unit, self.variables)
-                self._fit = self._cv = None
-            elif changed & set(ENCODING_KEYS):
-                for event in events:
-                    if event.name in ENCODING_KEYS:
-                        self._reencode(event.obj)
+            else:
+                self.notice = ""
+                self._reencode_changed(changed, events)
             self._refit()
         except InputError as err:
             self.error = str(err)
         finally:
+            if loads:
+                self.on_load = {}  # taken by this load (or lost with a failed one)
             self.busy = False
             self.progress = ""
+
+    def _reencode_changed(self, changed, events):
+        """Redo the encoding as far as the changed settings (not the data) invalidate it."""
+        if "unit" in changed:
+            self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
+        elif "n_folds" in changed:
+            self._encoding = explorer.with_folds(self._encoding, self.n_folds)
+        elif changed & set(JOINT_KEYS):
+            self._encoding = self.encode(self.session, self.unit, self.variables)
+            self._fit = self._cv = None
+        elif changed & set(ENCODING_KEYS):
+            for event in events:
+                if event.name in ENCODING_KEYS:
+                    self._reencode(event.obj)
 
     def _reencode(self, row):
         """Encode one variable as its row says: one-hot bins, or a basis on fine bins."""
@@ -234,20 +249,17 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
         session = self._read_session(keep_file_bins)
         # a newly chosen data source starts with its 2-D map if it is the open field
         joint_map = self.source == OPEN_FIELD if keep_file_bins else self.joint_map
-        unit = next((u for u in (self.on_load.get("unit"), DEFAULT_UNIT)
-                     if u in session.unit_names), session.unit_names[0])
         max_bins = max_bins_for(len(session.variables))
         rows = [VariableSettings(v, max_bins) for v in session.variables]
-        for row in rows:
-            row.param.update(self.on_load.get("variables", {}).get(row.name, {}))
+        unit, notices = take_settings(self.on_load, session, rows)
         if self.source == UPLOAD:
-            return session, unit, rows, self.encode(session, unit, rows, joint_map)
+            return session, unit, rows, self.encode(session, unit, rows, joint_map), notices
         key = (self.source, self.n_samples, self.seed, session.bin_width, unit, joint_map,
                self.joint_nx, self.joint_ny, self.n_folds,
                *((r.n_bins, r.encoding, r.n_basis) for r in rows))
         encoding = shared_encodings.get(key) or shared_encodings.put(
             key, self.encode(session, unit, rows, joint_map))
-        return session, unit, rows, encoding
+        return session, unit, rows, encoding, notices
 
     def encode(self, session, unit, rows, joint_map=None):
         """Encode every variable as its row says: one-hot bins, or a basis on fine bins; with
@@ -265,7 +277,7 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
         return [tuple(linear[:2])] if joint_map and len(linear) >= 2 else []
 
     def _load(self, prepared):
-        session, unit, rows, encoding = prepared
+        session, unit, rows, encoding, notices = prepared
         for row, watcher in zip(self.variables, self._row_watchers):
             row.param.unwatch(watcher)
         self._row_watchers = [
@@ -273,7 +285,7 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
             for row in rows
         ]
         self._encoding, self._fit, self._cv = encoding, None, None
-        self.on_load = {}
+        self.notice = "; ".join(notices)
         with self._no_refresh():
             self.joint_map = bool(encoding.pairs)
             self.param.unit.objects = list(session.unit_names)
@@ -319,8 +331,12 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
         key = self._first_fit_key(include, strengths)
         shared = shared_first_fits.get(key) if key else None
         start = time.perf_counter()
-        fit = shared.fit if shared else explorer.fit(self._encoding, include, strengths,
-                                                     self.regularizer, init)
+        try:
+            fit = shared.fit if shared else explorer.fit(self._encoding, include, strengths,
+                                                         self.regularizer, init)
+        except InputError as err:
+            self._clear_fit(str(err))
+            raise
         elapsed = time.perf_counter() - start
         self._fit = fit
         session = self.session
@@ -359,6 +375,14 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
             + ("Without a penalty a bin with no spikes has no finite estimate: choose Ridge, "
                "Lasso or GroupLasso." if self.regularizer == "UnRegularized"
                else "Try a larger regularization strength."))
+
+    def _clear_fit(self, reason: str):
+        """No fit of the current settings: the page and the exports show none (``reason``)."""
+        self._fit = self._cv = self._first_fit = None
+        self._score_version += 1  # a pending held-out score is of the old fit
+        self.curves, self.maps = [], []
+        self.stats = {"data": self.session.source, "unit": self.unit, "fit": f"none: {reason}"}
+        self.param.trigger("settled")
 
     # --- the population ----------------------------------------------------------------------
 
