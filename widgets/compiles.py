@@ -36,6 +36,7 @@ class SolverCompiles:
         self._running = {}  # key -> threading.Event, set once that compile has finished
         self._queue = queue.Queue()
         self._thread = None
+        self._stopping = False
         self.queueing = False  # True once a server's set-up hands later compiles to the thread
 
     def ready(self, encoding, regularizer: str) -> bool:
@@ -88,7 +89,7 @@ class SolverCompiles:
             return self._thread
 
         def run():
-            while (item := self._queue.get()) is not None:
+            while (item := self._queue.get()) is not None and not self._stopping:
                 job, args = item
                 try:
                     job(*args)
@@ -97,8 +98,15 @@ class SolverCompiles:
 
         self._thread = threading.Thread(target=run, name="solver-compiles", daemon=True)
         self._thread.start()
-        atexit.register(self._queue.put, None)  # ends it before the interpreter does
+        atexit.register(self._stop)
         return self._thread
+
+    def _stop(self) -> None:
+        """End the thread and wait for it before the interpreter finalizes: a thread still
+        inside XLA then aborts the process ("terminate called ... exception not rethrown")."""
+        self._stopping = True  # the queued compiles are dropped; the one running finishes
+        self._queue.put(None)
+        self._thread.join()
 
     def wait_idle(self) -> None:
         """Block until every job queued so far has run (the thread must be started)."""
