@@ -21,7 +21,7 @@ import numpy as np
 from .basis import bspline, cyclic_bspline
 from .binned import BinnedFit, cross_validate_grid, fit_bin_grid, regularization_path
 from .cell_table import JOINT_MAX_BINS, BinGrid, bin_grid, max_bins_for
-from .crossval import CVResult, SelectionResult, select_by_score
+from .crossval import MIN_GAIN, CVResult, SelectionResult, select_by_score
 from .encoding import Binning, bin_index, make_binning
 from .errors import InputError
 from .evidence import evidence_strengths
@@ -316,7 +316,7 @@ def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_poin
 
 def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_points,
                      rounds: int = 2, init=None) -> list[float]:
-    """Coordinate ascent of the mean held-out score: each included variable in turn moves to the
+    """Coordinate ascent of the pooled held-out score: each included variable in turn moves to the
     best of ``grid_points`` (log10 strengths) along its path (warm-started from ``init``, a
     ``CVResult.theta``), the others held; ``rounds`` sweeps. Returns the log10 strengths."""
     logs = [float(x) for x in log_strengths]
@@ -326,14 +326,14 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
                 continue
             scores = path(enc, include, [10.0**x for x in logs], regularizer, v, grid_points,
                           init)
-            means = np.array([s.mean for s in scores])
+            means = np.array([s.pooled for s in scores])
             if np.isfinite(means).any():
                 logs[v] = float(grid_points[int(np.nanargmax(means))])
     return logs
 
 
 def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float = 0.05,
-                            init=None) -> SelectionResult:
+                            init=None, min_gain: float = MIN_GAIN) -> SelectionResult:
     """Forward selection of an encoding's leaves by held-out score.
 
     Args:
@@ -342,6 +342,7 @@ def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float 
         regularizer: a regularizer or its name.
         alpha: level of the one-sided Wilcoxon test across folds (``crossval.select_by_score``).
         init: a warm start for every cross-validation (a ``CVResult.theta`` or a ``theta``).
+        min_gain: the smallest pooled held-out gain (bits/spike) that adds a leaf.
 
     Returns:
         A :class:`~glm_core.crossval.SelectionResult` whose keys are leaf indices.
@@ -349,10 +350,9 @@ def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float 
 
     def score(subset):
         include = [v in subset for v in range(len(enc.leaves))]
-        return cross_validate_encoding(enc, include, strengths, regularizer,
-                                       init).test_bits_per_spike
+        return cross_validate_encoding(enc, include, strengths, regularizer, init)
 
-    return select_by_score(score, range(len(enc.leaves)), alpha)
+    return select_by_score(score, range(len(enc.leaves)), alpha, min_gain)
 
 
 def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:

@@ -10,6 +10,7 @@ import panel as pn
 from glm_core.loaders import MAX_UPLOAD_BYTES
 
 from ._compat import file_dropper_scripts, release_at_session_end, slider_type
+from .scores import SE_SUFFIX
 from .state import in_server
 from .vocabulary import BINS, SIMULATION, UPLOAD
 
@@ -238,14 +239,24 @@ def stats_view(state) -> pn.pane.HTML:
 
 
 def stats_table(stats: dict) -> str:
-    """``stats`` as an HTML table (a plain table: a refit re-sends only this text)."""
+    """``stats`` as an HTML table (a plain table: a refit re-sends only this text). A statistic
+    with a standard error ("<name> SE") shows as "value ± SE"; per-fold lists are left to the
+    exports."""
     if not stats:
         return "Fitting..."
     rows = "".join(
-        f"<tr><td>{html.escape(str(key))}</td>"
-        f"<td>{html.escape(f'{value:.4g}' if isinstance(value, float) else str(value))}</td></tr>"
-        for key, value in stats.items())
+        f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(_shown(stats, key))}</td></tr>"
+        for key, value in stats.items()
+        if not isinstance(value, list) and not (key.endswith(SE_SUFFIX)
+                                                and key[: -len(SE_SUFFIX)] in stats))
     return f"<table><tr><th>statistic</th><th>value</th></tr>{rows}</table>"
+
+
+def _shown(stats: dict, key: str) -> str:
+    value, se = stats[key], stats.get(key + SE_SUFFIX)
+    if se is not None:
+        return f"{value:.4f} ± {se:.4f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def error_view(state) -> pn.pane.Alert:

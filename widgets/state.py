@@ -24,7 +24,9 @@ from glm_core.errors import InputError
 from glm_core.linear_track import DEFAULT_UNIT
 from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
+from glm_core.timing import Timer
 
+from .scores import cv_statistics, fit_timing
 from .shared import (
     FirstFit,
     shared_encodings,
@@ -84,8 +86,9 @@ class ExplorerState(param.Parameterized):
     curves = param.List(default=[], doc="TuningCurve per variable, from the last fit.")
     stats = param.Dict(default={}, doc="Fit statistics of the last fit.")
     error = param.String(default="", doc="Message for the user; empty when all is well.")
-    paths = param.Dict(default={}, doc="Per included variable: (log10 strengths, held-out "
-                       "mean, SE, current log10 strength) of its regularization path.")
+    paths = param.Dict(default={}, doc="Per included variable: (log10 strengths, pooled "
+                       "held-out score, its SE, current log10 strength) of its regularization "
+                       "path.")
     selection = param.Parameter(default=None, doc="The last forward selection (glm_core "
                                 "SelectionResult), variables by index.")
     busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
@@ -301,10 +304,9 @@ class ExplorerState(param.Parameterized):
         init = None if self._fit is None else self._fit.theta
         key = self._first_fit_key(include, strengths)
         shared = shared_first_fits.get(key) if key else None
-        start = time.perf_counter()
-        fit = shared.fit if shared else explorer.fit(self._encoding, include, strengths,
-                                                     self.regularizer, init)
-        elapsed = time.perf_counter() - start
+        with Timer() as timer:
+            fit = shared.fit if shared else explorer.fit(self._encoding, include, strengths,
+                                                         self.regularizer, init)
         self._fit = fit
         session = self.session
         self.stats = {
@@ -314,7 +316,7 @@ class ExplorerState(param.Parameterized):
             "pseudo-R2 (McFadden)": fit.pseudo_r2,
             "iterations": fit.n_iter,
             "converged": fit.converged,
-            "refit time (ms)": 1e3 * elapsed,
+            **fit_timing(shared is not None, timer),
             "samples used": session.n_valid,
             "samples dropped (NaN/inf)": session.n_dropped,
         }
@@ -426,9 +428,7 @@ class ExplorerState(param.Parameterized):
             shared_first_fits.put(self._first_fit, dataclasses.replace(shared, cv=cv))
         self._cv, self._cv_fit_theta = cv, self._fit.theta
         stats = dict(self.stats)
-        stats["held-out bits/spike"] = f"{cv.mean:.4f} ± {cv.sem:.4f}"
-        stats["train bits/spike"] = f"{np.nanmean(cv.train_bits_per_spike):.4f}"
-        stats["held-out pseudo-R2"] = cv.test_pseudo_r2
+        stats.update(cv_statistics(cv))
         stats["folds"] = f"{self._encoding.grid.n_folds} (contiguous sections)"
         if np.isnan(cv.test_bits_per_spike).any():
             stats["folds without spikes"] = int(np.isnan(cv.test_bits_per_spike).sum())
@@ -446,8 +446,8 @@ class ExplorerState(param.Parameterized):
             scores = explorer.path(self._encoding, include, strengths, self.regularizer, leaf,
                                    PATH_POINTS, init)
             paths[self._encoding.leaf_name(leaf, names)] = (
-                PATH_POINTS, np.array([s.mean for s in scores]),
-                np.array([s.sem for s in scores]), log)
+                PATH_POINTS, np.array([s.pooled for s in scores]),
+                np.array([s.pooled_se for s in scores]), log)
         self.paths = paths
 
     def best_strengths(self):
