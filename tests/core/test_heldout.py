@@ -69,6 +69,20 @@ def test_cross_validation_equals_sklearn_refits_per_fold(session, n_folds):
     np.testing.assert_array_equal(cv.test_spikes + cv.train_spikes, np.full(n_folds, y.sum()))
 
 
+def test_pooled_held_out_score_is_below_the_training_score_on_well_specified_simulations():
+    """Issue 18: the headline held-out score must not beat the training score on data the model
+    can represent exactly. The pooled score (all folds' gains / all held-out spikes) is below
+    the pooled training score in >= 95% of 60 seeds; the unweighted mean of per-fold ratios,
+    the old headline, is not (56 of 60: folds of few spikes score high)."""
+    below = 0
+    for seed in range(60):
+        s = simulate_binned_truth(10_000, seed)
+        enc = explorer.encode(s, 0, [10, 6, 8])
+        cv = explorer.cross_validate_encoding(enc, [True] * 3, [1e-3] * 3, "Ridge")
+        below += cv.pooled < cv.train_pooled
+    assert below >= 57
+
+
 def explicit_smooth_objective(X_blocks, circular, y, strengths):
     """NeMoS's mean Poisson loss plus 0.5 * s * sum of squared neighbour differences (wrapped
     for circular leaves) plus the 1e-3 * s ridge, written out term by term."""
@@ -191,8 +205,8 @@ def test_a_fold_without_spikes_scores_nan_and_the_others_still_count(session):
     assert np.isfinite(cv.pooled)
 
 
-@pytest.mark.parametrize("source,ridge,smooth", [(SIMULATION, 1.486, 1.641),
-                                                 (RECORDING, 1.731, 1.879)])
+@pytest.mark.parametrize("source,ridge,smooth", [(SIMULATION, 1.446, 1.579),
+                                                 (RECORDING, 1.645, 1.759)])
 def test_smooth_is_the_better_default_for_both_built_in_sources(source, ridge, smooth):
     """README, "Is this fit any good?": at the page's default settings Smooth scores higher on
     held-out data than Ridge, for the simulation and the recording's t10c18."""
