@@ -209,7 +209,7 @@ def _fit_folds(design, y, fold, folds, weights, reg, groups, tol, maxiter):
     return jax.vmap(fit)(folds)
 
 
-MIN_GAIN = 0.001  # bits/spike: a smaller pooled gain adds no variable, whatever its p-value
+MIN_GAIN = 0.005  # bits/spike: a smaller pooled gain adds no variable, whatever its p-value
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from glm_core.encoding import one_hot
 from glm_core.errors import InputError
 from glm_core.simulation import simulate_binned_truth, simulate_session
 from tests.compile_counts import CompileCounter
-from widgets.state import ExplorerState
-from widgets.vocabulary import RECORDING, SIMULATION
+from glm_core.cell_table import max_bins_for
+from widgets.state import PATH_POINTS, ExplorerState
+from widgets.vocabulary import RECORDING, SIMULATION, VariableSettings
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +145,22 @@ def test_forward_selection_finds_position_and_head_direction():
         enc = explorer.encode(s, 0, [10, 6, 8])
         picks.append(set(explorer.forward_select_encoding(enc, [1e-4] * 3, "Ridge").selected))
     assert sum(p == {0, 2} for p in picks) >= 18
+
+
+@pytest.mark.parametrize("regularizer", ["Smooth", "Ridge"])
+def test_forward_selection_after_best_strengths_never_adds_speed(regularizer):
+    """Issue 18: after Best strengths, the page's default simulation (T = 2e4, default bins)
+    had speed, which has no true effect, added for +0.0001 (Smooth, seed 0, p = 0.0098) and
+    +0.0018 bits/spike (Ridge, seed 1, p = 0.019). The minimum gain keeps it out in seeds
+    0-9, while position and head direction are always selected."""
+    for seed in range(10):
+        session = simulate_session(20_000, seed)
+        rows = [VariableSettings(v, max_bins_for(3)) for v in session.variables]
+        enc = explorer.encode(session, 0, [r.n_bins for r in rows])
+        logs = explorer.best_strengths(enc, [True] * 3, [r.log_strength for r in rows],
+                                       regularizer, PATH_POINTS)
+        result = explorer.forward_select_encoding(enc, [10.0**x for x in logs], regularizer)
+        assert set(result.selected) == {0, 2}, (seed, result.steps[-1])
 
 
 def test_held_out_score_peaks_inside_the_slider_range():
