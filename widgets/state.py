@@ -187,6 +187,11 @@ class ExplorerState(param.Parameterized):
             elif "n_folds" in changed:
                 self._encoding = explorer.with_folds(self._encoding, self.n_folds)
             elif changed & set(JOINT_KEYS):
+                if self.joint_map and not self.map_variables():
+                    with self._no_refresh():
+                        self.joint_map = False
+                    raise InputError("A 2-D map pairs two linear variables, and this data set "
+                                     "has fewer than two: the map stays off.")
                 self._encoding = self.encode(self.session, self.unit, self.variables)
                 self._fit = self._cv = None
             elif changed & set(ENCODING_KEYS):
@@ -244,6 +249,12 @@ class ExplorerState(param.Parameterized):
             n_bins[pair[0]], n_bins[pair[1]] = self.joint_nx, self.joint_ny
         return explorer.encode(session, unit, n_bins, self.n_folds,
                                [None if r.encoding == BINS else r.n_basis for r in rows], pairs)
+
+    def map_variables(self) -> tuple[str, str] | None:
+        """Names of the two variables the 2-D map pairs (the first two linear ones), or None
+        when the data set has fewer than two."""
+        pairs = self._pairs(self.session, True) if self.session is not None else []
+        return tuple(self.session.variables[v].name for v in pairs[0]) if pairs else None
 
     @staticmethod
     def _pairs(session, joint_map):
