@@ -326,9 +326,9 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
                 continue
             scores = path(enc, include, [10.0**x for x in logs], regularizer, v, grid_points,
                           init)
-            means = np.array([s.pooled for s in scores])
-            if np.isfinite(means).any():
-                logs[v] = float(grid_points[int(np.nanargmax(means))])
+            pooled = np.array([s.pooled for s in scores])
+            if np.isfinite(pooled).any():
+                logs[v] = float(grid_points[int(np.nanargmax(pooled))])
     return logs
 
 

@@ -17,7 +17,7 @@ from widgets.controls import joint_controls, model_actions, stats_view, variable
 from widgets.export import fit_record
 from widgets.lessons import LESSONS, NO_LESSON, lessons_view
 from widgets.state import ExplorerState
-from widgets.vocabulary import OPEN_FIELD, SIMULATION, UPLOAD
+from widgets.vocabulary import UPLOAD
 
 
 @pytest.fixture(scope="module")
