@@ -94,7 +94,7 @@ def exhaustive_ascent(enc, include, logs, grid, rounds=2):
     for _ in range(rounds):
         for v, keep in enumerate(include):
             if keep:
-                means = [s.mean for s in explorer.path(enc, include, [10.0**x for x in logs],
+                means = [s.pooled for s in explorer.path(enc, include, [10.0**x for x in logs],
                                                        "Lasso", v, grid)]
                 logs[v] = float(grid[int(np.nanargmax(means))])
     return logs
@@ -118,7 +118,7 @@ def ascent() -> None:
     t_after = time.perf_counter() - t
 
     def score(x):
-        return explorer.cross_validate_encoding(enc, include, [10.0**v for v in x], "Lasso").mean
+        return explorer.cross_validate_encoding(enc, include, [10.0**v for v in x], "Lasso").pooled
 
     print(f"{'Lasso Best strengths search, exhaustive (before)':58s} {t_before:.1f} s "
           f"-> {before}, held-out {score(before):.4f} bits/spike")

@@ -78,7 +78,7 @@ def main():
     for n in args.sizes:
         X, y = design(n)
         (cv, fits), compiles = timed([
-            lambda s: cross_validate(GLM("Ridge", s), X, y, N_FOLDS).mean,
+            lambda s: cross_validate(GLM("Ridge", s), X, y, N_FOLDS).pooled,
             separate(X, y, lambda Xk, yk, s: GLM("Ridge", s).fit(Xk, yk).intercept_),
         ], args.repeats)
         print(f"| {n:.0e} | {cv:.0f} | {fits:.0f} | {fits / cv:.2f} | {compiles} |")

@@ -85,7 +85,7 @@ def run(T, repeats):
 
     def held_out(logs):
         return explorer.cross_validate_encoding(enc, include, [10.0**x for x in logs],
-                                                "Ridge").mean
+                                                "Ridge").pooled
 
     refit_ms, _ = timed(refit_and_cv, repeats * 4)
     dense_ms, _ = timed(lambda: cross_validate(GLM("Ridge", 2e-3), X, enc.counts), repeats)

@@ -44,7 +44,7 @@ from ._grid_fit import FIT_MAXITER, FIT_TOL, cross_validate_cells, fit_full
 from ._grid_problem import grid_settings
 from ._kernels import split
 from .cell_table import FOLD_SLOTS, BinGrid
-from .crossval import CVResult, pooled_pseudo_r2
+from .crossval import CVResult, bits_per_spike, pooled_pseudo_r2
 from .poisson import pseudo_r2_mcfadden
 from .regularizers import Regularizer
 
@@ -226,12 +226,12 @@ def _cv_scores(grid, out):
     _, converged, ll_test, ll_test_mean, ll_train, ll_train_mean = jax.device_get(out)
     k = grid.n_folds
     train_spikes = grid.n_spikes - grid.fold_spikes
-    with np.errstate(invalid="ignore", divide="ignore"):
-        test = (ll_test[:k] - ll_test_mean[:k]) / grid.fold_spikes / np.log(2)
-        train = (ll_train[:k] - ll_train_mean[:k]) / train_spikes / np.log(2)
-        test = np.where(grid.fold_spikes > 0, test, np.nan)
+    test_gain = np.asarray(ll_test[:k], float) - ll_test_mean[:k]
+    train_gain = np.asarray(ll_train[:k], float) - ll_train_mean[:k]
     r2 = pooled_pseudo_r2(ll_test[:k], ll_test_mean[:k], grid.log_factorial)
-    return CVResult(test, train, grid.fold_spikes, train_spikes, r2, converged[:k], theta)
+    return CVResult(bits_per_spike(test_gain, 0.0, grid.fold_spikes),
+                    bits_per_spike(train_gain, 0.0, train_spikes), grid.fold_spikes,
+                    train_spikes, test_gain, train_gain, r2, converged[:k], theta)
 
 
 def _fold_start(init, size):

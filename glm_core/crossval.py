@@ -65,15 +65,20 @@ class CVResult:
     """Held-out and training scores of each fold, in bits per spike: the one result type of the
     dense GLM's and the bin grid's cross-validation.
 
-    Fold k's model is fitted on the other folds; its held-out score is (LL_model - LL_mean) over
-    fold k's samples / fold k's spikes / ln 2, where LL_mean uses the training folds' mean count.
-    A fold without spikes scores NaN and is left out of ``mean`` and ``sem``.
+    Fold k's model is fitted on the other folds; its held-out gain is LL_model - LL_mean over
+    fold k's samples (nats), where LL_mean uses the training folds' mean count, and its held-out
+    score that gain / fold k's spikes / ln 2 (NaN for a fold without spikes). The headline is
+    ``pooled``: every fold's gain summed over every held-out spike, so that a fold of few spikes
+    weighs as little as it counts (the unweighted mean of per-fold ratios favours such folds and
+    can exceed the training score).
 
     Attributes:
         test_bits_per_spike: (n_folds,) held-out score of each fold.
         train_bits_per_spike: (n_folds,) score of each fold's model on its training folds.
         test_spikes: (n_folds,) spikes in each fold.
         train_spikes: (n_folds,) spikes in each fold's training folds.
+        test_gain: (n_folds,) held-out LL_model - LL_mean of each fold, in nats.
+        train_gain: (n_folds,) the same on each fold's training folds.
         test_pseudo_r2: pooled held-out McFadden pseudo-R2 over all folds (log y! included).
         converged: (n_folds,) whether each fold's solve converged.
         theta: each fold's solution, one row per fold, for warm starts (the bin grid's has
@@ -85,31 +90,44 @@ class CVResult:
     train_bits_per_spike: np.ndarray
     test_spikes: np.ndarray
     train_spikes: np.ndarray
+    test_gain: np.ndarray
+    train_gain: np.ndarray
     test_pseudo_r2: float
     converged: np.ndarray
     theta: Any
     n_dropped: int = 0
 
     @property
-    def mean(self) -> float:
-        """Mean held-out score over the folds with spikes (NaN if none has)."""
-        scored = self._scored
-        return float(np.mean(scored)) if scored.size else np.nan
+    def pooled(self) -> float:
+        """Held-out bits/spike pooled over the folds: sum of ``test_gain`` / all held-out spikes
+        / ln 2 (NaN without spikes)."""
+        return float(pooled_bits_per_spike(self.test_gain, self.test_spikes))
 
     @property
-    def sem(self) -> float:
-        """Standard error of ``mean``: sample std / sqrt(folds with spikes); NaN below two."""
-        scored = self._scored
-        return float(np.std(scored, ddof=1) / np.sqrt(scored.size)) if scored.size > 1 else np.nan
+    def pooled_se(self) -> float:
+        """Standard error of ``pooled`` across folds, by the delta method for a ratio of sums:
+        sqrt(K / (K - 1) * sum_k (g_k - R s_k)^2) / sum_k s_k, with g_k fold k's gain in bits,
+        s_k its spikes and R = ``pooled``; NaN below two folds or without spikes."""
+        gain, spikes = self.test_gain / np.log(2.0), np.asarray(self.test_spikes, float)
+        k, total = gain.size, spikes.sum()
+        if k < 2 or total <= 0:
+            return np.nan
+        residual = gain - self.pooled * spikes
+        return float(np.sqrt(k / (k - 1) * np.sum(residual**2)) / total)
 
     @property
-    def train_mean(self) -> float:
-        """Mean training score over the folds."""
-        return float(np.mean(self.train_bits_per_spike))
+    def train_pooled(self) -> float:
+        """Training bits/spike pooled the same way: sum of ``train_gain`` / sum of
+        ``train_spikes`` / ln 2."""
+        return float(pooled_bits_per_spike(self.train_gain, self.train_spikes))
 
-    @property
-    def _scored(self) -> np.ndarray:
-        return self.test_bits_per_spike[np.isfinite(self.test_bits_per_spike)]
+
+def pooled_bits_per_spike(gain, spikes):
+    """sum(gain) / sum(spikes) / ln 2 over the last axis: gains in nats; NaN without spikes."""
+    gain, spikes = np.asarray(gain, float), np.asarray(spikes, float)
+    total = spikes.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, gain.sum(axis=-1) / total / np.log(2.0), np.nan)
 
 
 def pooled_pseudo_r2(ll_test, ll_test_mean, log_factorial) -> float:
@@ -180,12 +198,14 @@ def _cross_validate(model: GLM, X, y, n_folds: int, keep) -> CVResult:
         start = stop
     rate = train_spikes / train_samples
     ll_test_mean = test_spikes * np.log(rate) - test_samples * rate
+    ll_train_mean = train_spikes * np.log(rate) - train_samples * rate
     return CVResult(
         test_bits_per_spike=bits_per_spike(ll_test, ll_test_mean, test_spikes),
-        train_bits_per_spike=bits_per_spike(
-            ll_all - ll_test, train_spikes * np.log(rate) - train_samples * rate, train_spikes),
+        train_bits_per_spike=bits_per_spike(ll_all - ll_test, ll_train_mean, train_spikes),
         test_spikes=test_spikes,
         train_spikes=train_spikes,
+        test_gain=ll_test - ll_test_mean,
+        train_gain=ll_all - ll_test - ll_train_mean,
         test_pseudo_r2=pooled_pseudo_r2(ll_test, ll_test_mean, gammaln(counts + 1.0).sum()),
         converged=np.asarray(fits.converged),
         theta=np.asarray(fits.theta),
@@ -204,71 +224,97 @@ def _fit_folds(design, y, fold, folds, weights, reg, groups, tol, maxiter):
     return jax.vmap(fit)(folds)
 
 
+MIN_GAIN = 0.005  # bits/spike: a smaller pooled gain adds no variable, whatever its p-value
+
+
 @dataclass(frozen=True)
 class SelectionStep:
-    """One round of forward selection: each candidate added to the current model, scored per
-    fold (held-out bits/spike), the best by mean, its per-fold gain over the current model and
-    the one-sided Wilcoxon signed-rank p-value of that gain."""
+    """One round of forward selection: each candidate added to the current model and scored,
+    the best by pooled held-out score, its gain over the current model (per fold and pooled)
+    and the one-sided Wilcoxon signed-rank p-value of the per-fold gains.
+
+    Attributes:
+        candidates: the keys tried.
+        scores: (n_candidates, n_folds) held-out bits/spike of each candidate's model per fold.
+        pooled: (n_candidates,) their pooled held-out bits/spike (``CVResult.pooled``).
+        chosen: the best candidate.
+        gain: (n_folds,) its per-fold gain over the current model.
+        pooled_gain: its pooled gain over the current model.
+        p_value: the test's p-value.
+        added: whether ``chosen`` was added (p < alpha and pooled_gain >= min_gain).
+    """
 
     candidates: tuple
-    scores: np.ndarray  # (n_candidates, n_folds)
+    scores: np.ndarray
+    pooled: np.ndarray
     chosen: Hashable
-    gain: np.ndarray  # (n_folds,)
+    gain: np.ndarray
+    pooled_gain: float
     p_value: float
     added: bool
 
     @property
-    def candidate_means(self) -> np.ndarray:
-        return np.nanmean(self.scores, axis=1)
-
-    @property
-    def gain_mean(self) -> float:
-        return float(np.nanmean(self.gain))
+    def smallest_p(self) -> float:
+        """The smallest p-value the test can give with these folds: 2**-n for n folds with a
+        nonzero gain (every fold's gain positive)."""
+        gain = self.gain[np.isfinite(self.gain)]
+        return 0.5 ** int(np.count_nonzero(gain))
 
 
 @dataclass(frozen=True)
 class SelectionResult:
-    selected: tuple  # keys in the order they were added
+    """Keys in the order they were added, every round, and the rule that added them."""
+
+    selected: tuple
     steps: tuple[SelectionStep, ...]
+    alpha: float
+    min_gain: float
     n_dropped: int = 0  # samples left out of every model for a NaN in some leaf
 
 
-def select_by_score(score_subset: Callable[[tuple], np.ndarray], keys: Iterable[Hashable],
-                    alpha: float = 0.05) -> SelectionResult:
+def select_by_score(score_subset: Callable[[tuple], CVResult], keys: Iterable[Hashable],
+                    alpha: float = 0.05, min_gain: float = MIN_GAIN) -> SelectionResult:
     """The forward-selection engine, driven by a scorer (used by :func:`forward_select` and
     ``explorer.forward_select_encoding``).
 
-    Each round scores every remaining key added to the current model, takes the best mean, and
-    adds it if a one-sided Wilcoxon signed-rank test across folds (folds with a NaN score left
-    out) finds its gain over the current model greater than zero with p < alpha.
+    Each round scores every remaining key added to the current model and takes the best pooled
+    held-out score. It is added if its pooled gain over the current model is at least
+    ``min_gain`` bits/spike and a one-sided Wilcoxon signed-rank test of its per-fold gains
+    (folds with a NaN score left out) gives p < alpha. With n folds the test's p-value is at
+    least 2**-n (``SelectionStep.smallest_p``): below 5 folds nothing can pass alpha = 0.05.
 
     Args:
-        score_subset: ``score_subset(keys)`` gives the held-out score on each fold of the model
-            with those keys (in the order added); the empty model scores 0.
+        score_subset: ``score_subset(keys)`` gives the :class:`CVResult` of the model with those
+            keys (in the order added); the empty model scores 0 on every fold.
         keys: the candidates.
         alpha: the test's level.
+        min_gain: the smallest pooled gain, in bits/spike, that adds a key.
 
     Returns:
         A :class:`SelectionResult`.
     """
     remaining, selected, steps = list(keys), (), []
-    current = None
+    current, current_pooled = None, 0.0
     while remaining:
-        scores = np.stack([np.asarray(score_subset((*selected, k)), float) for k in remaining])
-        best = int(np.argmax(np.nanmean(scores, axis=1)))
+        results = [score_subset((*selected, k)) for k in remaining]
+        pooled = np.array([r.pooled for r in results])
+        best = int(np.nanargmax(pooled)) if np.isfinite(pooled).any() else 0
+        scores = np.stack([np.asarray(r.test_bits_per_spike, float) for r in results])
         gain = scores[best] - (0.0 if current is None else current)
+        pooled_gain = float(pooled[best] - current_pooled)
         p_value = _signed_rank_p(gain)
-        added = p_value < alpha
-        steps.append(SelectionStep(tuple(remaining), scores, remaining[best], gain, p_value,
-                                   added))
+        added = bool(p_value < alpha and pooled_gain >= min_gain)
+        steps.append(SelectionStep(tuple(remaining), scores, pooled, remaining[best], gain,
+                                   pooled_gain, p_value, added))
         if not added:
             break
-        selected, current = (*selected, remaining.pop(best)), scores[best]
-    return SelectionResult(selected, tuple(steps))
+        selected = (*selected, remaining.pop(best))
+        current, current_pooled = scores[best], float(pooled[best])
+    return SelectionResult(selected, tuple(steps), alpha, min_gain)
 
 
-def forward_select(model: GLM, X: dict, y, n_folds: int = 10, alpha: float = 0.05
-                   ) -> SelectionResult:
+def forward_select(model: GLM, X: dict, y, n_folds: int = 10, alpha: float = 0.05,
+                   min_gain: float = MIN_GAIN) -> SelectionResult:
     """Forward selection of the keys of a dict design by held-out bits/spike.
 
     Each subset is scored by :func:`cross_validate` with ``model``'s settings; per-key strengths
@@ -283,6 +329,7 @@ def forward_select(model: GLM, X: dict, y, n_folds: int = 10, alpha: float = 0.0
         y: (T,) spike counts.
         n_folds: folds of :func:`fold_index`.
         alpha: level of the one-sided Wilcoxon signed-rank test (:func:`select_by_score`).
+        min_gain: the smallest pooled gain (bits/spike) that adds a key.
 
     Returns:
         A :class:`SelectionResult` whose keys are X's keys.
@@ -294,11 +341,10 @@ def forward_select(model: GLM, X: dict, y, n_folds: int = 10, alpha: float = 0.0
 
     def score_subset(keys):
         subset = {k: X[k] for k in keys}
-        return _cross_validate(_submodel(model, subset), subset, y, n_folds,
-                               keep).test_bits_per_spike
+        return _cross_validate(_submodel(model, subset), subset, y, n_folds, keep)
 
-    return replace(select_by_score(score_subset, X, alpha),
-                               n_dropped=problem.n_dropped)
+    return replace(select_by_score(score_subset, X, alpha, min_gain),
+                   n_dropped=problem.n_dropped)
 
 
 def _submodel(model: GLM, subset: dict) -> GLM:

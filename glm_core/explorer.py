@@ -22,7 +22,7 @@ import numpy as np
 from .basis import bspline, cyclic_bspline
 from .binned import BinnedFit, cross_validate_grid, fit_bin_grid, regularization_path
 from .cell_table import JOINT_MAX_BINS, BinGrid, bin_grid, max_bins_for
-from .crossval import CVResult, SelectionResult, select_by_score
+from .crossval import MIN_GAIN, CVResult, SelectionResult, select_by_score
 from .encoding import Binning, bin_index, make_binning
 from .curve_display import FEW_VALUES, value_labels
 from .errors import InputError
@@ -326,7 +326,7 @@ COARSE_DECADES = 1.0  # spacing of the first sweep's coarse points in ``ascent_s
 
 def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_points,
                      rounds: int = 2, init=None, on_step: Step | None = None) -> list[float]:
-    """Coordinate ascent of the mean held-out score over evenly spaced ``grid_points`` (log10
+    """Coordinate ascent of the pooled held-out score over evenly spaced ``grid_points`` (log10
     strengths): each included leaf in turn moves to its best grid point along its path, the
     others held; ``rounds`` sweeps.
 
@@ -358,7 +358,7 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
     plan = [len(leaves) * (len(coarse) + 2 * (stride - 1) + 3 * (rounds - 1)), 0]  # planned, done
 
     def score(v, points, scores):
-        """Add the mean held-out scores of leaf v at these grid indices to ``scores``."""
+        """Add the pooled held-out scores of leaf v at these grid indices to ``scores``."""
         points = [i for i in points if 0 <= i < len(grid) and i not in scores]
         if not points:
             return False
@@ -371,7 +371,7 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
         results = path(enc, include, [10.0**x for x in logs], regularizer, v, grid[points],
                        init, step)
         plan[1] += len(points)
-        scores.update((i, r.mean) for i, r in zip(points, results))
+        scores.update((i, r.pooled) for i, r in zip(points, results))
         return True
 
     def best(scores):
@@ -400,7 +400,8 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
 
 
 def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float = 0.05,
-                            init=None, on_step: Step | None = None) -> SelectionResult:
+                            init=None, min_gain: float = MIN_GAIN,
+                            on_step: Step | None = None) -> SelectionResult:
     """Forward selection of an encoding's leaves by held-out score.
 
     Args:
@@ -409,6 +410,7 @@ def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float 
         regularizer: a regularizer or its name.
         alpha: level of the one-sided Wilcoxon test across folds (``crossval.select_by_score``).
         init: a warm start for every cross-validation (a ``CVResult.theta`` or a ``theta``).
+        min_gain: the smallest pooled held-out gain (bits/spike) that adds a leaf.
         on_step: called as ``on_step(models scored, most models to score)`` after each
             cross-validation; it may raise to stop.
 
@@ -420,14 +422,13 @@ def forward_select_encoding(enc: Encoding, strengths, regularizer, alpha: float 
 
     def score(subset):
         include = [v in subset for v in range(n)]
-        scores = cross_validate_encoding(enc, include, strengths, regularizer,
-                                         init).test_bits_per_spike
+        scores = cross_validate_encoding(enc, include, strengths, regularizer, init)
         done[0] += 1
         if on_step is not None:
             on_step(done[0], n * (n + 1) // 2)
         return scores
 
-    return select_by_score(score, range(len(enc.leaves)), alpha)
+    return select_by_score(score, range(len(enc.leaves)), alpha, min_gain)
 
 
 def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:

@@ -28,6 +28,7 @@ from scipy.special import gammaln, xlogy
 
 from ._kernels import hessian_blocks, pull, pull_hessian, runtime_roughness, to_slots
 from .cell_table import BinGrid
+from .crossval import bits_per_spike, pooled_bits_per_spike
 from .errors import InputError
 from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Smooth, get_regularizer
 from .solvers import solve
@@ -122,7 +123,9 @@ class PopulationFit:
     bin s (drawn where ``shown``), ``log_others_gain[u, v]`` the log of the others' mean effect
     on variable v's curve (as ``binned.BinnedFit``). ``pseudo_r2`` is the McFadden pseudo-R2 on
     the fitted samples;
-    ``test_bits_per_spike[u, k]`` the held-out score of fold k (None without cross-validation);
+    ``test_bits_per_spike[u, k]`` the held-out score of fold k and ``test_gain[u, k]`` its
+    LL_model - LL_mean in nats (both None without cross-validation; NaN for a fold whose training
+    folds have no spikes), ``test_spikes[u, k]`` the fold's spikes;
     ``skaggs[u, v]`` the Skaggs information (bits/spike) of the empirical rate map of variable v.
     Units without spikes have ``has_spikes`` False and NaN scores and curves.
     """
@@ -138,18 +141,20 @@ class PopulationFit:
     has_spikes: np.ndarray
     skaggs: np.ndarray
     test_bits_per_spike: np.ndarray | None
+    test_gain: np.ndarray | None
+    test_spikes: np.ndarray
     theta: jax.Array
     cv_theta: jax.Array | None
 
     @property
     def held_out(self) -> np.ndarray:
-        """Mean held-out bits/spike over folds with spikes, per unit (NaN where none)."""
-        if self.test_bits_per_spike is None:
+        """Held-out bits/spike per unit pooled over its scored folds, as ``CVResult.pooled``: the
+        folds' summed gains over their summed spikes (NaN where no fold is scored)."""
+        if self.test_gain is None:
             raise InputError("the population was fitted without cross-validation")
-        scores = self.test_bits_per_spike
-        counted = np.isfinite(scores).sum(1)
-        total = np.where(np.isfinite(scores), scores, 0.0).sum(1)
-        return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
+        scored = np.isfinite(self.test_gain)
+        return pooled_bits_per_spike(np.where(scored, self.test_gain, 0.0),
+                                     np.where(scored, self.test_spikes, 0.0))
 
     def tuning_curves(self, v: int, n_bins: int, bin_width: float) -> np.ndarray:
         """Each unit's model rate (Hz) at the ``n_bins`` bins of variable ``v``, the other
@@ -234,7 +239,7 @@ def fit_population(
     log_factorial = pop.fold_log_factorial.sum(1)
     n = pop.cell_occupancy.sum()
     pseudo_r2 = 1.0 - (ll[:u] - log_factorial / n) / (ll_null[:u] - log_factorial / n)
-    test, cv_theta = None, None
+    test, gain, cv_theta = None, None, None
     if cross_validate:
         # each fold starts from its last solution moved as the unit's full fit moved
         cv0 = (np.asarray(init.cv_theta) + (theta - np.asarray(init.theta))[:, None, :]
@@ -244,10 +249,9 @@ def fit_population(
                                     tol, maxiter)
         cv_theta = out[0]
         cv_converged, ll_test, ll_test_mean = jax.device_get(out[1:])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            test = (ll_test[:u] - ll_test_mean[:u]) / pop.fold_spikes / np.log(2)
         trained = pop.fold_spikes.sum(1, keepdims=True) - pop.fold_spikes > 0
-        test = np.where((pop.fold_spikes > 0) & trained, test, np.nan)
+        gain = np.where(trained, np.asarray(ll_test[:u], float) - ll_test_mean[:u], np.nan)
+        test = bits_per_spike(gain, 0.0, pop.fold_spikes)
         converged = converged[:u] & np.all(cv_converged[:u] | ~trained, 1)
     skaggs = np.stack([skaggs_information(*pop.marginals(v)) for v in range(n_vars)], 1)
     nan = np.where(has_spikes, 1.0, np.nan)
@@ -263,6 +267,8 @@ def fit_population(
         has_spikes=has_spikes,
         skaggs=skaggs,
         test_bits_per_spike=test,
+        test_gain=gain,
+        test_spikes=pop.fold_spikes,
         theta=full[0],
         cv_theta=cv_theta,
     )

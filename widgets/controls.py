@@ -16,6 +16,7 @@ from ._compat import (
     slider_type,
 )
 from .jobs import in_server, job_progress
+from .scores import SE_SUFFIX
 from .share import RECORDING_BIN_WIDTH
 from .vocabulary import BINS, RECORDING, SIMULATION, UPLOAD
 
@@ -191,18 +192,42 @@ def model_actions(state) -> pn.Column:
         apply.disabled = selection is None or not selection.selected
         if selection is None:
             return ""
-        names = [v.name for v in state.session.variables]
-        lines = ["| step | added | mean gain (bits/spike) | p (Wilcoxon) |", "|---|---|---|---|"]
+        names = [state.encoding.leaf_name(leaf, [v.name for v in state.session.variables])
+                 for leaf in range(len(state.encoding.leaves))]
+        lines = ["| step | added | pooled gain (bits/spike) | p (Wilcoxon) |",
+                 "|---|---|---|---|"]
         for i, step in enumerate(selection.steps, 1):
             verdict = names[step.chosen] + ("" if step.added else " (not added)")
-            lines.append(f"| {i} | {verdict} | {np.mean(step.gain):+.4f} | {step.p_value:.3g} |")
+            lines.append(f"| {i} | {verdict} | {step.pooled_gain:+.4f} | {step.p_value:.3g} |")
         chosen = ", ".join(names[v] for v in selection.selected) or "none"
-        return "\n".join(lines + ["", f"**Selected:** {chosen}"])
+        return "\n".join(lines + ["", f"**Selected:** {chosen}",
+                                  "", selection_reason(selection, names)])
 
     return pn.Column(pn.Row(best, paths), pn.Row(select, apply), job_progress(state.jobs),
                      pn.pane.Markdown(pn.bind(table, state.param.selection),
                                       name="Variable selection"),
                      sizing_mode="stretch_width")
+
+
+def selection_reason(selection, names) -> str:
+    """Why forward selection stopped where it did, in words: the test could not reach alpha
+    with these folds, the gain was below the minimum, or the test did not find it."""
+    step = selection.steps[-1]
+    if step.added:
+        return "Every variable was added."
+    name, alpha = names[step.chosen], selection.alpha
+    n = round(-np.log2(step.smallest_p))
+    if step.smallest_p >= alpha:
+        return (f"{name} was not added: with {n} folds the smallest p-value the one-sided "
+                f"Wilcoxon test can give is 2^-{n} = {step.smallest_p:.3g}, not below "
+                f"{alpha:g}, however large the gain (+{step.pooled_gain:.4f} bits/spike). "
+                f"Choose at least {int(np.ceil(-np.log2(alpha) + 1e-9))} folds, or judge by "
+                "the gains and the paths.")
+    if step.pooled_gain < selection.min_gain:
+        return (f"{name} was not added: its held-out gain ({step.pooled_gain:+.4f} bits/spike)"
+                f" is below the minimum of {selection.min_gain:g} bits/spike.")
+    return (f"{name} was not added: its gain is not consistent across folds "
+            f"(p = {step.p_value:.3g}, not below {alpha:g}).")
 
 
 def progress_view(state) -> pn.Row:
@@ -222,38 +247,54 @@ def _send_upload(state, files: dict):
 
 
 def variable_controls(state) -> pn.Column:
-    """One card per variable: include, bin count, log10 strength."""
+    """One card per variable: include, bin count, log10 strength. With the 2-D map on, the
+    paired variables' own bins, strength and encoding are disabled (the map's sliders set
+    them)."""
     column = pn.Column(sizing_mode="stretch_width")
+    cards = []
 
     def build(rows):
-        column.objects = [_variable_card(row) for row in rows]
+        cards[:] = [(row, *_variable_card(row)) for row in rows]
+        column.objects = [card for _, card, _ in cards]
+        disable_paired()
+
+    def disable_paired(*_):
+        paired = set(state.map_variables() or ()) if state.joint_map else set()
+        for row, _, own in cards:
+            for widget in own:
+                widget.disabled = row.name in paired
 
     build(state.variables)
     state.param.watch(lambda e: build(e.new), "variables")
+    state.param.watch(disable_paired, ["joint_map", "session"])
     return column
 
 
-def _variable_card(row) -> pn.Column:
+def _variable_card(row) -> tuple[pn.Column, list]:
+    """The card, and its widgets that a 2-D map overrides (bins, strength, encoding)."""
     details = ", ".join(x for x in (row.unit, "circular" if row.circular else "") if x)
     title = f"{row.name} ({details})" if details else row.name
     n_bins = _live_slider(pn.widgets.IntSlider, row, "n_bins")
     n_basis = _live_slider(pn.widgets.IntSlider, row, "n_basis")
+    strength = _live_slider(pn.widgets.FloatSlider, row, "log_strength")
+    encoding = pn.widgets.Select.from_param(row.param.encoding, sizing_mode="stretch_width")
 
     def show(encoding):  # the bin count for bins, the basis size for a basis
         n_bins.visible, n_basis.visible = encoding == BINS, encoding != BINS
 
     show(row.encoding)
     row.param.watch(lambda e: show(e.new), "encoding")
-    return pn.Column(
+    card = pn.Column(
         f"**{title}**",
         pn.widgets.Checkbox.from_param(row.param.include),
         n_bins,
-        _live_slider(pn.widgets.FloatSlider, row, "log_strength"),
-        pn.widgets.Select.from_param(row.param.encoding, sizing_mode="stretch_width"),
+        strength,
+        encoding,
         n_basis,
         css_classes=["variable-row"],
         sizing_mode="stretch_width",
     )
+    return card, [n_bins, strength, encoding, n_basis]
 
 
 def _live_slider(widget_type, obj, name: str):
@@ -327,21 +368,37 @@ STATS_CSS = ("table {border-collapse: collapse; width: 100%} "
 
 def stats_view(state) -> pn.pane.HTML:
     """Fit statistics as a small table, one row per entry of ``state.stats``, redrawn once the
-    settings rest (``settled``, with the held-out score): a key press repaints only the curves."""
-    return pn.pane.HTML(pn.bind(lambda _: stats_table(state.stats), state.param.settled),
-                        name="Fit statistics",
+    settings rest (``settled``, with the held-out score): a key press repaints only the curves.
+    A new data set or unit clears it until its own statistics are in."""
+    pane = pn.pane.HTML(stats_table(state.stats), name="Fit statistics",
                         sizing_mode="stretch_width", stylesheets=[STATS_CSS])
+
+    def show(event):
+        pane.object = stats_table(state.stats if event.name == "settled" else {})
+
+    state.param.watch(show, ["settled", "session", "unit"])
+    return pane
 
 
 def stats_table(stats: dict) -> str:
-    """``stats`` as an HTML table (a plain table: a refit re-sends only this text)."""
+    """``stats`` as an HTML table (a plain table: a refit re-sends only this text). A statistic
+    with a standard error ("<name> SE") shows as "value ± SE"; per-fold lists are left to the
+    exports."""
     if not stats:
         return "Fitting..."
     rows = "".join(
-        f"<tr><td>{html.escape(str(key))}</td>"
-        f"<td>{html.escape(f'{value:.4g}' if isinstance(value, float) else str(value))}</td></tr>"
-        for key, value in stats.items())
+        f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(_shown(stats, key))}</td></tr>"
+        for key, value in stats.items()
+        if not isinstance(value, list) and not (key.endswith(SE_SUFFIX)
+                                                and key[: -len(SE_SUFFIX)] in stats))
     return f"<table><tr><th>statistic</th><th>value</th></tr>{rows}</table>"
+
+
+def _shown(stats: dict, key: str) -> str:
+    value, se = stats[key], stats.get(key + SE_SUFFIX)
+    if se is not None:
+        return f"{value:.4f} ± {se:.4f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def error_view(state) -> pn.Column:
@@ -357,17 +414,22 @@ def error_view(state) -> pn.Column:
 
 
 def joint_controls(state) -> pn.Column:
-    """The 2-D map: pair the first two linear variables, its bins per axis and its strength."""
+    """The 2-D map: pair the first two linear variables, its bins per axis (labelled with the
+    paired variables' names) and its strength."""
     sliders = [_live_slider(pn.widgets.IntSlider, state, "joint_nx"),
                _live_slider(pn.widgets.IntSlider, state, "joint_ny"),
                _live_slider(pn.widgets.FloatSlider, state, "joint_log_strength")]
 
-    def show(on):
+    def show(*_):
         for slider in sliders:
-            slider.visible = on
+            slider.visible = state.joint_map
+        names = state.map_variables()
+        if names:
+            for slider, name in zip(sliders, names):
+                slider.name = f"2-D map: bins of {name}"
 
-    show(state.joint_map)
-    state.param.watch(lambda e: show(e.new), "joint_map")
+    show()
+    state.param.watch(show, ["joint_map", "session"])
     return pn.Column(pn.widgets.Checkbox.from_param(state.param.joint_map,
                                                     name="2-D map (first two linear variables)",
                                                     css_classes=["joint-toggle"]),

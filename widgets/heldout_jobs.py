@@ -41,8 +41,8 @@ class HeldOutJobs:
                 scores = explorer.path(enc, include, [10.0**x for x in logs], regularizer, leaf,
                                        PATH_POINTS, init, lambda i, _: on_step(done + i, total))
                 out[enc.leaf_name(leaf, names)] = (
-                    PATH_POINTS, np.array([s.mean for s in scores]),
-                    np.array([s.sem for s in scores]), logs[leaf])
+                    PATH_POINTS, np.array([s.pooled for s in scores]),
+                    np.array([s.pooled_se for s in scores]), logs[leaf])
             return out
 
         paths.points = len(leaves) * len(PATH_POINTS)

@@ -25,6 +25,15 @@ class Lesson:
     variables: dict = field(default_factory=dict)
     unit: str | None = None
 
+    def holds_in(self, state) -> bool:
+        """Whether ``state`` still has every setting this lesson sets."""
+        rows = {row.name: row for row in state.variables}
+        return (all(getattr(state, key) == value for key, value in self.settings.items())
+                and all(name in rows and all(getattr(rows[name], key) == value
+                                             for key, value in settings.items())
+                        for name, settings in self.variables.items())
+                and (self.unit is None or state.unit == self.unit))
+
 
 def _rows(**rows) -> dict:
     """``name=(include, bins, log10 strength)`` as ``{name: settings}`` (underscores: spaces)."""
@@ -98,7 +107,8 @@ LESSONS = (
 
 
 def lessons_view(state) -> tuple[pn.widgets.Select, pn.pane.Markdown]:
-    """A lesson selector (sidebar) and the chosen lesson's text (beside the plots)."""
+    """A lesson selector (sidebar) and the chosen lesson's text (beside the plots). Once a
+    setting differs from the chosen lesson's, the selector goes back to ``NO_LESSON``."""
     by_title = {lesson.title: lesson for lesson in LESSONS}
     select = pn.widgets.Select(name="Lessons", options=[NO_LESSON, *by_title])
     text = pn.pane.Markdown("", css_classes=["lesson-text"], visible=False,
@@ -111,5 +121,12 @@ def lessons_view(state) -> tuple[pn.widgets.Select, pn.pane.Markdown]:
         if lesson:
             state.apply_settings(lesson.settings, lesson.variables, lesson.unit)
 
+    def diverged(_):
+        # after each refit: a setting changed since the lesson was applied shows no lesson
+        lesson = by_title.get(select.value)
+        if lesson and not lesson.holds_in(state):
+            select.value = NO_LESSON
+
     select.param.watch(choose, "value")
+    state.param.watch(diverged, "curves")
     return select, text

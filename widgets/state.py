@@ -24,12 +24,13 @@ from glm_core.errors import InputError
 from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
 from glm_core.session import MAX_BIN_WIDTH, MIN_BIN_WIDTH
+from glm_core.timing import Timer
 
 from .carry import current_settings, take_settings
-
 from .compiles import compile_off_loop, preparing_message, solver_compiles
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
+from .scores import cv_statistics, fit_timing
 from .shared import (
     FirstFit,
     shared_encodings,
@@ -84,8 +85,9 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
     error = param.String(default="", doc="Message for the user; empty when all is well.")
     notice = param.String(default="", doc="What the last loaded data set could not keep of the "
                           "settings; cleared by the next change.")
-    paths = param.Dict(default={}, doc="Per included variable: (log10 strengths, held-out "
-                       "mean, SE, current log10 strength) of its regularization path.")
+    paths = param.Dict(default={}, doc="Per included variable: (log10 strengths, pooled "
+                       "held-out score, its SE, current log10 strength) of its regularization "
+                       "path.")
     selection = param.Parameter(default=None, doc="The last forward selection (glm_core "
                                 "SelectionResult), variables by index.")
     busy = param.Boolean(default=True, doc="Loading data or compiling (True until the first fit).")
@@ -222,6 +224,11 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
         elif "n_folds" in changed:
             self._encoding = explorer.with_folds(self._encoding, self.n_folds)
         elif changed & set(JOINT_KEYS):
+            if self.joint_map and not self.map_variables():
+                with self._no_refresh():
+                    self.joint_map = False
+                raise InputError("A 2-D map pairs two linear variables, and this data set "
+                                 "has fewer than two: the map stays off.")
             self._encoding = self.encode(self.session, self.unit, self.variables)
             self._fit = self._cv = None
         elif changed & set(ENCODING_KEYS):
@@ -270,6 +277,12 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
             n_bins[pair[0]], n_bins[pair[1]] = self.joint_nx, self.joint_ny
         return explorer.encode(session, unit, n_bins, self.n_folds,
                                [None if r.encoding == BINS else r.n_basis for r in rows], pairs)
+
+    def map_variables(self) -> tuple[str, str] | None:
+        """Names of the two variables the 2-D map pairs (the first two linear ones), or None
+        when the data set has fewer than two."""
+        pairs = self._pairs(self.session, True) if self.session is not None else []
+        return tuple(self.session.variables[v].name for v in pairs[0]) if pairs else None
 
     @staticmethod
     def _pairs(session, joint_map):
@@ -330,14 +343,13 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
         init = None if self._fit is None else self._fit.theta
         key = self._first_fit_key(include, strengths)
         shared = shared_first_fits.get(key) if key else None
-        start = time.perf_counter()
         try:
-            fit = shared.fit if shared else explorer.fit(self._encoding, include, strengths,
-                                                         self.regularizer, init)
+            with Timer() as timer:
+                fit = shared.fit if shared else explorer.fit(self._encoding, include, strengths,
+                                                             self.regularizer, init)
         except InputError as err:
             self._clear_fit(str(err))
             raise
-        elapsed = time.perf_counter() - start
         self._fit = fit
         session = self.session
         self.stats = {
@@ -347,7 +359,7 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
             "pseudo-R2 (McFadden)": fit.pseudo_r2,
             "iterations": fit.n_iter,
             "converged": fit.converged,
-            "refit time (ms)": 1e3 * elapsed,
+            **fit_timing(shared is not None, timer),
             "samples used": session.n_valid,
             "samples dropped (NaN/inf)": session.n_dropped,
         }
@@ -495,9 +507,7 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
             shared_first_fits.put(self._first_fit, dataclasses.replace(shared, cv=cv))
         self._cv, self._cv_fit_theta = cv, self._fit.theta
         stats = dict(self.stats)
-        stats["held-out bits/spike"] = f"{cv.mean:.4f} ± {cv.sem:.4f}"
-        stats["train bits/spike"] = f"{np.nanmean(cv.train_bits_per_spike):.4f}"
-        stats["held-out pseudo-R2"] = cv.test_pseudo_r2
+        stats.update(cv_statistics(cv))
         stats["folds"] = f"{self._encoding.grid.n_folds} (contiguous sections)"
         if np.isnan(cv.test_bits_per_spike).any():
             stats["folds without spikes"] = int(np.isnan(cv.test_bits_per_spike).sum())

@@ -49,7 +49,7 @@ def test_ascent_reaches_the_grid_optimum_of_each_path(problem):
     reference = exhaustive_ascent(enc, include, [-3.0] * 3)
 
     def score(x):
-        return explorer.cross_validate_encoding(enc, include, [10.0**v for v in x], "Lasso").mean
+        return explorer.cross_validate_encoding(enc, include, [10.0**v for v in x], "Lasso").pooled
 
     assert score(logs) >= score(reference) - TOL
     # progress: one step per scored point, fewer than the exhaustive ascent's 2 x 3 x 25

@@ -34,10 +34,10 @@ def test_joint_leaf_recovers_the_grid_cell_and_beats_separate_x_and_y(session):
     assert seen.sum() > 350
     assert np.corrcoef(grid_map.model[seen], grid_map.truth[seen])[0, 1] >= 0.9
     held_out = explorer.cross_validate_encoding(joint, [True, True, False], strengths,
-                                                "Smooth").mean
+                                                "Smooth").pooled
     separate = explorer.encode(session, GRID_CELL, [20, 20, 16, 20])
     apart = explorer.cross_validate_encoding(separate, [True, True, True, False],
-                                             [1e-4, 1e-4, 1e-3, 1e-3], "Smooth").mean
+                                             [1e-4, 1e-4, 1e-3, 1e-3], "Smooth").pooled
     assert held_out > apart + 0.1
 
 
@@ -215,4 +215,4 @@ def test_five_variables_and_two_joint_leaves_fit(session):
     assert np.corrcoef(grid_map.model[seen], grid_map.truth[seen])[0, 1] >= 0.9
     assert speed_wall.name == "speed × wall distance"
     cv = explorer.cross_validate_encoding(enc, [True] * 3, [1e-4, 1e-3, 1e-4], "Ridge")
-    assert cv.converged.all() and np.isfinite(cv.mean)
+    assert cv.converged.all() and np.isfinite(cv.pooled)

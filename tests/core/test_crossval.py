@@ -8,7 +8,7 @@ from scipy.stats import poisson, wilcoxon
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core import GLM, cross_validate, forward_select
-from glm_core.crossval import bits_per_spike, fold_index, select_by_score
+from glm_core.crossval import MIN_GAIN, CVResult, bits_per_spike, fold_index, select_by_score
 from glm_core.encoding import bin_index, make_binning, one_hot
 from glm_core.errors import InputError
 from glm_core.regularizers import Smooth
@@ -93,8 +93,15 @@ def test_ridge_cv_equals_sklearn_refits_per_fold(data):
     np.testing.assert_allclose(result.test_bits_per_spike, test, atol=1e-4)
     np.testing.assert_allclose(result.train_bits_per_spike, train, atol=1e-4)
     assert result.converged.all()
-    assert result.mean == pytest.approx(test.mean(), abs=1e-4)
-    assert result.sem == pytest.approx(test.std(ddof=1) / np.sqrt(5), abs=1e-4)
+    spikes = np.bincount(hand_folds(y.size, 5), y, 5)
+    pooled = np.sum(test * spikes) / spikes.sum()  # the sum of the folds' gains / all spikes
+    assert result.pooled == pytest.approx(pooled, abs=1e-4)
+    assert result.train_pooled == pytest.approx(
+        np.sum(train * (y.sum() - spikes)) / (4 * y.sum()), abs=1e-4)
+    # the delta-method SE of a ratio of sums, written out
+    residual = test * spikes - pooled * spikes
+    assert result.pooled_se == pytest.approx(
+        np.sqrt(5 / 4 * np.sum(residual**2)) / spikes.sum(), abs=1e-4)
     np.testing.assert_array_equal(result.test_spikes + result.train_spikes,
                                   np.full(5, y.sum()))
     fold, ll_model, ll_mean = hand_folds(y.size, 5), 0.0, 0.0
@@ -131,7 +138,7 @@ def test_new_strengths_do_not_recompile(data, regularizer):
     assert counter.count == 0
 
 
-def test_a_fold_without_spikes_scores_nan_and_is_left_out_of_the_mean(data):
+def test_a_fold_without_spikes_scores_nan_and_still_counts_in_the_pooled_score(data):
     X, y = data
     fold = fold_index(y.size, 5)
     silent = np.where(fold == 2, 0.0, y)
@@ -139,8 +146,12 @@ def test_a_fold_without_spikes_scores_nan_and_is_left_out_of_the_mean(data):
     assert result.test_spikes[2] == 0 and np.isnan(result.test_bits_per_spike[2])
     scored = np.delete(result.test_bits_per_spike, 2)
     assert np.all(np.isfinite(scored)) and np.all(np.isfinite(result.train_bits_per_spike))
-    assert result.mean == pytest.approx(scored.mean())
-    assert result.sem == pytest.approx(scored.std(ddof=1) / 2.0)
+    # its gain (the model's expected spikes where none came, against the mean's) still counts
+    assert np.isfinite(result.test_gain[2]) and result.test_gain[2] != 0
+    keep = np.arange(5) != 2
+    np.testing.assert_allclose(result.test_gain[keep] / np.log(2),
+                               scored * result.test_spikes[keep])
+    assert result.pooled == pytest.approx(result.test_gain.sum() / silent.sum() / np.log(2))
 
 
 def test_spikes_in_one_fold_only_or_too_many_folds_raise_input_error(data):
@@ -155,10 +166,20 @@ def test_spikes_in_one_fold_only_or_too_many_folds_raise_input_error(data):
         cross_validate(GLM("Ridge", 1e-2), small, y[:60], n_folds=20)
 
 
+def scored(per_fold, spikes):
+    """A CVResult with these per-fold held-out scores and spikes."""
+    per_fold, spikes = np.asarray(per_fold, float), np.asarray(spikes, float)
+    gain = per_fold * spikes * np.log(2)
+    return CVResult(per_fold, per_fold, spikes, spikes, gain, gain, np.nan,
+                    np.ones(per_fold.size, bool), None)
+
+
 def test_select_by_score_compares_each_step_with_the_current_model():
     """The first key is tested against zero, later ones against the current model's folds; the
-    subsets are scored in the order keys were added; selection stops at the first p >= alpha."""
+    best candidate is the best pooled score; the subsets are scored in the order keys were
+    added; selection stops at the first p >= alpha."""
     rng = np.random.default_rng(1)
+    spikes = rng.integers(50, 250, 10)
     a = 0.5 + 0.05 * rng.normal(size=10)
     table = {("a",): a, ("b",): a - 0.3, ("c",): a - 0.4,
              ("a", "b"): a + 0.1 + 0.01 * rng.normal(size=10), ("a", "c"): a - 0.01,
@@ -167,7 +188,10 @@ def test_select_by_score_compares_each_step_with_the_current_model():
 
     def score_subset(keys):
         calls.append(keys)
-        return table[keys]
+        return scored(table[keys], spikes)
+
+    def pooled(scores):
+        return np.sum(scores * spikes) / spikes.sum()
 
     result = select_by_score(score_subset, ["b", "a", "c"], alpha=0.05)
     assert result.selected == ("a", "b")
@@ -176,12 +200,41 @@ def test_select_by_score_compares_each_step_with_the_current_model():
     assert (first.chosen, second.chosen, third.chosen) == ("a", "b", "c")
     assert [s.added for s in result.steps] == [True, True, False]
     np.testing.assert_allclose(second.gain, table[("a", "b")] - a)
-    assert third.gain_mean == pytest.approx(np.mean(table[("a", "b", "c")] - table[("a", "b")]))
+    assert third.pooled_gain == pytest.approx(
+        pooled(table[("a", "b", "c")]) - pooled(table[("a", "b")]))
     for step, before in zip(result.steps, (0.0, a, table[("a", "b")])):
         gain = step.scores[step.candidates.index(step.chosen)] - before
         np.testing.assert_allclose(step.gain, gain)
         assert step.p_value == pytest.approx(wilcoxon(gain, alternative="greater").pvalue)
-    np.testing.assert_allclose(first.candidate_means, [np.mean(table[(k,)]) for k in "bac"])
+    np.testing.assert_allclose(first.pooled, [pooled(table[(k,)]) for k in "bac"])
+
+
+def test_a_gain_below_the_minimum_adds_nothing_whatever_its_p_value():
+    """A tiny gain on every fold has the smallest p-value the test can give (2**-10), but
+    adds nothing below ``min_gain`` (issue 18: speed added at +0.0001 bits/spike)."""
+    spikes = np.full(10, 100.0)
+    base = np.linspace(1.0, 1.5, 10)
+    table = {("a",): base, ("b",): base - 0.5, ("a", "b"): base + 0.002}
+    result = select_by_score(lambda keys: scored(table[keys], spikes), ["a", "b"])
+    assert result.selected == ("a",) and result.min_gain == MIN_GAIN == 0.005
+    last = result.steps[-1]
+    assert last.p_value == pytest.approx(2.0**-10) and last.p_value < 0.05
+    assert last.pooled_gain == pytest.approx(0.002) and not last.added
+    assert select_by_score(lambda keys: scored(table[keys], spikes), ["a", "b"],
+                           min_gain=1e-3).selected == ("a", "b")
+
+
+@pytest.mark.parametrize("n_folds", [2, 3, 4, 5, 10])
+def test_smallest_p_is_what_the_wilcoxon_test_can_reach(n_folds):
+    """With every fold gaining, the one-sided test's p-value is 2**-n: the step says so, so
+    that the page can explain why 3 folds select nothing."""
+    gain = np.linspace(1.0, 2.0, n_folds)
+    result = select_by_score(lambda keys: scored(gain, np.full(n_folds, 50.0)), ["a"])
+    step = result.steps[0]
+    assert step.smallest_p == 2.0**-n_folds
+    assert step.p_value == pytest.approx(wilcoxon(gain, alternative="greater").pvalue)
+    assert step.p_value == pytest.approx(step.smallest_p)
+    assert step.added == (n_folds >= 5)
 
 
 @pytest.mark.parametrize("seed,regularizer", [(0, "Ridge"), (1, "Ridge"), (2, "Ridge"),

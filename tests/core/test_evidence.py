@@ -88,11 +88,11 @@ def test_best_strengths_score_as_well_as_the_best_point_of_every_path(regularize
     include, grid = [True, False, True], np.linspace(-6.0, 0.0, 25)
     logs = explorer.best_strengths(enc, include, [-3.0] * 3, regularizer, grid)
     strengths = [10.0**x for x in logs]
-    held_out = explorer.cross_validate_encoding(enc, include, strengths, regularizer).mean
+    held_out = explorer.cross_validate_encoding(enc, include, strengths, regularizer).pooled
     for v in (0, 2):
-        best = max(c.mean for c in explorer.path(enc, include, strengths, regularizer, v, grid))
+        best = max(c.pooled for c in explorer.path(enc, include, strengths, regularizer, v, grid))
         assert held_out >= best - 0.005, (v, held_out, best)
-    start = explorer.cross_validate_encoding(enc, include, [1e-3] * 3, regularizer).mean
+    start = explorer.cross_validate_encoding(enc, include, [1e-3] * 3, regularizer).pooled
     assert held_out > start
 
 

@@ -12,8 +12,9 @@ from glm_core.encoding import one_hot
 from glm_core.errors import InputError
 from glm_core.simulation import simulate_binned_truth, simulate_session
 from tests.compile_counts import CompileCounter
-from widgets.state import ExplorerState
-from widgets.vocabulary import RECORDING, SIMULATION
+from glm_core.cell_table import max_bins_for
+from widgets.state import PATH_POINTS, ExplorerState
+from widgets.vocabulary import RECORDING, SIMULATION, VariableSettings
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +60,28 @@ def test_cross_validation_equals_sklearn_refits_per_fold(session, n_folds):
         ll_mean += poisson.logpmf(y[te], mean_rate).sum()
     np.testing.assert_allclose(cv.test_bits_per_spike, test, atol=1e-4)
     np.testing.assert_allclose(cv.train_bits_per_spike, train, atol=1e-4)
-    assert cv.mean == pytest.approx(np.mean(test), abs=1e-4)
-    assert cv.sem == pytest.approx(np.std(test, ddof=1) / np.sqrt(n_folds), abs=1e-4)
+    spikes = np.bincount(fold, y, n_folds)
+    assert cv.pooled == pytest.approx(np.sum(np.multiply(test, spikes)) / y.sum(), abs=1e-4)
+    train_spikes = y.sum() - spikes
+    assert cv.train_pooled == pytest.approx(
+        np.sum(np.multiply(train, train_spikes)) / train_spikes.sum(), abs=1e-4)
     assert cv.test_pseudo_r2 == pytest.approx(1.0 - ll_model / ll_mean, abs=1e-4)
     np.testing.assert_array_equal(cv.test_spikes, np.bincount(fold, y, n_folds))
     np.testing.assert_array_equal(cv.test_spikes + cv.train_spikes, np.full(n_folds, y.sum()))
+
+
+def test_pooled_held_out_score_is_below_the_training_score_on_well_specified_simulations():
+    """Issue 18: the headline held-out score must not beat the training score on data the model
+    can represent exactly. The pooled score (all folds' gains / all held-out spikes) is below
+    the pooled training score in >= 95% of 60 seeds; the unweighted mean of per-fold ratios,
+    the old headline, is not (56 of 60: folds of few spikes score high)."""
+    below = 0
+    for seed in range(60):
+        s = simulate_binned_truth(10_000, seed)
+        enc = explorer.encode(s, 0, [10, 6, 8])
+        cv = explorer.cross_validate_encoding(enc, [True] * 3, [1e-3] * 3, "Ridge")
+        below += cv.pooled < cv.train_pooled
+    assert below >= 57
 
 
 def explicit_smooth_objective(X_blocks, circular, y, strengths):
@@ -129,6 +147,22 @@ def test_forward_selection_finds_position_and_head_direction():
     assert sum(p == {0, 2} for p in picks) >= 18
 
 
+@pytest.mark.parametrize("regularizer", ["Smooth", "Ridge"])
+def test_forward_selection_after_best_strengths_never_adds_speed(regularizer):
+    """Issue 18: after Best strengths, the page's default simulation (T = 2e4, default bins)
+    had speed, which has no true effect, added for +0.0001 (Smooth, seed 0, p = 0.0098) and
+    +0.0018 bits/spike (Ridge, seed 1, p = 0.019). The minimum gain keeps it out in seeds
+    0-9, while position and head direction are always selected."""
+    for seed in range(10):
+        session = simulate_session(20_000, seed)
+        rows = [VariableSettings(v, max_bins_for(3)) for v in session.variables]
+        enc = explorer.encode(session, 0, [r.n_bins for r in rows])
+        logs = explorer.best_strengths(enc, [True] * 3, [r.log_strength for r in rows],
+                                       regularizer, PATH_POINTS)
+        result = explorer.forward_select_encoding(enc, [10.0**x for x in logs], regularizer)
+        assert set(result.selected) == {0, 2}, (seed, result.steps[-1])
+
+
 def test_held_out_score_peaks_inside_the_slider_range():
     """Overfitting is visible: with far more bins than the truth has, training bits/spike
     falls with the strength, stays above the held-out score, and the held-out score has an
@@ -137,8 +171,8 @@ def test_held_out_score_peaks_inside_the_slider_range():
     enc = explorer.encode(s, 0, [60, 6, 32])
     grid = np.linspace(-6, 0, 13)
     scores = explorer.path(enc, [True, False, True], [1e-3] * 3, "Ridge", 0, grid)
-    test = np.array([s.mean for s in scores])
-    train = np.array([s.train_bits_per_spike.mean() for s in scores])
+    test = np.array([s.pooled for s in scores])
+    train = np.array([s.train_pooled for s in scores])
     assert np.all(np.diff(train) < 1e-6)
     assert 0 < np.argmax(test) < grid.size - 1
     assert np.all(train >= test - 1e-3)
@@ -185,11 +219,11 @@ def test_a_fold_without_spikes_scores_nan_and_the_others_still_count(session):
     enc = explorer.encode(silent, 0, [12, 5, 8])
     cv = explorer.cross_validate_encoding(enc, [True] * 3, [1e-3] * 3, "Ridge")
     assert np.isnan(cv.test_bits_per_spike[0]) or enc.grid.fold_spikes[0] > 0
-    assert np.isfinite(cv.mean)
+    assert np.isfinite(cv.pooled)
 
 
-@pytest.mark.parametrize("source,ridge,smooth", [(SIMULATION, 1.486, 1.641),
-                                                 (RECORDING, 1.731, 1.879)])
+@pytest.mark.parametrize("source,ridge,smooth", [(SIMULATION, 1.446, 1.579),
+                                                 (RECORDING, 1.645, 1.759)])
 def test_smooth_is_the_better_default_for_both_built_in_sources(source, ridge, smooth):
     """README, "Is this fit any good?": at the page's default settings Smooth scores higher on
     held-out data than Ridge, for the simulation and the recording's t10c18."""
@@ -198,6 +232,6 @@ def test_smooth_is_the_better_default_for_both_built_in_sources(source, ridge, s
     held_out = {}
     for regularizer in ("Ridge", "Smooth"):
         state.regularizer = regularizer
-        held_out[regularizer] = float(state.stats["held-out bits/spike"].split("±")[0])
+        held_out[regularizer] = state.stats["held-out bits/spike"]
     assert held_out["Ridge"] == pytest.approx(ridge, abs=0.005)
     assert held_out["Smooth"] == pytest.approx(smooth, abs=0.005)
