@@ -1,6 +1,6 @@
 """How a tuning curve is drawn, apart from what it is: bins labelled by the values they hold, the
 rate axis's top with the empirical rates beyond it, and circular curves centred on their peak.
-Pure numpy on :class:`glm_core.explorer.TuningCurve` values; the widgets draw the results."""
+Pure numpy on :class:`glm_core.tuning.TuningCurve` values; the widgets draw the results."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from .encoding import Binning, bin_index
 
 if TYPE_CHECKING:
-    from .explorer import TuningCurve
+    from .tuning import TuningCurve
 
 FEW_VALUES = 4  # a variable with at most this many bins may be labelled by its values
 

@@ -158,7 +158,7 @@ class PopulationFit:
 
     def tuning_curves(self, v: int, n_bins: int, bin_width: float) -> np.ndarray:
         """Each unit's model rate (Hz) at the ``n_bins`` bins of variable ``v``, the other
-        variables at their mean effect (as ``explorer.tuning_curves``); NaN at inactive bins and
+        variables at their mean effect (as ``tuning.tuning_curves``); NaN at inactive bins and
         for units without spikes."""
         log_rate = (self.intercept[:, None] + self.effects[:, v, :n_bins]
                     + self.log_others_gain[:, v, None])

@@ -18,7 +18,7 @@ import numpy as np
 import panel as pn
 import param
 
-from glm_core import explorer, population
+from glm_core import explorer, population, tuning
 from glm_core.cell_table import JOINT_MAX_BINS, max_bins_for
 from glm_core.errors import InputError
 from glm_core.loaders import load_upload
@@ -365,8 +365,8 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
         }
         if shared is None:
             shared = FirstFit(self._encoding, fit,
-                              tuple(explorer.tuning_curves(session, self._encoding, fit)),
-                              tuple(explorer.tuning_maps(session, self._encoding, fit)))
+                              tuple(tuning.tuning_curves(session, self._encoding, fit)),
+                              tuple(tuning.tuning_maps(session, self._encoding, fit)))
             if key:
                 shared_first_fits.put(key, shared)
         self._first_fit = key  # its held-out scores are shared too

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from glm_core import explorer
+from glm_core import explorer, tuning
 from glm_core.encoding import bin_index
 from glm_core.simulation import simulate_session
 from tests.compile_counts import CompileCounter
@@ -79,10 +79,10 @@ def spline_and_bin_correlations(seed):
     bins (read as the step function the user sees; and at the 20 bin centres alone)."""
     session = simulate_session(20_000, seed=seed)
     bins = explorer.encode(session, 0, [20, 20, 16])
-    binned = explorer.tuning_curves(session, bins, explorer.fit(bins, [True] * 3, [1e-3] * 3,
+    binned = tuning.tuning_curves(session, bins, explorer.fit(bins, [True] * 3, [1e-3] * 3,
                                                                 "Ridge"))[0]
     splines = explorer.with_basis(bins, session, 0, 10)
-    smooth = explorer.tuning_curves(session, splines, explorer.fit(
+    smooth = tuning.tuning_curves(session, splines, explorer.fit(
         splines, [True] * 3, [1e-3] * 3, "Ridge"))[0]
     step = step_on(binned, bins.binnings[0], smooth.centres)
     seen = np.isfinite(step)

@@ -36,7 +36,7 @@ def _limit_memory():
 def upload_outcome(name: str, data: bytes, bin_width):
     """The app's path for a new upload: an InputError message, or ``{unit: "fits" | message}``;
     with numpy's traced peak allocation in bytes."""
-    from glm_core import explorer
+    from glm_core import explorer, tuning
     from glm_core.cell_table import max_bins_for
     from glm_core.errors import InputError
     from glm_core.loaders import load_upload
@@ -53,7 +53,7 @@ def upload_outcome(name: str, data: bytes, bin_width):
             try:
                 encoding = explorer.with_unit(encoding, session, unit)
                 fit = explorer.fit(encoding, [True] * len(n_bins), [1e-3] * len(n_bins), "Ridge")
-                curves = explorer.tuning_curves(session, encoding, fit)
+                curves = tuning.tuning_curves(session, encoding, fit)
                 finite = all(np.isfinite(c.model).any() for c in curves)
                 outcome[unit] = "fits" if fit.converged and finite else "no finite curve"
             except InputError as err:

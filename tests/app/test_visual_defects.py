@@ -10,7 +10,7 @@ from bokeh.models import DataRange1d, GlyphRenderer, Image, Legend
 
 from glm_core.encoding import make_binning
 from glm_core.curve_display import EDGE, centred_on_peak, value_labels
-from glm_core.explorer import TuningCurve
+from glm_core.tuning import TuningCurve
 from widgets.maps import TuningMapsView
 from widgets.paths import render_paths
 from widgets.plots import TuningCurvePlot, TuningCurvesView

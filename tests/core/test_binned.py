@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from glm_core import explorer
+from glm_core import explorer, tuning
 from glm_core.encoding import one_hot
 from glm_core.errors import InputError
 from glm_core.glm import GLM
@@ -86,7 +86,7 @@ def test_warm_start_reaches_the_cold_solution(session):
 def test_ground_truth_recovery(session):
     enc = explorer.encode(session, 0, [30, 10, 20])
     fit = explorer.fit(enc, [True] * 3, [1e-4] * 3, "Ridge")
-    curves = {c.name: c for c in explorer.tuning_curves(session, enc, fit)}
+    curves = {c.name: c for c in tuning.tuning_curves(session, enc, fit)}
     for name in ("position", "head direction"):
         c = curves[name]
         ok = np.isfinite(c.model)

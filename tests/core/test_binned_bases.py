@@ -10,7 +10,7 @@ import pytest
 from scipy.optimize import minimize
 from sklearn.linear_model import PoissonRegressor
 
-from glm_core import explorer
+from glm_core import explorer, tuning
 from glm_core.errors import InputError
 from glm_core.glm import GLM
 from glm_core.regularizers import Smooth
@@ -233,7 +233,7 @@ def test_switching_encoding_basis_count_and_strengths_never_recompiles(session):
                                     None if name != "Ridge" else prev and prev.theta)
                 explorer.cross_validate_encoding(enc, [True, False, True], [1e-3] * 3, name)
         explorer.path(enc, [True] * 3, [1e-3] * 3, "Ridge", 2, grid)
-        curves = explorer.tuning_curves(session, enc, prev)
+        curves = tuning.tuning_curves(session, enc, prev)
         enc = explorer.with_bins(enc, session, 0, 24)
         explorer.fit(enc, [True] * 3, [1e-3] * 3, "Lasso")
     assert counter.count == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from glm_core import explorer
+from glm_core import explorer, tuning
 from glm_core.errors import InputError
 from glm_core.open_field import GRID_CELL, HD_CELL, PLACE_CELL, simulate_open_field
 from glm_core.session import Variable, make_session
@@ -28,7 +28,7 @@ def test_joint_leaf_recovers_the_grid_cell_and_beats_separate_x_and_y(session):
     joint = explorer.encode(session, GRID_CELL, [20, 20, 16, 20], pairs=JOINT)
     strengths = [1e-4, 1e-3, 1e-3]
     fit = explorer.fit(joint, [True, True, False], strengths, "Smooth")
-    (grid_map,) = explorer.tuning_maps(session, joint, fit)
+    (grid_map,) = tuning.tuning_maps(session, joint, fit)
     assert grid_map.model.shape == grid_map.truth.shape == (20, 20)
     seen = np.isfinite(grid_map.model)
     assert seen.sum() > 350
@@ -44,7 +44,7 @@ def test_joint_leaf_recovers_the_grid_cell_and_beats_separate_x_and_y(session):
 def test_empirical_map_is_the_occupancy_normalised_rate_with_unvisited_bins_blank(session):
     enc = explorer.encode(session, PLACE_CELL, [20, 20, 16, 20], pairs=JOINT)
     fit = explorer.fit(enc, [True, False, False], [1e-4, 1e-3, 1e-3], "Ridge")
-    (place,) = explorer.tuning_maps(session, enc, fit)
+    (place,) = tuning.tuning_maps(session, enc, fit)
     x, y = session.variable("x").values, session.variable("y").values
     counts = session.unit_counts(PLACE_CELL)
     ix, _ = ref.histogram_bins(x, 20)
@@ -210,7 +210,7 @@ def test_five_variables_and_two_joint_leaves_fit(session):
     assert enc.leaves == ((0, 1), (2,), (3, 4))
     fit = explorer.fit(enc, [True] * 3, [1e-4, 1e-3, 1e-4], "Smooth")
     assert fit.converged
-    grid_map, speed_wall = explorer.tuning_maps(five, enc, fit)
+    grid_map, speed_wall = tuning.tuning_maps(five, enc, fit)
     seen = np.isfinite(grid_map.model)
     assert np.corrcoef(grid_map.model[seen], grid_map.truth[seen])[0, 1] >= 0.9
     assert speed_wall.name == "speed × wall distance"

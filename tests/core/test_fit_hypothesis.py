@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from glm_core import explorer
+from glm_core import explorer, tuning
 from glm_core.errors import InputError
 from glm_core.glm import GLM
 from glm_core.session import Variable, make_session
@@ -53,7 +53,7 @@ def test_binned_fit_only_raises_input_error(data):
         regularizer = data.draw(st.sampled_from(["UnRegularized", "Ridge", "Lasso",
                                                  "GroupLasso"]))
         fit = explorer.fit(enc, include, strengths, regularizer)
-        curves = explorer.tuning_curves(session, enc, fit)
+        curves = tuning.tuning_curves(session, enc, fit)
     except InputError as err:
         event(f"InputError: {''.join(c for c in str(err) if not c.isdigit())[:40]}")
         return

@@ -7,13 +7,14 @@ from scipy.optimize import minimize
 from scipy.stats import poisson
 from sklearn.linear_model import PoissonRegressor
 
-from glm_core import explorer
+from glm_core import explorer, tuning
 from glm_core.encoding import one_hot
 from glm_core.errors import InputError
 from glm_core.simulation import simulate_binned_truth, simulate_session
 from tests.compile_counts import CompileCounter
 from glm_core.cell_table import max_bins_for
-from widgets.state import PATH_POINTS, ExplorerState
+from widgets.heldout_jobs import PATH_POINTS
+from widgets.state import ExplorerState
 from widgets.vocabulary import RECORDING, SIMULATION, VariableSettings
 
 
@@ -129,7 +130,7 @@ def test_bands_cover_the_truth_at_the_nominal_rate():
         s = simulate_binned_truth(10_000, seed)
         enc = explorer.encode(s, 0, [10, 6, 8])
         fit = explorer.fit(enc, [True] * 3, [1e-4] * 3, "Ridge")
-        for c in explorer.tuning_curves(s, enc, fit):
+        for c in tuning.tuning_curves(s, enc, fit):
             if c.name != "speed":
                 ok = np.isfinite(c.model)
                 assert ok.sum() >= c.centres.size - 1

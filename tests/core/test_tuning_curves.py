@@ -5,7 +5,7 @@ on the simulation's ground truth bin by bin."""
 import numpy as np
 import pytest
 
-from glm_core import explorer
+from glm_core import explorer, tuning
 from glm_core.session import Variable, make_session
 from glm_core.simulation import simulate_session
 
@@ -18,7 +18,7 @@ def simulation():
     enc = explorer.encode(session, 0, N_BINS)
     fit = explorer.fit(enc, [True] * 3, [1e-4] * 3, "Ridge")
     assert fit.converged
-    return session, {c.name: c for c in explorer.tuning_curves(session, enc, fit)}
+    return session, {c.name: c for c in tuning.tuning_curves(session, enc, fit)}
 
 
 def histogram(variable, valid, weights, n_bins):
@@ -39,7 +39,7 @@ def masked():
     session = make_session(base.bin_width, variables, base.counts, valid=rng.random(8_000) > 0.2)
     enc = explorer.encode(session, 0, N_BINS)
     fit = explorer.fit(enc, [True] * 3, [1e-3] * 3, "Ridge")
-    return session, explorer.tuning_curves(session, enc, fit)
+    return session, tuning.tuning_curves(session, enc, fit)
 
 
 def test_curves_sit_at_the_bin_centres(masked):
