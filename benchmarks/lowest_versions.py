@@ -89,7 +89,8 @@ def installed_versions(venv: Path) -> dict[str, str]:
 
 def serve(venv: Path, port: int, log_path: Path, timeout: float) -> subprocess.Popen:
     """``panel serve app.py --setup warm_up.py`` of the venv, from the repository; returns once
-    the page answers (raises if it answers with an error, if the server exits or ``timeout`` seconds pass)."""
+    the page answers (raises if it answers with an error, if the server exits or ``timeout``
+    seconds pass)."""
     cmd = [str(venv / "bin" / "panel"), "serve", "app.py", "--setup", "warm_up.py",
            "--address", "127.0.0.1", "--port", str(port),
            f"--allow-websocket-origin=127.0.0.1:{port}", "--num-procs", "1"]

@@ -118,7 +118,8 @@ def fit_record(settings: FitSettings, source: str, binnings, fit, curves, stats:
             joint.append(_map_entry(settings, leaf, binnings, fit, axis, next(maps)))
     return {
         "data_source": source, "unit": settings.unit, "fitted": True,
-        "regularizer": settings.regularizer, "intercept": _plain(fit.intercept), "variables": variables, "maps": joint,
+        "regularizer": settings.regularizer, "intercept": _plain(fit.intercept),
+        "variables": variables, "maps": joint,
         "statistics": {key: _plain(value) for key, value in stats.items()},
         "reproduce": {"data": settings.data, "n_samples": settings.n_samples,
                       "seed": settings.seed, "bin_width": settings.bin_width,

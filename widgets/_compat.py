@@ -25,7 +25,8 @@ from bokeh.settings import settings
 from packaging.version import Version
 
 # [lowest, below) per package: the releases these hooks were written against and tested with.
-# The lower ends are checked by benchmarks/lowest_versions.py, the upper by the suite (constraints.txt).
+# The lower ends are checked by benchmarks/lowest_versions.py, the upper by the suite
+# (constraints.txt).
 TESTED = {"panel": ("1.8", "1.10"), "bokeh": ("3.8", "3.10"), "holoviews": ("1.19", "1.24")}
 REDRAW_FIXES_JS = Path(__file__).with_name("bokeh_redraw_fixes.js")
 

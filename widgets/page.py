@@ -12,6 +12,7 @@ import jax
 import panel as pn
 
 from ._compat import checkbox_labels, page_extensions, redraw_fixes
+from .compiles import solver_compiles
 from .controls import (
     data_controls,
     error_view,
@@ -26,7 +27,6 @@ from .maps import TuningMapsView
 from .paths import paths_view
 from .plots import TuningCurvesView
 from .population import population_view
-from .compiles import solver_compiles
 from .state import ExplorerState
 from .traces import traces_view
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import panel as pn
 import pytest
-from bokeh.models import ColumnDataSource, DataRange1d, Legend, Line, Patch, Scatter, Segment
+from bokeh.models import ColumnDataSource, Legend, Line, Patch, Scatter, Segment
 
 from glm_core.curve_display import centred_on_peak
 from tests.compile_counts import CompileCounter

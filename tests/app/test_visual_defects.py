@@ -3,13 +3,13 @@ ticks, circular curves centred on their peak (items 7, 13, 14)."""
 
 from dataclasses import replace
 
+import holoviews as hv
 import numpy as np
 import pytest
-import holoviews as hv
 from bokeh.models import DataRange1d, GlyphRenderer, Image, Legend
 
-from glm_core.encoding import make_binning
 from glm_core.curve_display import EDGE, centred_on_peak, value_labels
+from glm_core.encoding import make_binning
 from glm_core.tuning import TuningCurve
 from widgets.maps import TuningMapsView
 from widgets.paths import render_paths

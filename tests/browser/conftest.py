@@ -14,6 +14,7 @@ from tests.browser.support import (
     CHROMIUM_ARGS,
     CheckedBrowser,
     free_port,
+    open_app,
     server_errors,
     start_server,
     stop_server,
@@ -64,3 +65,11 @@ def browser(chromium):
     yield checked
     assert not checked.errors, ("the browser reported errors during this test:\n"
                                 + "\n".join(checked.errors))
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh tab on the served app, loaded and fitted (closed after the test)."""
+    page = open_app(browser, server[0])
+    yield page
+    page.context.close()

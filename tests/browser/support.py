@@ -346,3 +346,13 @@ def source_page(browser, url: str, source: str, names, timeout: float = 300.0):
         yield page
     finally:
         page.context.close()
+
+
+def open_app(browser, url, names=("position", "speed", "head direction"), timeout_ms=90_000):
+    """A fresh context (so a fresh Bokeh session) with the app loaded and fitted: its page."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    page.goto(url)
+    wait_for_app(page, names)
+    return page

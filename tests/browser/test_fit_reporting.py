@@ -11,22 +11,11 @@ from tests.browser.support import (
     poll,
     press_slider,
     select_with_option,
-    wait_for_app,
 )
 from widgets.lessons import LESSONS, NO_LESSON
 
 pytestmark = pytest.mark.xdist_group("browser")
 
-
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(server[0])
-    wait_for_app(page)
-    yield page
-    context.close()
 
 
 def test_lesson_selector_resets_when_a_setting_diverges(page):

@@ -38,22 +38,7 @@ UPLOAD = "uploaded file"
 pytestmark = pytest.mark.xdist_group("browser")
 
 
-def open_app(browser, url, names=SIM_VARS):
-    """A fresh context (so a fresh Bokeh session) with the app loaded and fitted."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    wait_for_app(page, names)
-    return page
 
-
-@pytest.fixture
-def page(browser, server):
-    url = server[0]
-    page = open_app(browser, url)
-    yield page
-    page.context.close()
 
 
 def alert(page):

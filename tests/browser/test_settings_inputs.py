@@ -1,6 +1,6 @@
 """Issue 18, items 3 and 9 in the browser: a typed value out of range is bounded in the box
-itself (the box and the fit agree, and a notice says why), and the link is rewritten with the refit, in the
-same document patch as the new curves, not after the held-out score."""
+itself (the box and the fit agree, and a notice says why), and the link is rewritten with the
+refit, in the same document patch as the new curves, not after the held-out score."""
 
 from __future__ import annotations
 
@@ -20,15 +20,6 @@ from tests.browser.support import (
 
 pytestmark = pytest.mark.xdist_group("browser")
 
-
-@pytest.fixture
-def page(browser, server):
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(90_000)
-    page.goto(server[0])
-    wait_for_app(page)
-    yield page
-    page.context.close()
 
 
 def query_of(page) -> dict:
@@ -91,12 +82,12 @@ def test_typed_values_out_of_range_are_bounded_in_the_box(page):
 # Watches, every 5 ms, for the position curve to have ``bins`` points; records the URL's query
 # at that moment.
 JS_WATCH = """(bins) => { window.urlAtRefit = new Promise((resolve) => {
-  const curves = %s;
+  const curves = CURVES;
   const timer = setInterval(() => {
     const c = curves()['position'];
     if (c && c.x.length === bins) { clearInterval(timer); resolve(location.search); }
   }, 5);
-}); }""" % JS_CURVES
+}); }""".replace("CURVES", JS_CURVES)
 
 
 def test_the_link_is_rewritten_with_the_refit_not_after_the_score(page):

@@ -16,8 +16,8 @@ import numpy as np
 import playwright.sync_api as pw
 import pytest
 
-from tests.browser.support import curve, deep_text, poll, press_slider, select_with_option
-from tests.browser.test_page_basics import UPLOAD, open_app
+from tests.browser.support import curve, deep_text, open_app, poll, press_slider, select_with_option
+from tests.browser.test_page_basics import UPLOAD
 
 # Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
 pytestmark = pytest.mark.xdist_group("browser")

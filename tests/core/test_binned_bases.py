@@ -15,8 +15,8 @@ from glm_core.errors import InputError
 from glm_core.glm import GLM
 from glm_core.regularizers import Smooth
 from glm_core.simulation import simulate_session
-from tests.core import references as ref
 from tests.compile_counts import CompileCounter
+from tests.core import references as ref
 from tests.core.test_heldout import bits, fold_ids
 
 nmo = pytest.importorskip("nemos")

@@ -10,8 +10,8 @@ from glm_core import explorer, tuning
 from glm_core.errors import InputError
 from glm_core.open_field import GRID_CELL, HD_CELL, PLACE_CELL, simulate_open_field
 from glm_core.session import Variable, make_session
-from tests.core import references as ref
 from tests.compile_counts import CompileCounter
+from tests.core import references as ref
 
 JOINT = [(0, 1)]  # x and y
 

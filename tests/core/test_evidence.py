@@ -10,8 +10,8 @@ from glm_core import explorer
 from glm_core.errors import InputError
 from glm_core.evidence import evidence_strengths
 from glm_core.simulation import simulate_binned_truth, simulate_session
-from tests.core.references import one_hot
 from tests.compile_counts import CompileCounter
+from tests.core.references import one_hot
 
 
 def prior_blocks(sizes, circular, regularizer):

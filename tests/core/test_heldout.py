@@ -8,11 +8,11 @@ from scipy.stats import poisson
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core import explorer, tuning
+from glm_core.cell_table import max_bins_for
 from glm_core.encoding import one_hot
 from glm_core.errors import InputError
 from glm_core.simulation import simulate_binned_truth, simulate_session
 from tests.compile_counts import CompileCounter
-from glm_core.cell_table import max_bins_for
 from widgets.heldout_jobs import PATH_POINTS
 from widgets.state import ExplorerState
 from widgets.vocabulary import RECORDING, SIMULATION, VariableSettings

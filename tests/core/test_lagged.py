@@ -68,14 +68,16 @@ def test_one_spike_changes_only_the_rows_after_it(spike):
 
 
 def test_moving_a_spike_changes_only_later_rows():
-    window, kernels = 10, raised_cosine_log(4, 10)
+    window = 10
+    kernels = raised_cosine_log(4, window)
     counts = np.zeros(100)
     counts[40] = 1
     before = lagged(counts, kernels)
-    counts[40], counts[45] = 0, 1
+    counts[40], counts[45] = 0, 1  # the spike moves from bin 40 to bin 45
     after = lagged(counts, kernels)
-    np.testing.assert_array_equal(after[:41], before[:41])
-    assert np.any(after[41:56] != before[41:56]) and np.all(after[56:] == before[56:])
+    np.testing.assert_array_equal(after[:41], before[:41])  # bin 40's own row included
+    last = 45 + window + 1  # the last row that sees bin 45
+    assert np.any(after[41:last] != before[41:last]) and np.all(after[last:] == before[last:])
 
 
 def test_lagged_rejects_bad_input():

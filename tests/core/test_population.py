@@ -13,8 +13,8 @@ from glm_core.linear_track import load_linear_track
 from glm_core.population import fit_population, population_grid, skaggs_information
 from glm_core.session import make_session
 from glm_core.simulation import simulate_place_cells, simulate_session
-from tests.core import references as ref
 from tests.compile_counts import CompileCounter
+from tests.core import references as ref
 
 N_BINS = [20, 2, 20]  # linear position, running direction, speed
 INCLUDE = [True, True, False]
