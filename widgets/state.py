@@ -18,7 +18,7 @@ import numpy as np
 import panel as pn
 import param
 
-from glm_core import explorer, population, tuning
+from glm_core import explorer, tuning
 from glm_core.cell_table import JOINT_MAX_BINS, max_bins_for
 from glm_core.errors import InputError
 from glm_core.loaders import load_upload
@@ -30,6 +30,7 @@ from .carry import current_settings, take_settings
 from .compiles import compile_off_loop, preparing_message, solver_compiles
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
+from .population_jobs import PopulationJobs
 from .scores import cv_statistics, fit_timing
 from .shared import (
     FirstFit,
@@ -57,7 +58,7 @@ from .vocabulary import (
 SCORE_DELAY_MS = 300
 
 
-class ExplorerState(HeldOutJobs, param.Parameterized):
+class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
     """Settings in, fit results out."""
 
     source = param.Selector(default=SIMULATION, objects=list(SOURCES))
@@ -396,74 +397,8 @@ class ExplorerState(HeldOutJobs, param.Parameterized):
         self.stats = {"data": self.session.source, "unit": self.unit, "fit": f"none: {reason}"}
         self.param.trigger("settled")
 
-    # --- the population ----------------------------------------------------------------------
-
-    def update_population(self, cross_validate: bool = True):
-        """Fit every unit of the session with the current settings (with ``cross_validate``,
-        their held-out scores too)."""
-        compute = self._population_job(cross_validate)
-        if compute is not None:
-            try:
-                self._set_population(compute(None))
-            except InputError as err:
-                self.error = str(err)
-
-    def fit_all_units(self):
-        """:meth:`update_population` as a job ("Fit all units"), off the event loop."""
-        compute = self._population_job(True)
-        if compute is not None:
-            self.jobs.run("Fit all units", compute, self._set_population, self._fail)
-
-    def _population_job(self, cross_validate):
-        """``compute(on_step) -> (cached grid, PopulationFit)`` on the current settings, or None
-        (with a message) when there is nothing to fit."""
-        enc = self._encoding
-        if enc is None:
-            return None
-        if enc.pairs:
-            self.error = "The population view fits 1-D leaves only: untick '2-D map' first."
-            return None
-        init, cached = self.population, self._population_grid
-        counts = self.session.counts[self.session.valid]
-        include, strengths = self._settings()
-        regularizer = self.regularizer
-
-        def compute(on_step):
-            grid = cached
-            if grid is None or grid[0] is not enc.binnings or grid[1] != enc.grid.n_folds:
-                grid = (enc.binnings, enc.grid.n_folds,
-                        population.population_grid(enc.grid, counts))
-                init_ = None
-            else:
-                init_ = init
-            return grid, population.fit_population(
-                grid[2], enc.n_bins, include, strengths, regularizer, enc.circular,
-                cross_validate, init=init_, bases=enc.bases)
-
-        return compute
-
-    def _set_population(self, result):
-        self._population_grid, self.population = result
-
     def _fail(self, err):
         self.error = str(err)
-
-    def _follow_population(self):
-        """Refit the population after the unit's refit, so that the unit's curves stay instant:
-        its fits on the next tick, its held-out scores (slower) once 0.4 s pass without another
-        change. Updates overtaken by a newer change are skipped."""
-        if not in_server():
-            self.update_population()
-            return
-        self._population_version += 1
-        version = self._population_version
-
-        def update(cross_validate):
-            if version == self._population_version:
-                self.update_population(cross_validate)
-
-        pn.state.curdoc.add_next_tick_callback(partial(update, False))
-        pn.state.add_periodic_callback(partial(update, True), period=400, count=1)
 
     # --- held-out scores (paths, Best strengths, selection: ``HeldOutJobs``) -----------------
 
