@@ -75,7 +75,8 @@ def test_three_folds_say_why_nothing_is_selected():
     s.select_variables()
     step = s.selection.steps[-1]
     assert s.selection.selected == () and step.pooled_gain > 0.5
-    assert "2^-3 = 0.125" in view[2].object and "at least 5 folds" in view[2].object
+    reason = view[3].object  # under the buttons and the job's progress
+    assert "2^-3 = 0.125" in reason and "at least 5 folds" in reason
 
 
 def test_the_stats_table_clears_before_a_new_data_set_is_drawn():

@@ -33,7 +33,7 @@ def test_best_strengths_moves_the_sliders_to_the_ascents_answer_and_draws_its_pa
                               PATH_POINTS)
     # the page's path is warm-started from its last cross-validation, this one cold: Lasso's
     # weakest points stop at the solver's tolerance from different sides (about 0.01 apart)
-    assert np.allclose(state.paths[state.variables[0].name][1], [s.mean for s in reference],
+    assert np.allclose(state.paths[state.variables[0].name][1], [s.pooled for s in reference],
                        atol=0.02)
 
 

@@ -12,8 +12,8 @@ TOL = 1e-4  # bits/spike: the held-out score's plateaus here (its SE is about 0.
 
 
 def mean_scores(enc, include, logs, leaf):
-    """Brute force: the mean held-out score at every grid point of one leaf's path."""
-    return np.array([s.mean for s in explorer.path(enc, include, [10.0**x for x in logs],
+    """Brute force: the pooled held-out score at every grid point of one leaf's path."""
+    return np.array([s.pooled for s in explorer.path(enc, include, [10.0**x for x in logs],
                                                    "Lasso", leaf, GRID)])
 
 
