@@ -52,7 +52,7 @@ class Mutant:
 
 MUTANTS = (
     Mutant("curve-x-left-edges", "tuning-curve x at the left bin edges instead of the centres",
-           (Edit("glm_core/explorer.py", "binning.centres, model,",
+           (Edit("glm_core/tuning.py", "binning.centres, model,",
                  "binning.edges[:-1], model,"),)),
     Mutant("centres-left-edges", "Binning.centres returns the left edges",
            (Edit("glm_core/encoding.py", "return 0.5 * (self.edges[:-1] + self.edges[1:])",
