@@ -218,18 +218,24 @@ def test_a_bad_query_value_gives_a_notice_and_a_fitted_page(browser, server):
         page.context.close()
 
 
+def in_file_order(shown: dict) -> dict:
+    """The plotted curves as files hold them: a circular curve is drawn centred on its peak
+    (bins past +-pi with 2 pi added); here it is put back on [-pi, pi), in the files' order,
+    each angle with its rate."""
+    shown = {name: (np.asarray(x), np.asarray(y)) for name, (x, y) in shown.items()}
+    x, y = shown["head direction"]
+    wrapped = np.mod(x + np.pi, 2 * np.pi) - np.pi
+    order = np.argsort(wrapped)
+    shown["head direction"] = wrapped[order], y[order]
+    return shown
+
+
 def test_the_downloads_arrive_and_hold_the_plotted_fit(browser, server):
     page = new_page(browser, server[0])
     try:
         page.goto(server[0])
         wait_for_app(page)
-        # as files hold them: a circular curve is drawn centred on its peak (bins past +-pi
-        # with 2 pi added), and is compared in the files' order, on [-pi, pi)
-        shown = {name: (np.asarray(x), np.asarray(y)) for name, (x, y) in curves(page).items()}
-        x, y = shown["head direction"]
-        wrapped = np.mod(x + np.pi, 2 * np.pi) - np.pi
-        order = np.argsort(wrapped)
-        shown["head direction"] = wrapped[order], y[order]
+        shown = in_file_order(curves(page))
         with page.expect_download() as info:
             page.locator(".export-csv button").click()
         assert info.value.suggested_filename == "glm_fit.csv"
@@ -306,7 +312,7 @@ def test_the_downloads_of_a_fit_with_a_2d_map_hold_the_map(browser, server):
              and len(page.evaluate(JS_IMAGES)) >= 3, timeout=300,
              message="the open field's curves and its map images")
         page.wait_for_timeout(1000)  # the last refit's patch has landed
-        shown, images = curves(page), page.evaluate(JS_IMAGES)
+        shown, images = in_file_order(curves(page)), page.evaluate(JS_IMAGES)
 
         with page.expect_download() as info:
             page.locator(".export-json button").click()
@@ -327,6 +333,10 @@ def test_the_downloads_of_a_fit_with_a_2d_map_hold_the_map(browser, server):
         rows = list(csv.DictReader(open(info.value.path(), newline="")))
         cells = [r for r in rows if r["variable"] == "x × y"]
         assert len(rows) == 16 + 20 + 400 and len(cells) == 400
+        for name, (x, y) in shown.items():  # each angle (or speed) with its rate, as drawn
+            mine = [r for r in rows if r["variable"] == name]
+            np.testing.assert_allclose([float(r["centre"]) for r in mine], x, rtol=1e-12)
+            np.testing.assert_allclose([float(r["model_hz"]) for r in mine], y, rtol=1e-12)
         np.testing.assert_allclose([float(r["model_hz"] or "nan") for r in cells],
                                    np.array(joint["model_hz"], float).ravel(), rtol=1e-12)
         assert [(int(r["bin"]), int(r["second_bin"])) for r in cells[:3]] == [
