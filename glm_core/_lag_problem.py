@@ -1,0 +1,182 @@
+"""The objective of one training set with behavioural and lagged leaves, and its Newton solve.
+
+The model is eta_t = b + sum_v (B_v c_v)[bin_v(t)] + z_t . beta: the behavioural leaves of the
+cell table (``cell_table``, ``_kernels``) plus the lagged row z_t of each sample (history,
+coupling and event sources through their lag kernels; ``LAG_COLUMNS`` columns, one block of
+``LAG_BASIS`` per lag leaf, zero where unused). The flat coefficient vector is the behavioural
+axes' blocks, then the ``LAG_COLUMNS`` lag coefficients, then the intercept.
+
+One pass over the samples per Newton iteration (every array of a static, padded shape; a
+sample's weight is 1 in the training set and 0 otherwise, so folds, dropped samples (a NaN in
+the lagged row) and padding are data, not shapes):
+
+- mu_t = w_t exp(eta_t), the behavioural part of eta_t gathered per sample from its cell;
+- one scatter of mu_t [z_t, 1] onto the sample's joint cell gives per-cell sums; from them, as
+  in the grid engine, the per-bin and per-bin-pair sums (the behavioural gradient and Hessian
+  blocks, one walk over the occupied cells) and per bin the sums of mu_t z_t (the
+  behaviour x lag blocks);
+- Z' mu (the lag gradient) and Z' diag(mu) Z (the lag block), two products over the samples.
+
+The linear term X'y is constant per training set and taken once. The slot-level Hessian is
+pulled back through the behavioural bases and handed to ``solvers.solve``, which also runs the
+proximal regularizers. A coefficient whose design column is zero on the training set is held at
+zero (as in the grid engine); Smooth keeps the empty bins inside a behavioural axis's range
+active, and penalises neighbouring lag coefficients within a lag leaf.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._kernels import hessian_blocks, map_sizes, pull, pull_hessian, split, to_slots, walk
+from .cell_table import CHUNK
+from .regularizers import SMOOTH_RIDGE, GroupLasso, Smooth
+from .solvers import solve
+
+MAX_LAG_LEAVES = 4  # lag leaves (history, couplings, events) in one model
+LAG_BASIS = 8  # lag basis functions per leaf, at most
+LAG_COLUMNS = MAX_LAG_LEAVES * LAG_BASIS
+
+
+class LagProblem(NamedTuple):
+    """One training set's objective: ``value_grad_hess(theta)``, the penalty's weights and
+    groups, the gradient's scale, the free coordinates ``keep``, the sample count ``n``, the
+    behavioural axes' active coefficients and the constant X'y."""
+
+    value_grad_hess: object
+    weights: jax.Array
+    groups: tuple
+    scale: jax.Array
+    keep: jax.Array
+    active: list
+    n: jax.Array
+    xty: jax.Array
+
+
+def cell_sums(slots, per_cell, n_chunks, sizes):
+    """Per bin of every axis, the sums of ``per_cell`` (capacity, m) over the occupied cells:
+    a list of (sizes[v], m)."""
+    n_axes = len(sizes)
+
+    def step(i, acc):
+        cells = jax.lax.dynamic_slice(slots, (0, i * CHUNK), (n_axes, CHUNK))
+        rows = jax.lax.dynamic_slice(per_cell, (i * CHUNK, 0), (CHUNK, per_cell.shape[1]))
+        return [a + jax.ops.segment_sum(rows, cells[v], sizes[v]) for v, a in enumerate(acc)]
+
+    init = [jnp.zeros((n, per_cell.shape[1]), per_cell.dtype) for n in sizes]
+    return jax.lax.fori_loop(0, n_chunks, step, init)
+
+
+def sample_eta(theta, maps, sample_slots, columns):
+    """(N,) linear predictor of every sample: intercept, its bins' effects and its lagged row."""
+    sizes = map_sizes(maps)
+    n_beh = sum(sizes)
+    slot_theta = to_slots(jnp.concatenate([theta[:n_beh], theta[-1:]]), maps)
+    effects = split(slot_theta[:-1], sizes)
+    eta = slot_theta[-1] + sum(effects[v][sample_slots[v]] for v in range(len(sizes)))
+    return eta + columns @ theta[n_beh:n_beh + LAG_COLUMNS]
+
+
+def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, strengths, maps,
+                is_basis, rough, lag_include, lag_strengths, lag_n_basis, lag_rough,
+                reg) -> LagProblem:
+    """The penalised objective of one training set.
+
+    Args:
+        slots, n_chunks: the cell table (``BinGrid.slots``, ``BinGrid.n_chunks``).
+        cell, y, columns: per sample its joint cell, count and lagged row (N, LAG_COLUMNS).
+        weight: (N,) 1 for the training samples, 0 otherwise.
+        n_coef, include, strengths, maps, is_basis, rough: the behavioural axes'
+            (``_grid_problem.grid_settings``).
+        lag_include, lag_strengths, lag_n_basis: per lag leaf (MAX_LAG_LEAVES).
+        lag_rough: (MAX_LAG_LEAVES, LAG_BASIS, LAG_BASIS) D'D along each leaf's lags.
+        reg: the regularizer.
+
+    Returns:
+        The :class:`LagProblem`.
+    """
+    del is_basis  # the Hessian is always pulled back through the maps
+    sizes = map_sizes(maps)
+    n_beh = sum(sizes)
+    capacity = slots.shape[1]
+    sample_slots = slots[:, cell]  # (V, N)
+    n = jnp.maximum(jnp.sum(weight), 1.0)
+    wy = weight * y
+    # constant sums: per cell samples and spikes, then per bin slot
+    counts = jax.ops.segment_sum(jnp.stack([weight, wy], 1), cell, capacity)
+    slot_counts = cell_sums(slots, counts, n_chunks, sizes)
+    slot_samples = [s[:, 0] for s in slot_counts]
+    xty = jnp.concatenate([*pull([s[:, 1] for s in slot_counts], maps), wy @ columns,
+                           jnp.sum(wy)[None]])
+    coef_samples = pull(slot_samples, maps)
+    in_range = [include[v] & (jnp.arange(size) < n_coef[v]) for v, size in enumerate(sizes)]
+    active = in_range if isinstance(reg, Smooth) else [r & (c > 0)
+                                                       for r, c in zip(in_range, coef_samples)]
+    leaf = jnp.arange(LAG_COLUMNS) // LAG_BASIS
+    lag_active = (lag_include[leaf] & (jnp.arange(LAG_COLUMNS) % LAG_BASIS < lag_n_basis[leaf])
+                  & (weight @ jnp.abs(columns) > 0))
+    keep = jnp.concatenate([*active, lag_active, jnp.ones(1, bool)])
+    lag_maps = [*maps, jnp.eye(LAG_COLUMNS, dtype=columns.dtype)]
+
+    def value_grad_hess(theta):
+        mu = weight * jnp.exp(sample_eta(theta, maps, sample_slots, columns))
+        per_cell = jax.ops.segment_sum(mu[:, None] * jnp.concatenate(
+            [columns, jnp.ones((mu.size, 1), mu.dtype)], 1), cell, capacity)
+        total, per_bin, per_pair = walk(slots, per_cell[:, -1], n_chunks,
+                                        jnp.zeros(n_beh + 1, mu.dtype), sizes)
+        cross = cell_sums(slots, per_cell[:, :-1], n_chunks, sizes)  # per bin: sum mu z
+        zmu = mu @ columns
+        gram = (columns * mu[:, None]).T @ columns
+        h_beh = hessian_blocks(total, per_bin, per_pair, sizes)
+        cross = jnp.concatenate(cross, 0)
+        h = jnp.block([[h_beh[:-1, :-1], cross, h_beh[:-1, -1:]],
+                       [cross.T, gram, zmu[:, None]],
+                       [h_beh[-1:, :-1], zmu[None, :], total[None, None]]])
+        h = pull_hessian(h, lag_maps) / n
+        xmu = jnp.concatenate([*pull(per_bin, maps), zmu, total[None]])
+        f = (total - xty @ theta) / n
+        g = jnp.where(keep, (xmu - xty) / n, 0.0)
+        inert = jnp.diag(jnp.where(keep, 0.0, 1.0))
+        return f, g, jnp.where(keep[:, None] & keep[None, :], h, inert)
+
+    weights, groups = _penalty(reg, sizes, n_coef, include, strengths, rough, active,
+                               lag_active, lag_strengths, lag_n_basis, lag_rough)
+    scale = jnp.maximum(jnp.sum(wy) / n, 1e-6)
+    return LagProblem(value_grad_hess, weights, groups, scale, keep, active, n, xty)
+
+
+def _penalty(reg, sizes, n_coef, include, strengths, rough, active, lag_active, lag_strengths,
+             lag_n_basis, lag_rough):
+    """The regularizer's weights and groups: one group per behavioural axis and per lag leaf."""
+    starts = np.cumsum((0, *sizes, *([LAG_BASIS] * MAX_LAG_LEAVES)))
+    groups = tuple((int(a), int(b)) for a, b in zip(starts[:-1], starts[1:]))
+    lag_blocks = [lag_active[j * LAG_BASIS:(j + 1) * LAG_BASIS] for j in range(MAX_LAG_LEAVES)]
+    if isinstance(reg, GroupLasso):
+        weights = jnp.concatenate([strengths * jnp.sqrt(n_coef.astype(strengths.dtype)),
+                                   lag_strengths * jnp.sqrt(lag_n_basis.astype(
+                                       lag_strengths.dtype))])
+    elif isinstance(reg, Smooth):
+        eye = jnp.eye(LAG_BASIS)
+        blocks = [jnp.where(active[v][:, None] & active[v][None, :], strengths[v] * (
+            rough[v] + SMOOTH_RIDGE * jnp.eye(size)), 0.0) for v, size in enumerate(sizes)]
+        blocks += [jnp.where(a[:, None] & a[None, :], lag_strengths[j] * (
+            lag_rough[j] + SMOOTH_RIDGE * eye), 0.0) for j, a in enumerate(lag_blocks)]
+        weights = jax.scipy.linalg.block_diag(*blocks, jnp.zeros((1, 1)))
+    else:
+        per_coef = [jnp.where(a, strengths[v], 0.0) for v, a in enumerate(active)]
+        per_coef += [jnp.where(a, lag_strengths[j], 0.0) for j, a in enumerate(lag_blocks)]
+        weights = jnp.concatenate([*per_coef, jnp.zeros(1, strengths.dtype)])
+    return weights, groups
+
+
+def solve_lagged(slots, n_chunks, cell, y, columns, weight, settings, theta0, reg, tol, maxiter):
+    """Solve one training set: ``settings`` are :func:`lag_problem`'s from ``n_coef`` to
+    ``lag_rough``. Returns (``solvers.solve``'s result, the :class:`LagProblem`)."""
+    problem = lag_problem(slots, n_chunks, cell, y, columns, weight, *settings, reg)
+    res = solve(problem.value_grad_hess, theta0 * problem.keep, reg, problem.weights,
+                problem.groups, problem.scale, tol, maxiter)
+    return res, problem
