@@ -124,11 +124,13 @@ def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, stre
 
     def value_grad_hess(theta):
         mu = weight * jnp.exp(sample_eta(theta, maps, sample_slots, columns))
-        per_cell = jax.ops.segment_sum(mu[:, None] * jnp.concatenate(
-            [columns, jnp.ones((mu.size, 1), mu.dtype)], 1), cell, capacity)
+        resid = mu - wy  # the gradient from residuals: no cancellation of two large sums
+        per_cell = jax.ops.segment_sum(jnp.concatenate(
+            [mu[:, None] * columns, resid[:, None], mu[:, None]], 1), cell, capacity)
         total, per_bin, per_pair = walk(slots, per_cell[:, -1], n_chunks,
                                         jnp.zeros(n_beh + 1, mu.dtype), sizes)
-        cross = cell_sums(slots, per_cell[:, :-1], n_chunks, sizes)  # per bin: sum mu z
+        per_bin_sums = cell_sums(slots, per_cell[:, :-1], n_chunks, sizes)
+        cross = [s[:, :LAG_COLUMNS] for s in per_bin_sums]  # per bin: sum of mu z
         zmu = mu @ columns
         gram = (columns * mu[:, None]).T @ columns
         h_beh = hessian_blocks(total, per_bin, per_pair, sizes)
@@ -137,9 +139,10 @@ def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, stre
                        [cross.T, gram, zmu[:, None]],
                        [h_beh[-1:, :-1], zmu[None, :], total[None, None]]])
         h = pull_hessian(h, lag_maps) / n
-        xmu = jnp.concatenate([*pull(per_bin, maps), zmu, total[None]])
+        grad = jnp.concatenate([*pull([s[:, -1] for s in per_bin_sums], maps),
+                                resid @ columns, jnp.sum(resid)[None]])
         f = (total - xty @ theta) / n
-        g = jnp.where(keep, (xmu - xty) / n, 0.0)
+        g = jnp.where(keep, grad / n, 0.0)
         inert = jnp.diag(jnp.where(keep, 0.0, 1.0))
         return f, g, jnp.where(keep[:, None] & keep[None, :], h, inert)
 
