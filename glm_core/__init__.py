@@ -19,13 +19,13 @@ from .decoding import bayes_decode
 from .glm import GLM
 from .lag_leaves import LagLeaf, with_lags
 from .lagged_fit import (
-           LagDesign,
-           LagFilter,
-           LaggedFit,
-           cross_validate_lagged,
-           fit_lagged,
-           lag_design,
-           lagged_path,
+    LagDesign,
+    LagFilter,
+    LaggedFit,
+    cross_validate_lagged,
+    fit_lagged,
+    lag_design,
+    lagged_path,
 )
 
 __all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "LagDesign", "LagFilter", "LagLeaf",
