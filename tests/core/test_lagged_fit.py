@@ -124,6 +124,14 @@ def test_fit_equals_float64_scipy_optimum(data, regularizer, strengths):
     assert fit.converged
     assert fit.n_dropped == int((~keep).sum()) == 20  # the history leaf's 100 ms window
     assert relative_error(engine_theta(fit), expected) < REL_TOL
+    # each curve's others' gain: the mean over the used samples of exp(the other leaves' terms,
+    # the lagged ones included), from the fitted coefficients
+    coefs = np.split(engine_theta(fit)[:-1], np.cumsum([d.shape[1] for d in designs])[:-1])
+    terms = [np.nan_to_num(d[keep]) @ c for d, c in zip(designs, coefs)]
+    for v in range(3):
+        others = sum(t for u, t in enumerate(terms) if u != v)
+        np.testing.assert_allclose(fit.log_others_gain[v], np.log(np.mean(np.exp(others))),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_fit_equals_dense_pytree_glm(data):
