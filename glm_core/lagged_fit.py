@@ -169,6 +169,9 @@ class LaggedFit(BinnedFit):
     n_dropped: int = 0
 
 
+STRENGTHS, LAG_STRENGTHS = 2, 7  # positions of the two strength arrays in the settings
+
+
 def lag_settings(grid, design, n_bins, include, strengths, regularizer, bases, circular):
     """Check a design and split the per-leaf flags into the solvers' run-time settings.
 
@@ -195,14 +198,14 @@ def lag_settings(grid, design, n_bins, include, strengths, regularizer, bases, c
                  rough, lag_include, lag_strengths, design.n_basis, lag_rough)
 
 
-def _start(init, n_theta):
-    """The start: ``init`` when it has this layout's length, else zeros (made on the host)."""
-    if init is not None and np.shape(init)[-1] == n_theta:
+def _start(init, size):
+    """The start: ``init`` when it is one solution of this layout, else zeros (on the host)."""
+    if init is not None and np.shape(init) == (size,):
         return init
-    return np.zeros(n_theta, np.float32)
+    return np.zeros(size, np.float32)
 
 
-def n_theta(grid: BinGrid) -> int:
+def lagged_n_theta(grid: BinGrid) -> int:
     """Length of the flat solver vector: the axes' slots, the lag columns, the intercept."""
     return sum(grid.sizes) + LAG_COLUMNS + 1
 
@@ -224,7 +227,7 @@ def fit_lagged(grid: BinGrid, design: LagDesign, n_bins, include, strengths,
     """
     reg, settings = lag_settings(grid, design, n_bins, include, strengths, regularizer, bases,
                                  circular)
-    theta0 = _start(init, n_theta(grid))
+    theta0 = _start(init, lagged_n_theta(grid))
     out = fit_lagged_full(grid.slots, grid.n_chunks, design.samples, design.fold,
                           design.nonzero, np.float32(design.fold_log_factorial.sum()), settings,
                           theta0, reg, tol, maxiter)
@@ -266,7 +269,7 @@ def cross_validate_lagged(grid: BinGrid, design: LagDesign, n_bins, include, str
     """
     reg, settings = lag_settings(grid, design, n_bins, include, strengths, regularizer, bases,
                                  circular)
-    return _cv(grid, design, settings, _fold_start(init, n_theta(grid)), reg, tol, maxiter)
+    return _cv(grid, design, settings, _fold_start(init, lagged_n_theta(grid)), reg, tol, maxiter)
 
 
 def lagged_path(grid: BinGrid, design: LagDesign, n_bins, include, strengths, leaf: int,
@@ -279,11 +282,12 @@ def lagged_path(grid: BinGrid, design: LagDesign, n_bins, include, strengths, le
     reg, settings = lag_settings(grid, design, n_bins, include, strengths, regularizer, bases,
                                  circular)
     n_axes = grid.n_variables
-    start, previous, results = _fold_start(init, n_theta(grid)), None, []
+    start, previous, results = _fold_start(init, lagged_n_theta(grid)), None, []
     log_strengths = list(log_strengths)
     for done, log_s in enumerate(log_strengths, 1):
         point = list(settings)
-        index, slot = (2, leaf) if leaf < n_axes else (7, leaf - n_axes)
+        index, slot = ((STRENGTHS, leaf) if leaf < n_axes
+                       else (LAG_STRENGTHS, leaf - n_axes))
         point[index] = np.array(point[index], np.float32)
         point[index][slot] = 10.0 ** float(log_s)
         result = _cv(grid, design, tuple(point), start, reg, tol, maxiter)

@@ -263,3 +263,21 @@ def test_interactive_changes_never_recompile(data):
         explorer.path(explorer.with_folds(other_unit, 5), [True] * 5, [1e-2] * 5, "Ridge", 3,
                       [-3.0, -2.0])
     assert counter.count == 0
+
+
+def test_a_warm_start_of_the_other_layout_is_ignored(data):
+    """Adding or removing lagged leaves changes the solver's layout: a fit or CV started from
+    the other layout's solution starts cold instead, and gives the same answer."""
+    session, _, enc = data
+    plain = with_lags(enc, session, ())
+    grid_fit = explorer.fit(plain, [True] * 3, [1e-2] * 3, "Ridge")
+    lag_fit = explorer.fit(enc, [True] * 6, [1e-2] * 6, "Ridge")
+    warm = explorer.fit(enc, [True] * 6, [1e-2] * 6, "Ridge", init=grid_fit.theta)
+    np.testing.assert_allclose(warm.lag_coef, lag_fit.lag_coef, rtol=1e-5, atol=1e-6)
+    back = explorer.fit(plain, [True] * 3, [1e-2] * 3, "Ridge", init=lag_fit.theta)
+    np.testing.assert_allclose(back.weights, grid_fit.weights, rtol=1e-5, atol=1e-6)
+    lag_cv = explorer.cross_validate_encoding(enc, [True] * 6, [1e-2] * 6, "Ridge")
+    grid_cv = explorer.cross_validate_encoding(plain, [True] * 3, [1e-2] * 3, "Ridge",
+                                               lag_cv.theta, moved=(lag_fit.theta, warm.theta))
+    cold = explorer.cross_validate_encoding(plain, [True] * 3, [1e-2] * 3, "Ridge")
+    np.testing.assert_allclose(grid_cv.test_gain, cold.test_gain, rtol=1e-5)
