@@ -102,14 +102,15 @@ def simulate_with_history(drive, history=None, *, max_count: float, past=None, s
     while t < n:
         stop = min(n, t + block)
         eta = drive[t:stop] + accumulated[t:stop]
-        rate[t:stop] = np.exp(np.minimum(eta, log_cap))
+        capped = eta > log_cap
+        rate[t:stop] = np.where(capped, max_count, np.exp(np.minimum(eta, log_cap)))
         hits = np.flatnonzero(uniforms[t:stop] >= np.exp(-rate[t:stop]))
         if hits.size == 0:
-            n_capped += int(np.count_nonzero(eta > log_cap))
+            n_capped += int(np.count_nonzero(capped))
             t, block = stop, min(2 * block, MAX_BLOCK)
             continue
         spike = t + int(hits[0])
-        n_capped += int(np.count_nonzero(eta[: hits[0] + 1] > log_cap))
+        n_capped += int(np.count_nonzero(capped[: hits[0] + 1]))
         count = poisson_quantile(float(uniforms[spike]), float(rate[spike]))
         counts[spike] = count
         if window:
