@@ -37,10 +37,13 @@ def loop_reference(drive, history, max_count, seed, past=()):
     return np.array(train[len(past):]), np.array(rates)
 
 
-def test_sampler_equals_the_bin_by_bin_loop():
+@pytest.mark.parametrize("history", [
+    burst_history(np.arange(1, 26) * 0.01),  # sparse spikes: the block search
+    np.r_[np.full(8, 0.3), -np.ones(4)],  # stretches of a spike in every bin: one by one
+])
+def test_sampler_equals_the_bin_by_bin_loop(history):
     rng = np.random.default_rng(0)
     drive = np.log(0.08) + np.sin(np.arange(4000) / 200.0)
-    history = burst_history(np.arange(1, 26) * 0.01)
     sample = simulate_with_history(drive, history, max_count=5.0, seed=7)
     counts, rates = loop_reference(drive, history, 5.0, 7)
     assert counts.sum() > 200
