@@ -23,9 +23,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from .errors import InputError
-from .sequential import SimulatedTrain, simulate_with_history
-
-MAX_SIMULATED_RATE_HZ = 500.0  # the cap of a simulated rate: above it a simulation runs away
+from .sequential import MAX_SIMULATED_RATE_HZ, SimulatedTrain, simulate_with_history
 
 
 def cross_validated_rate(eta_per_fold, fold) -> np.ndarray:

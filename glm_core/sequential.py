@@ -32,6 +32,7 @@ from scipy.stats import poisson
 from .errors import InputError
 
 MIN_BLOCK, MAX_BLOCK = 16, 4096  # bins evaluated at once between spikes
+MAX_SIMULATED_RATE_HZ = 500.0  # the usual cap of a simulated rate: above it a train runs away
 DENSE_GAP, DENSE_RUN = 2, 256  # after a spike this close, the next bins go one by one
 DIRECT_QUANTILE_RATE = 30.0  # expected counts per bin above which scipy draws the count
 
@@ -82,7 +83,8 @@ def simulate_with_history(drive, history=None, *, max_count: float, past=None, s
     Args:
         drive: (T,) log expected count per bin from everything but the train's own history.
         history: (W,) log-rate change at lags 1..W after each spike (None: no history).
-        max_count: cap on the expected count per bin (> 0), e.g. 500 Hz * bin width.
+        max_count: cap on the expected count per bin (> 0), e.g. ``MAX_SIMULATED_RATE_HZ`` times
+            the bin width.
         past: counts before the first bin, oldest first (their last W act through the history;
             None: no spikes before the start).
         seed: seed of the uniforms ``default_rng(seed).random(T)``.
