@@ -8,6 +8,8 @@ cross-validations return a :class:`CVResult`; both forward selections a :class:`
 Lag bases for history, coupling and event kernels: :func:`raised_cosine_log`, :func:`lagged`;
 lagged leaves of an explorer encoding: :class:`LagLeaf`, :func:`with_lags`, fitted by
 :func:`fit_lagged` / :func:`cross_validate_lagged` into a :class:`LaggedFit`.
+The model seen in time: :func:`cross_validated_rate`, :func:`simulate_from_fit` (sequential, with
+spike history), :func:`smooth_counts`.
 Population decoding: :func:`bayes_decode`.
 """
 
@@ -27,9 +29,11 @@ from .lagged_fit import (
     lag_design,
     lagged_path,
 )
+from .model_in_time import cross_validated_rate, simulate_from_fit, smooth_counts
 
 __all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "LagDesign", "LagFilter", "LagLeaf",
            "LaggedFit", "SelectionResult", "bayes_decode", "bin_grid", "cross_validate",
-           "cross_validate_grid", "cross_validate_lagged", "fit_bin_grid", "fit_lagged",
-           "forward_select", "lag_design", "lagged", "lagged_path", "raised_cosine_log",
-           "regularization_path", "with_lags"]
+           "cross_validate_grid", "cross_validate_lagged", "cross_validated_rate",
+           "fit_bin_grid", "fit_lagged", "forward_select", "lag_design", "lagged", "lagged_path",
+           "raised_cosine_log", "regularization_path", "simulate_from_fit", "smooth_counts",
+           "with_lags"]
