@@ -16,10 +16,10 @@ from .export import code_view
 from .page import explorer
 from .paths import paths_view
 from .population import population_view
-from .shared import shared_open_field, shared_simulation
+from .shared import shared_open_field
 from .state import ExplorerState
 from .traces import traces_view
-from .vocabulary import OPEN_FIELD, RECORDING, SIMULATION, VariableSettings
+from .vocabulary import OPEN_FIELD, RECORDING, VariableSettings
 
 
 def warm_first_page() -> None:
@@ -36,9 +36,8 @@ def warm_first_page() -> None:
         pn.panel(build(view.state)).get_root(Document())
     pn.state.log(f"warm-up: first fit and score {fitted - start:.1f} s, page built in "
                  f"{time.perf_counter() - fitted:.1f} s; the rest compiles in the background")
-    solver_compiles.queue(warm_map, SIMULATION)  # the first page's "2-D map" ticked
     solver_compiles.queue(warm_population)
-    solver_compiles.queue(warm_map, OPEN_FIELD)
+    solver_compiles.queue(warm_open_field)
     solver_compiles.queue(lambda: pn.state.log(
         f"warm-up: background compiles done {time.perf_counter() - start:.1f} s after the "
         "first page's began"))
@@ -46,8 +45,8 @@ def warm_first_page() -> None:
 
 def warm_rest():
     """Start the background thread that compiles what :func:`warm_first_page` queued: every
-    regularizer of the default data (Best strengths' evidence first), its 2-D map, the built-in
-    recording and its population, then the open field's 2-D map. Returns the thread."""
+    regularizer of the default data (Best strengths' evidence first), the built-in recording
+    and its population, then the open field's 2-D map. Returns the thread."""
     return solver_compiles.start_background()
 
 
@@ -59,12 +58,10 @@ def warm_population() -> None:
     state.update_population()
 
 
-def warm_map(source: str) -> None:
-    """Compile the default regularizer's solvers for the default 2-D map layout of ``source``
-    (the simulation or the open field)."""
-    state = ExplorerState(source=source)
-    shared = shared_simulation if source == SIMULATION else shared_open_field
-    session = shared(state.n_samples, state.seed)
+def warm_open_field() -> None:
+    """Compile the default regularizer's solvers for the open field's default 2-D map layout."""
+    state = ExplorerState(source=OPEN_FIELD)
+    session = shared_open_field(state.n_samples, state.seed)
     rows = [VariableSettings(v, max_bins_for(len(session.variables))) for v in session.variables]
     encoding = state.encode(session, session.unit_names[0], rows, joint_map=True)
     solver_compiles.compile(encoding, state.regularizer)
