@@ -356,9 +356,12 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
     stride = max(1, int(round(COARSE_DECADES / (grid[1] - grid[0])))) if len(grid) > 1 else 1
     coarse = sorted({*range(0, len(grid), stride), len(grid) - 1})
     plan = [len(leaves) * (len(coarse) + 2 * (stride - 1) + 3 * (rounds - 1)), 0]  # planned, done
+    start = [init]  # where the paths start: the folds' solutions at the current strengths
 
-    def score(v, points, scores):
-        """Add the pooled held-out scores of leaf v at these grid indices to ``scores``."""
+    def score(v, points, scores, thetas, near=None):
+        """Add the pooled held-out scores of leaf v at these grid indices to ``scores``, their
+        folds' solutions to ``thetas``; the path starts from grid point ``near``'s solution if
+        it was scored, else from the current strengths'."""
         points = [i for i in points if 0 <= i < len(grid) and i not in scores]
         if not points:
             return False
@@ -369,9 +372,10 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
                 on_step(plan[1] + done, plan[0])
 
         results = path(enc, include, [10.0**x for x in logs], regularizer, v, grid[points],
-                       init, step)
+                       thetas.get(near, start[0]), step)
         plan[1] += len(points)
         scores.update((i, r.pooled) for i, r in zip(points, results))
+        thetas.update((i, r.theta) for i, r in zip(points, results))
         return True
 
     def best(scores):
@@ -380,22 +384,22 @@ def ascent_strengths(enc: Encoding, include, log_strengths, regularizer, grid_po
 
     for sweep in range(rounds):
         for v in leaves:
-            scores = {}
+            scores, thetas = {}, {}
             if sweep == 0:
-                score(v, coarse, scores)
+                score(v, coarse, scores, thetas)
                 top = best(scores)
                 if top is not None:
-                    score(v, range(top - stride + 1, top + stride), scores)
+                    score(v, range(top - stride + 1, top + stride), scores, thetas, top)
             else:
                 top = int(np.argmin(np.abs(grid - logs[v])))
-                score(v, (top - 1, top, top + 1), scores)
+                score(v, (top - 1, top, top + 1), scores, thetas)
                 while (new := best(scores)) not in (None, top):
                     top = new
-                    if not score(v, (top - 1, top + 1), scores):
+                    if not score(v, (top - 1, top + 1), scores, thetas, top):
                         break
             top = best(scores)
             if top is not None:
-                logs[v] = float(grid[top])
+                logs[v], start[0] = float(grid[top]), thetas[top]
     return logs
 
 

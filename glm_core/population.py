@@ -205,11 +205,13 @@ def fit_population(
     tol: float = 1e-6,
     maxiter: int = 100,
     bases=None,
+    on_step=None,
 ) -> PopulationFit:
     """Fit every unit of ``pop`` with the model of ``binned.fit_bin_grid`` (same ``n_bins``,
     ``include``, ``strengths``, ``regularizer``, ``circular``, ``bases``) in one jitted call;
     with ``cross_validate`` also every unit's held-out bits/spike per fold (the folds of the
-    grid), all folds of all units in one more. ``init``: a previous fit, for warm starts."""
+    grid), all folds of all units in one more. ``init``: a previous fit, for warm starts.
+    ``on_step(steps done, steps)`` after each of these calls (it may raise to stop)."""
     reg = get_regularizer(regularizer)
     n_vars, slots = pop.cells.shape[0], pop.slots
     n_bins = np.asarray(n_bins, np.int32)
@@ -234,6 +236,8 @@ def fit_population(
     theta0 = jnp.zeros((n_pad, size), jnp.float32) if init is None else init.theta
     full = _fit_units(pop.cells, pop.occupancy, pop.spikes, *settings, theta0, reg, tol, maxiter)
     theta, converged, active, shown, effects, log_gains, ll, ll_null = jax.device_get(full)
+    if on_step is not None:
+        on_step(1, 2 if cross_validate else 1)
     u = pop.n_units
     has_spikes = pop.fold_spikes.sum(1) > 0
     log_factorial = pop.fold_log_factorial.sum(1)
@@ -249,6 +253,8 @@ def fit_population(
                                     tol, maxiter)
         cv_theta = out[0]
         cv_converged, ll_test, ll_test_mean = jax.device_get(out[1:])
+        if on_step is not None:
+            on_step(2, 2)
         trained = pop.fold_spikes.sum(1, keepdims=True) - pop.fold_spikes > 0
         gain = np.where(trained, np.asarray(ll_test[:u], float) - ll_test_mean[:u], np.nan)
         test = bits_per_spike(gain, 0.0, pop.fold_spikes)

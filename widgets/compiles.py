@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import queue
 import threading
+from functools import partial
 
 import panel as pn
 
@@ -135,6 +136,20 @@ async def compile_off_loop(encoding, regularizer: str, then) -> None:
     await asyncio.wait([loop.run_in_executor(None, solver_compiles.compile, encoding,
                                              regularizer)])
     pn.state.execute(then, schedule=True)
+
+
+async def prepare_off_loop(build, regularizer: str, then) -> None:
+    """Run ``build()`` (a new encoding, e.g. with a 2-D map) and compile ``regularizer`` for its
+    shapes on a worker thread (outside the document lock, so other tabs keep answering), then
+    ``then(result)`` on this session's turn, where ``result()`` returns the encoding or raises
+    ``build``'s error."""
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, build)
+    await asyncio.wait([future])
+    if future.exception() is None:
+        await asyncio.wait([loop.run_in_executor(None, solver_compiles.compile, future.result(),
+                                                 regularizer)])
+    pn.state.execute(partial(then, future.result), schedule=True)
 
 
 def preparing_message(regularizer: str) -> str:

@@ -60,7 +60,7 @@ class PopulationJobs:
                 init_ = init
             return grid, population.fit_population(
                 grid[2], enc.n_bins, include, strengths, regularizer, enc.circular,
-                cross_validate, init=init_, bases=enc.bases)
+                cross_validate, init=init_, bases=enc.bases, on_step=on_step)
 
         return compute
 

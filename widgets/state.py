@@ -27,7 +27,7 @@ from glm_core.session import MAX_BIN_WIDTH, MIN_BIN_WIDTH
 from glm_core.timing import Timer
 
 from .carry import current_settings, take_settings
-from .compiles import compile_off_loop, preparing_message, solver_compiles
+from .compiles import compile_off_loop, prepare_off_loop, preparing_message, solver_compiles
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
 from .population_jobs import PopulationJobs
@@ -168,7 +168,28 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
             pn.state.add_periodic_callback(lambda: self._update(changed, events), period=20,
                                            count=1)
             return
+        if changed & set(JOINT_KEYS) and in_server() and (not self.joint_map
+                                                          or self.map_variables()):
+            # a new layout: encoded and its solvers compiled on a worker thread, then refit
+            self.busy, joint = True, (self.joint_map, self.joint_nx, self.joint_ny)
+            self.progress = preparing_message("2-D map") if self.joint_map else ""
+            pn.state.execute(partial(prepare_off_loop, partial(
+                self.encode, self.session, self.unit, self.variables, self.joint_map),
+                self.regularizer, partial(self._take_encoding, joint)))
+            return
         self._update(changed, events)
+
+    def _take_encoding(self, joint, encoding):
+        """Refit with the ``encoding()`` built for the 2-D map settings ``joint``, unless they
+        changed since (the newer change has its own)."""
+        if joint != (self.joint_map, self.joint_nx, self.joint_ny):
+            return
+        try:
+            self._encoding, self._fit, self._cv = encoding(), None, None
+        except InputError as err:
+            self.error, self.busy, self.progress = str(err), False, ""
+            return
+        self._update(set(), ())
 
     async def _read_off_loop(self, read, changed, events):
         """Read and encode data set number ``read`` and compile its solver on a thread (Panel

@@ -21,7 +21,9 @@ def state():
 
 def test_best_strengths_moves_the_sliders_to_the_ascents_answer_and_draws_its_paths(state):
     enc, start = state.encoding, [r.log_strength for r in state.variables]
-    expected = explorer.best_strengths(enc, [True] * 3, start, "Lasso", PATH_POINTS)
+    # from the page's warm start (its last cross-validation), as the job does
+    expected = explorer.best_strengths(enc, [True] * 3, start, "Lasso", PATH_POINTS,
+                                       init=state._cv.theta)
     state.best_strengths()
     logs = [r.log_strength for r in state.variables]
     assert logs == [round(x, 2) for x in expected]
