@@ -125,8 +125,9 @@ def population_grid(grid: BinGrid, counts: np.ndarray, min_cells: int = MIN_CELL
     spikes[: counts.shape[1], :, :n_cells] = fold_cell_totals(
         fold_cell, n_folds * n_cells, counts).reshape(-1, n_folds, n_cells)
     log_factorial = gammaln(np.arange(int(counts.max()) + 1) + 1.0)
-    fold_log_factorial = np.stack([np.bincount(grid.sample_fold, log_factorial[counts[:, u].astype(np.int64)],
-                                               n_folds) for u in range(counts.shape[1])])
+    fold_log_factorial = np.stack([
+        np.bincount(grid.sample_fold, log_factorial[counts[:, u].astype(np.int64)], n_folds)
+        for u in range(counts.shape[1])])
     cells = np.zeros((grid.n_variables, capacity), np.int32)
     cells[:, :n_cells] = grid.cell_slots
     cell_spikes = spikes[: counts.shape[1], :, :n_cells].sum(1, dtype=float)

@@ -14,7 +14,7 @@ p = (1 + #(null >= observed)) / (1 + shuffles); z = (observed - mean(null)) / sd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import jax
@@ -27,7 +27,6 @@ from .cell_table import BinGrid, bin_grid
 from .crossval import pooled_bits_per_spike
 from .errors import InputError
 from .population import (
-    PopulationFit,
     PopulationGrid,
     bucket,
     fit_population,
@@ -39,7 +38,8 @@ from .solvers import solve
 
 MIN_SHIFT_S = 20.0  # the shortest shift: a unit's own firing is not correlated over longer
 N_SHUFFLES = 200
-BATCH = 256  # shuffled units fitted per call (a power of two: one compiled shape)
+BATCH = 256  # shifted trains fitted per call on the dense design (at most)
+SOLVER_BATCH = 32  # and by the population solver (its problems are larger)
 SHUFFLE_MIN_CELLS = 64  # cells of the merged table are padded to a power of two from here
 DENSE_MAX = 2**22  # cells x coefficients^2 of the largest model fitted on its dense design
 
@@ -63,8 +63,13 @@ class Significance:
     @property
     def z_score(self) -> np.ndarray:
         """(observed - mean of the null) / its standard deviation; NaN without a score."""
+        scored = np.isfinite(self.null)
+        n = np.maximum(scored.sum(1), 1)
+        mean = np.where(scored, self.null, 0.0).sum(1) / n
+        sd = np.sqrt(np.where(scored, self.null - mean[:, None], 0.0) ** 2 @ np.ones(
+            self.null.shape[1]) / n)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (self.observed - np.nanmean(self.null, 1)) / np.nanstd(self.null, 1)
+            return np.where(scored.any(1), (self.observed - mean) / sd, np.nan)
 
 
 def shift_samples(n_samples: int, bin_width: float, n_shuffles: int = N_SHUFFLES,
@@ -125,27 +130,31 @@ def shuffle_significance(grid: BinGrid, counts: np.ndarray, valid: np.ndarray,
         raise InputError("the counts and valid samples do not match the cell table")
     shifts = shift_samples(counts.shape[0], bin_width, n_shuffles, min_shift_s, seed, shifts_s)
     n_units = counts.shape[1]
-    per_batch = max(1, BATCH // n_units)  # shifts per batch, every unit once per shift
-    plan = np.concatenate([[0], shifts])  # shift 0: the observed score, fitted the same way
-    plan = np.concatenate([plan, np.full(-plan.size % per_batch, plan[-1])])
     merged = merged_grid(grid, include, counts[valid, 0])
     # the left-out axes keep one bin there, and no basis
     n_bins = [n if keep else 1 for n, keep in zip(n_bins, include)]
     bases = [b if keep else None for b, keep in zip(bases or [None] * len(n_bins), include)]
     reg = get_regularizer(regularizer)
-    scores, init = [], None
+    pop = population_grid(merged, counts[valid], SHUFFLE_MIN_CELLS)
+    design = dense_design(pop, n_bins, include, strengths, reg, circular, bases)
+    # shifts per batch, every unit once per shift; the solver's batches are smaller, so that
+    # the progress moves
+    per_batch = max(1, (BATCH if design is not None else SOLVER_BATCH) // n_units)
+    plan = np.concatenate([[0], shifts])  # shift 0: the observed score, fitted the same way
+    plan = np.concatenate([plan, np.full(-plan.size % per_batch, plan[-1])])
+    times = np.flatnonzero(valid)
+    fold_cell = merged.sample_fold.astype(np.int64) * merged.n_cells + merged.sample_cell
+    scores, fit = [], None
     for start in range(0, plan.size, per_batch):
         batch = plan[start:start + per_batch]
-        shifted = np.concatenate([np.roll(counts, s, axis=0)[valid] for s in batch], 1)
-        pop = population_grid(merged, shifted, SHUFFLE_MIN_CELLS)
-        if init is None:
-            design = dense_design(pop, n_bins, include, strengths, reg, circular, bases)
+        shifted = counts[(times[None, :] - batch[:, None]) % counts.shape[0]]  # (S, T, U)
+        pop = _with_spikes(pop, fold_cell, shifted)
         if design is None:  # a large model (a 2-D map) or Lasso / GroupLasso: the solver's
-            init = fit_population(pop, n_bins, include, strengths, reg, circular,
-                                  init=_aligned(init, pop), bases=bases)
-            held_out = init.held_out
+            fit = fit_population(pop, n_bins, include, strengths, reg, circular,
+                                 init=fit, bases=bases)
+            held_out = fit.held_out
         else:
-            held_out, init = dense_held_out(pop, design, init)
+            held_out = dense_held_out(pop, design)
         scores.append(held_out.reshape(len(batch), n_units))
         if on_step is not None:
             on_step(min(start + per_batch - 1, shifts.size), shifts.size)
@@ -154,11 +163,20 @@ def shuffle_significance(grid: BinGrid, counts: np.ndarray, valid: np.ndarray,
                         shifts_s=shifts * float(bin_width))
 
 
-def _aligned(fit: PopulationFit | None, pop) -> PopulationFit | None:
-    """The previous batch's fit as a warm start: the same units in the same places."""
-    if fit is None or fit.theta.shape[0] != pop.spikes.shape[0]:
-        return None
-    return fit
+def _with_spikes(pop: PopulationGrid, fold_cell, shifted) -> PopulationGrid:
+    """``pop`` with the spikes of ``shifted`` (shifts, samples, units), one unit per (shift,
+    unit) in that order, totalled per fold and cell in one bincount."""
+    n_rows = pop.occupancy.shape[0] * pop.cell_slots.shape[1]
+    n_trains = shifted.shape[0] * shifted.shape[2]
+    train = np.arange(n_trains).reshape(shifted.shape[0], 1, shifted.shape[2])
+    index = train * n_rows + fold_cell[None, :, None]
+    totals = np.bincount(index.ravel(), shifted.ravel().astype(float), n_trains * n_rows)
+    totals = totals.reshape(n_trains, pop.occupancy.shape[0], -1)
+    spikes = np.zeros((bucket(n_trains, 8), *pop.spikes.shape[1:]), np.float32)
+    spikes[:n_trains, :, : totals.shape[2]] = totals
+    return replace(pop, spikes=jnp.asarray(spikes), fold_spikes=totals.sum(2),
+                   cell_spikes=totals.sum(1),
+                   fold_log_factorial=np.zeros((n_trains, totals.shape[1])))  # unused here
 
 
 def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=None,
@@ -197,31 +215,32 @@ def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=
     return x, w, keep
 
 
-def dense_held_out(pop: PopulationGrid, design, init=None):
+def dense_held_out(pop: PopulationGrid, design) -> np.ndarray:
     """Every unit's pooled held-out bits/spike on ``pop``'s folds, fitted on a
-    :func:`dense_design` (the scores of ``fit_population``, without its full fits), and the
-    fold solutions, to warm-start the next call (``init``: a previous one's, same shapes)."""
+    :func:`dense_design`: the scores of ``fit_population``, without its full fits. Each fold
+    starts at its training mean rate (a shifted train's optimum is near it; a warm start from
+    another shift's optimum is not, and the batch waits for its slowest problem)."""
     x, w, keep = design
-    theta0 = jnp.zeros((*pop.spikes.shape[:2], x.shape[1]), jnp.float32) if init is None \
-        else init
-    theta, ll_test, ll_test_mean = _dense_cross_validate(
-        x, w, keep, pop.occupancy, pop.spikes, theta0, init is None)
+    ll_test, ll_test_mean = jax.device_get(_dense_cross_validate(
+        x, w, keep, pop.occupancy, pop.spikes))
     u = pop.n_units
     trained = pop.fold_spikes.sum(1, keepdims=True) - pop.fold_spikes > 0
-    gain = np.where(trained, np.asarray(ll_test[:u], float) - np.asarray(ll_test_mean[:u]),
-                    np.nan)
+    gain = np.where(trained, np.asarray(ll_test[:u], float) - ll_test_mean[:u], np.nan)
     scored = np.isfinite(gain)
     return pooled_bits_per_spike(np.where(scored, gain, 0.0),
-                                 np.where(scored, pop.fold_spikes, 0.0)), theta
+                                 np.where(scored, pop.fold_spikes, 0.0))
 
 
-@partial(jax.jit, static_argnames=("fresh", "tol", "maxiter"))
-def _dense_cross_validate(x, w, keep, occupancy, spikes, theta0, fresh, tol=1e-6, maxiter=100):
-    """Every (unit, fold): fit the other folds on the dense design, score the fold. ``fresh``:
-    start at the training mean rate instead of ``theta0``."""
+@partial(jax.jit, static_argnames=("tol", "maxiter"))
+def _dense_cross_validate(x, w, keep, occupancy, spikes, tol=1e-6, maxiter=100):
+    """Every (unit, fold): fit the other folds on the dense design from the training mean rate,
+    score the fold: the held-out log-likelihood terms of the model and of that mean rate."""
     total_occ = sum_folds(occupancy)
+    n_cols = x.shape[1]
+    # each cell's x x', flattened: the Hessians of a batch are then one matrix product
+    outer = (x[:, :, None] * x[:, None, :]).reshape(x.shape[0], n_cols * n_cols)
 
-    def one(occ, spk, total_spk, kp, th0):
+    def one(occ, spk, total_spk, kp):
         train_occ, train_spk = total_occ - occ, total_spk - spk
         rate = jnp.sum(train_spk) / jnp.maximum(jnp.sum(train_occ), 1.0)
         train_spk = jnp.where(jnp.sum(train_spk) <= 0, train_occ, train_spk)  # NaN later
@@ -232,21 +251,20 @@ def _dense_cross_validate(x, w, keep, occupancy, spikes, theta0, fresh, tol=1e-6
 
         def value_grad_hess(theta):
             mu = jnp.where(train_occ > 0, train_occ * jnp.exp(x @ theta), 0.0)
-            h = (x * mu[:, None]).T @ x / n
+            h = (mu @ outer).reshape(n_cols, n_cols) / n
             return ((jnp.sum(mu) - y @ theta) / n, (x.T @ mu - y) / n * kp,
                     jnp.where(both, h, inert))
 
-        if fresh:
-            th0 = jnp.zeros_like(th0).at[0].set(jnp.log(jnp.maximum(rate, 1e-30)))
+        log_rate = jnp.log(jnp.maximum(rate, 1e-30))
+        theta0 = jnp.zeros(n_cols, x.dtype).at[0].set(log_rate)
         scale = jnp.maximum(jnp.sum(train_spk) / n, 1e-6)
-        res = solve(value_grad_hess, th0 * kp, Smooth(), jnp.where(both, w, 0.0), (), scale,
+        res = solve(value_grad_hess, theta0, Smooth(), jnp.where(both, w, 0.0), (), scale,
                     tol, maxiter)
         eta = x @ res.theta
         ll_test = jnp.sum(jnp.where(occ > 0, spk * eta - occ * jnp.exp(eta), 0.0))
-        ll_test_mean = jnp.sum(spk) * jnp.log(jnp.maximum(rate, 1e-30)) - jnp.sum(occ) * rate
-        return res.theta, ll_test, ll_test_mean
+        return ll_test, jnp.sum(spk) * log_rate - jnp.sum(occ) * rate
 
-    def unit(spk, th0):
-        return jax.vmap(one, (0, 0, None, 0, 0))(occupancy, spk, sum_folds(spk), keep, th0)
+    def unit(spk):
+        return jax.vmap(one, (0, 0, None, 0))(occupancy, spk, sum_folds(spk), keep)
 
-    return jax.vmap(unit)(spikes, theta0)
+    return jax.vmap(unit)(spikes)
