@@ -11,7 +11,7 @@ from glm_core.linear_track import load_linear_track
 from glm_core.open_field import simulate_open_field
 from glm_core.population import fit_population, leaf_design, population_grid
 from glm_core.session import make_session
-from glm_core.shuffle import shift_samples, shuffle_significance
+from glm_core.shuffle import Significance, shift_samples, shuffle_significance
 from glm_core.simulation import simulate_place_cells, simulate_session
 
 
@@ -120,3 +120,19 @@ def test_every_units_2d_map_equals_the_single_unit_fit():
         np.testing.assert_allclose(maps[u], single / session.bin_width, rtol=1e-4,
                                    err_msg=f"unit {u}")
         assert fit.converged[u] and one.converged
+
+
+def test_p_value_and_z_score_closed_forms():
+    """p = (1 + #null >= observed) / (1 + shuffles), ties counted; z against the null's mean and
+    (population) sd; a unit without a score, or a NaN null entry, as documented."""
+    sig = Significance(observed=np.array([1.0, 3.0, np.nan, 1.0]),
+                       null=np.array([[0.0, 1.0, 2.0, 0.5], [0.0, 1.0, 2.0, 0.5],
+                                      [0.0, 1.0, 2.0, 0.5], [0.0, np.nan, 2.0, 0.5]]),
+                       shifts_s=np.array([20.0, 30.0, 40.0, 50.0]))
+    np.testing.assert_allclose(sig.p_value, [3 / 5, 1 / 5, np.nan, 2 / 5])
+    null = np.array([0.0, 1.0, 2.0, 0.5])
+    expected = (np.array([1.0, 3.0]) - null.mean()) / null.std()
+    np.testing.assert_allclose(sig.z_score[:2], expected)
+    assert np.isnan(sig.z_score[2])
+    rest = np.array([0.0, 2.0, 0.5])
+    assert sig.z_score[3] == pytest.approx((1.0 - rest.mean()) / rest.std())
