@@ -76,9 +76,16 @@ class PopulationJobs(param.Parameterized):
     def _follow_population(self):
         """Refit the population after the unit's refit, so that the unit's curves stay instant:
         its fits on the next tick, its held-out scores (slower) once 0.4 s pass without another
-        change. Updates overtaken by a newer change are skipped."""
+        change; with a 2-D map (seconds) both as a job. Updates overtaken by a newer change are
+        skipped."""
         if not in_server():
             self.update_population()
+            return
+        if self._encoding is not None and self._encoding.pairs:
+            # every unit's 2-D map takes seconds: off the event loop, superseded by a change
+            compute = self._population_job(True)
+            if compute is not None:
+                self.jobs.run("Every unit's map", compute, self._set_population, self._fail)
             return
         self._population_version += 1
         version = self._population_version
