@@ -6,7 +6,8 @@ The bin-grid GLM of the explorer: :func:`bin_grid` builds a :class:`BinGrid` (th
 :func:`fit_bin_grid`, :func:`cross_validate_grid` and :func:`regularization_path` fit it. Both
 cross-validations return a :class:`CVResult`; both forward selections a :class:`SelectionResult`.
 Lag bases for history, coupling and event kernels: :func:`raised_cosine_log`, :func:`lagged`.
-Population decoding: :func:`bayes_decode`.
+Population decoding: :func:`bayes_decode`. Each unit's shuffle significance:
+:func:`shuffle_significance` (a :class:`Significance`).
 """
 
 from .basis import lagged, raised_cosine_log
@@ -15,7 +16,9 @@ from .cell_table import BinGrid, bin_grid
 from .crossval import CVResult, SelectionResult, cross_validate, forward_select
 from .decoding import bayes_decode
 from .glm import GLM
+from .shuffle import Significance, shuffle_significance
 
-__all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "SelectionResult", "bayes_decode",
-           "bin_grid", "cross_validate", "cross_validate_grid", "fit_bin_grid", "forward_select",
-           "lagged", "raised_cosine_log", "regularization_path"]
+__all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "SelectionResult", "Significance",
+           "bayes_decode", "bin_grid", "cross_validate", "cross_validate_grid", "fit_bin_grid",
+           "forward_select", "lagged", "raised_cosine_log", "regularization_path",
+           "shuffle_significance"]
