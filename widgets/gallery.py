@@ -74,26 +74,28 @@ def tapped_unit(tiles: dict, x, y):
     return tiles["order"][k] if inside and k < len(tiles["order"]) else None
 
 
-def _figure(data):
+def _image(data):
     tiles = data or EMPTY
-    image = hv.Image(tiles["image"], bounds=(0, 0, tiles["width"], tiles["height"]),
-                     vdims=hv.Dimension("rate", label="rate / peak"))
-    labels = hv.Labels(tiles["labels"], kdims=["x", "y"], vdims="text")
-    return (image * labels).opts(
-        hv.opts.Image(cmap="viridis", clim=(0, 1), colorbar=True, tools=["tap", "hover"],
-                      xaxis=None, yaxis=None, responsive=True, min_height=480,
-                      clipping_colors={"NaN": "#ffffff"}, data_aspect=1,
-                      title="every unit's 2-D map, best held-out score first (bits/spike)"),
-        hv.opts.Labels(text_font_size="8pt", text_color="black"),
-        hv.opts.Overlay(framewise=True))
+    return hv.Image(tiles["image"], bounds=(0, 0, tiles["width"], tiles["height"]),
+                    vdims=hv.Dimension("rate", label="rate / peak")).opts(
+        cmap="viridis", clim=(0, 1), colorbar=True, tools=["tap", "hover"], xaxis=None,
+        yaxis=None, responsive=True, min_height=480, clipping_colors={"NaN": "#ffffff"},
+        data_aspect=1, framewise=True,
+        title="every unit's 2-D map, best held-out score first (bits/spike)")
+
+
+def _labels(data):
+    return hv.Labels((data or EMPTY)["labels"], kdims=["x", "y"], vdims="text").opts(
+        text_font_size="8pt", text_color="black")
 
 
 def gallery_view(state, select) -> pn.Column:
     """The gallery, shown while the population's model has a 2-D map; ``select(state, unit)``
     on a click."""
     pipe = hv.streams.Pipe(data=EMPTY)
-    plot = hv.DynamicMap(_figure, streams=[pipe])
-    tap = hv.streams.Tap(source=plot, x=None, y=None)
+    image = hv.DynamicMap(_image, streams=[pipe])
+    tap = hv.streams.Tap(source=image, x=None, y=None)  # on the image: an overlay's taps
+    plot = image * hv.DynamicMap(_labels, streams=[pipe])  # are not sent
     current = {"tiles": EMPTY}
 
     def on_tap(x, y):

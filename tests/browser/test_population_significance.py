@@ -71,8 +71,9 @@ def test_the_gallery_shows_every_units_map_and_a_click_selects_it(browser, serve
                      ("head direction", "speed")) as page:
         page.locator(".population-card .card-header").first.click()
         page.get_by_role("button", name="Fit all units").click()
-        tiles = poll(lambda: (t := page.evaluate(JS_GALLERY)) and len(t) == 4 and t,
-                     timeout=300, message="a gallery of 4 maps")
+        # the held-out scores come after the maps and re-sort them: wait for them
+        tiles = poll(lambda: (t := page.evaluate(JS_GALLERY)) and len(t) == 4 and all(
+            ":" in x["text"] for x in t) and t, timeout=300, message="a gallery of 4 scored maps")
         unit_select = select_with_option(page, "grid cell")
         target = next(t for t in tiles if not t["text"].startswith(unit_select.input_value()))
         unit = target["text"].split(":")[0]
