@@ -3,8 +3,8 @@
 With a joint (2-D) leaf in the model, each unit's model map (``PopulationFit.tuning_curves`` on
 that leaf, divided by its peak; unvisited bins blank) is one tile of a single image, the units
 in rows of ``COLUMNS`` from the best held-out score down, with the unit's name and score under
-its tile. The figure is built once (a DynamicMap fed by a Pipe) and updated in place; clicking a
-tile selects that unit. No maths here.
+its tile. The figure (a DynamicMap fed by a Pipe) is updated in place, and rebuilt only when its
+layout changes; clicking a tile selects that unit. No maths here.
 """
 
 from __future__ import annotations
@@ -91,20 +91,16 @@ def _labels(data):
 
 def gallery_view(state, select) -> pn.Column:
     """The gallery, shown while the population's model has a 2-D map; ``select(state, unit)``
-    on a click."""
-    pipe = hv.streams.Pipe(data=EMPTY)
-    image = hv.DynamicMap(_image, streams=[pipe])
-    tap = hv.streams.Tap(source=image, x=None, y=None)  # on the image: an overlay's taps
-    plot = image * hv.DynamicMap(_labels, streams=[pipe])  # are not sent
-    current = {"tiles": EMPTY}
+    on a click. The figure is rebuilt only when its layout (tile size, unit count) changes,
+    because Bokeh keeps a figure's first ranges; otherwise its data are replaced in place."""
+    current = {"tiles": EMPTY, "layout": None, "pipe": None}
 
     def on_tap(x, y):
         unit = tapped_unit(current["tiles"], x, y)
         if unit is not None:
             select(state, unit)
 
-    tap.add_subscriber(on_tap)
-    pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width", min_height=480)
+    pane = pn.pane.HoloViews(sizing_mode="stretch_width", min_height=480)
     column = pn.Column(pane, visible=False, sizing_mode="stretch_width",
                        css_classes=["population-gallery"])
 
@@ -112,7 +108,16 @@ def gallery_view(state, select) -> pn.Column:
         tiles = gallery_tiles(state)
         current["tiles"] = tiles
         column.visible = bool(tiles["order"])
-        pipe.send(tiles)
+        layout = (tiles["width"], tiles["height"])
+        if layout == current["layout"]:
+            current["pipe"].send(tiles)
+            return
+        pipe = hv.streams.Pipe(data=tiles)
+        image = hv.DynamicMap(_image, streams=[pipe])
+        # the tap stream on the image: an overlay's taps are not sent
+        hv.streams.Tap(source=image, x=None, y=None).add_subscriber(on_tap)
+        current.update(layout=layout, pipe=pipe)
+        pane.object = image * hv.DynamicMap(_labels, streams=[pipe])
 
     update()
     state.param.watch(update, "population")
