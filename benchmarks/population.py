@@ -3,6 +3,7 @@
 Run from the repository root:
 
     PYTHONPATH=. .venv/bin/python benchmarks/population.py [--sim-units 200] [--sim-samples 1000000]
+        [--only fits|significance|maps]
 
 Two data sets: the built-in recording (31 units; linear position 20 bins + running direction,
 speed off, Ridge) and simulated place cells (``simulate_place_cells`` on ``simulate_session``;
@@ -11,6 +12,13 @@ excluded and counted), a strength change: the population's full fits alone, and 
 10-fold held-out scores; the reference in the same process is a loop of ``fit_bin_grid`` (and
 ``cross_validate_grid``) over the units, each warm-started from its own previous fit, as the page
 does for one unit. Medians in ms.
+
+Then (issue 20) the shuffle significance of 63 simulated place cells (``simulate_session``, T =
+40,000 bins of 25 ms; position 20 bins + head direction 16, speed out, Smooth) with 200 shifts,
+against the direct way in the same process (``explorer.cross_validate_encoding`` of each shifted
+train, timed on a few and scaled to all); and the full fits of 63 units with a 20 x 20 map of the
+open field (plus head direction, Smooth) after a strength change, against a loop of
+``explorer.fit``.
 """
 
 from __future__ import annotations
@@ -20,11 +28,15 @@ import statistics
 import time
 
 import jax
+import numpy as np
 
 from glm_core import explorer
 from glm_core.binned import cross_validate_grid, fit_bin_grid
 from glm_core.linear_track import load_linear_track
-from glm_core.population import fit_population, population_grid
+from glm_core.open_field import simulate_open_field
+from glm_core.population import fit_population, leaf_design, population_grid
+from glm_core.session import make_session
+from glm_core.shuffle import shuffle_significance
 from glm_core.simulation import simulate_place_cells, simulate_session
 
 COMPILES = [0]
@@ -90,13 +102,93 @@ def run(name, enc, counts, include, repeats):
         print(f"| {label} | {ours:.1f} | {ref:.1f} | {ref / ours:.1f}x |")
 
 
+def significance(n_units=63, n_shuffles=200, n_direct=6):
+    session = simulate_session(40_000, seed=0, bin_width=0.025)
+    counts = simulate_place_cells(session, n_units, seed=0)
+    session = make_session(session.bin_width, session.variables, counts)
+    enc = explorer.encode(session, 0, [20, 20, 16])
+    n_bins, circular, bases = leaf_design(enc)
+    include, strengths = [True, False, True], [1e-2] * 3
+    args = (enc.grid, session.counts, session.valid, session.bin_width, n_bins, include,
+            strengths, "Smooth", circular, bases)
+    shuffle_significance(*args, n_shuffles=8)  # compiles
+    compiles = COMPILES[0]
+    steps = []
+    start = time.perf_counter()
+    sig = shuffle_significance(*args, n_shuffles=n_shuffles,
+                               on_step=lambda done, total: steps.append(done))
+    ours = time.perf_counter() - start
+    compiled = COMPILES[0] - compiles
+    explorer.cross_validate_encoding(enc, include, strengths, "Smooth")  # compiles
+    start = time.perf_counter()
+    for k in range(n_direct):
+        rolled = make_session(session.bin_width, session.variables,
+                              np.roll(counts, int(sig.shifts_s[k] / session.bin_width), 0))
+        one = explorer.encode(rolled, k, [20, 20, 16])
+        explorer.cross_validate_encoding(one, include, strengths, "Smooth")
+    direct = (time.perf_counter() - start) / n_direct * n_units * (n_shuffles + 1)
+    print(f"\nshuffle significance: {n_units} units x {n_shuffles} shifts, T = "
+          f"{session.n_valid:,}, {len(steps)} progress steps, compiles during the run: "
+          f"{compiled}")
+    print("| population batches (s) | direct single-unit cross-validations, scaled (s) | "
+          "ratio |")
+    print("| --- | --- | --- |")
+    print(f"| {ours:.2f} | {direct:.0f} | {direct / ours:.0f}x |")
+    print(f"significant at p < 0.01: {np.sum(sig.p_value < 0.01)} of {n_units}")
+
+
+def maps(n_units=63, repeats=5):
+    session = simulate_open_field(50_000, seed=0)
+    rng = np.random.default_rng(0)
+    x, y = (session.variable(n).values for n in ("x", "y"))
+    centres = rng.uniform(10, 90, (n_units, 2))
+    counts = np.stack([rng.poisson(0.02 * np.exp(2.5 * np.exp(
+        -((x - cx) ** 2 + (y - cy) ** 2) / (2 * 10.0**2)))) for cx, cy in centres], 1)
+    session = make_session(session.bin_width, session.variables, counts)
+    enc = explorer.encode(session, 0, [20, 20, 16, 20], pairs=[(0, 1)])
+    n_bins, circular, bases = leaf_design(enc)
+    include = [True, True, False]
+    pop = population_grid(enc.grid, counts[session.valid])
+    strengths = lambda i: [10.0 ** (-3 + 0.1 * (i % 5))] * 3  # noqa: E731
+    state = {"pop": fit_population(pop, n_bins, include, strengths(0), "Smooth", circular,
+                                   cross_validate=False, bases=bases)}
+    compiles = COMPILES[0]
+
+    def go(i):
+        state["pop"] = fit_population(pop, n_bins, include, strengths(i + 1), "Smooth",
+                                      circular, cross_validate=False, init=state["pop"],
+                                      bases=bases)
+
+    ours = median_ms(go, repeats)
+    compiled = COMPILES[0] - compiles
+    units = [explorer.with_unit(enc, session, u) for u in range(4)]
+    fits = [explorer.fit(e, include, strengths(0), "Smooth") for e in units]
+
+    def loop(i):
+        for k, e in enumerate(units):
+            fits[k] = explorer.fit(e, include, strengths(i + 1), "Smooth", fits[k].theta)
+
+    ref = median_ms(loop, 3) / len(units) * n_units
+    print(f"\n2-D maps: {n_units} units, 20 x 20 map + head direction, Smooth, "
+          f"{enc.grid.n_cells} cells; compiles during the timed runs: {compiled}")
+    print("| full fits after a strength change | population (ms) | loop of explorer.fit, "
+          "scaled (ms) | ratio |")
+    print("| --- | --- | --- | --- |")
+    print(f"| 63 maps | {ours:.0f} | {ref:.0f} | {ref / ours:.1f}x |")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sim-units", type=int, default=200)
     parser.add_argument("--sim-samples", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--only", choices=["fits", "significance", "maps"])
     args = parser.parse_args()
     jax.monitoring.register_event_duration_secs_listener(_count)
+    if args.only == "significance":
+        return significance()
+    if args.only == "maps":
+        return maps()
 
     session = load_linear_track()
     enc = explorer.encode(session, 0, [20, 2, 20])
@@ -108,6 +200,9 @@ def main():
     enc = explorer.encode(session, 0, [20, 20, 16])
     run("simulated place cells", enc, counts[session.valid], [True] * 3,
         max(3, args.repeats // 3))
+    if args.only is None:
+        significance()
+        maps()
 
 
 if __name__ == "__main__":

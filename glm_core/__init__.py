@@ -10,7 +10,8 @@ lagged leaves of an explorer encoding: :class:`LagLeaf`, :func:`with_lags`, fitt
 :func:`fit_lagged` / :func:`cross_validate_lagged` into a :class:`LaggedFit`.
 The model seen in time: :func:`cross_validated_rate`, :func:`simulate_from_fit` (sequential, with
 spike history), :func:`smooth_counts`.
-Population decoding: :func:`bayes_decode`.
+Population decoding: :func:`bayes_decode`. Each unit's shuffle significance:
+:func:`shuffle_significance` (a :class:`Significance`).
 """
 
 from .basis import lagged, raised_cosine_log
@@ -30,10 +31,11 @@ from .lagged_fit import (
     lagged_path,
 )
 from .model_in_time import cross_validated_rate, simulate_from_fit, smooth_counts
+from .shuffle import Significance, shuffle_significance
 
 __all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "LagDesign", "LagFilter", "LagLeaf",
-           "LaggedFit", "SelectionResult", "bayes_decode", "bin_grid", "cross_validate",
+           "LaggedFit", "SelectionResult", "Significance", "bayes_decode", "bin_grid", "cross_validate",
            "cross_validate_grid", "cross_validate_lagged", "cross_validated_rate",
            "fit_bin_grid", "fit_lagged", "forward_select", "lag_design", "lagged", "lagged_path",
-           "raised_cosine_log", "regularization_path", "simulate_from_fit", "smooth_counts",
-           "with_lags"]
+           "raised_cosine_log", "regularization_path", "shuffle_significance", "simulate_from_fit",
+           "smooth_counts", "with_lags"]

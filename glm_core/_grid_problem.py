@@ -80,7 +80,7 @@ def grid_settings(grid, n_bins, include, strengths, regularizer, bases, circular
             raise InputError("a 2-D leaf pairs two linear variables; a circular one cannot be "
                              "paired")
         rows = (n_coef[-1],) if len(shape) == 1 else shape
-        roughness.append(_slot_roughness(rows, circular[v], size))
+        roughness.append(slot_roughness(rows, circular[v], size))
     is_basis = np.array([b is not None for b in bases])
     return reg, (np.asarray(n_coef, np.int32), np.asarray(include, bool),
                  np.asarray(strengths, np.float32), tuple(maps), is_basis, tuple(roughness))
@@ -92,7 +92,7 @@ def _identity(size):
 
 
 @lru_cache(maxsize=256)
-def _slot_roughness(shape, circular, size):
+def slot_roughness(shape, circular, size):
     """D'D of first differences of neighbouring coefficients, in the first prod(shape) of
     ``size`` slots: along a 1-D leaf (with the wrap-around pair when circular), or along both
     axes of a (nx, ny) joint leaf, the Kronecker sum R_nx (x) I_ny + I_nx (x) R_ny."""

@@ -3,41 +3,43 @@
 All units see the same behaviour, so they share the occupied joint cells and each cell's
 occupancy; only the spike totals per cell differ. :func:`population_grid` totals every unit's
 spikes per cell and cross-validation fold (the folds of ``cell_table``), and :func:`fit_population`
-runs one jitted call: the Newton solver of ``solvers.solve`` vmapped over units for the full fits
-and, for the held-out scores, over units and folds. The objective, penalties, active bins, bases
-(a variable's (slots x k) matrix B from coefficients to bins, as in ``_kernels``) and scores are
-those of ``binned.fit_bin_grid`` / ``binned.cross_validate_grid``.
+runs one jitted call (``_population_solver``): the Newton solver of ``solvers.solve`` vmapped over
+units for the full fits and, for the held-out scores, over units and folds. The objective,
+penalties, active bins, bases (a variable's (slots x k) matrix B from coefficients to bins, as in
+``_kernels``), joint 2-D leaves and scores are those of ``binned.fit_bin_grid`` /
+``binned.cross_validate_grid``.
 
 Shapes are bucketed so that nothing recompiles while the user works: units are padded to a power
-of two (at least 8), cells to a power of two (at least 256), and each variable gets ``slots`` bin
-slots, the smallest of 8, 16, 32, 64 that holds its bins (changing a strength, the variables
-included, the unit count, bin counts within a bucket or a basis reuses the compiled solver). The
-cell table is small, so it is walked whole, without the chunks of ``cell_table``. A unit without
-spikes (or a padding unit) is swapped for a problem solved at its start and reported as NaN.
+of two (at least 8), cells to a power of two (at least 256), and each axis gets its own number of
+bin slots: a variable the smallest of 8, 16, 32, 64 that holds its bins, a joint leaf
+``JOINT_SLOTS`` (changing a strength, the variables included, the unit count, bin counts within a
+bucket or a basis reuses the compiled solver). The cell table is small, so it is walked whole,
+without the chunks of ``cell_table``. A unit without spikes (or a padding unit) is swapped for a
+problem solved at its start and reported as NaN.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from ._kernels import hessian_blocks, pull, pull_hessian, runtime_roughness, to_slots
-from .cell_table import BinGrid
+from ._grid_problem import slot_roughness
+from ._population_solver import cross_validate_units, fit_units
+from .cell_table import JOINT_MAX_BINS, MAX_BINS, BinGrid
 from .crossval import bits_per_spike, pooled_bits_per_spike
 from .errors import InputError
-from .regularizers import SMOOTH_RIDGE, GroupLasso, Regularizer, Smooth, get_regularizer
-from .solvers import solve
+from .regularizers import Regularizer, get_regularizer
 
 SLOT_BUCKETS = (8, 16, 32, 64)
 MIN_CELLS = 256
 
 
-def _bucket(n: int, smallest: int) -> int:
+def bucket(n: int, smallest: int) -> int:
+    """The smallest power of two that holds ``n``, at least ``smallest``."""
     return max(smallest, 1 << int(np.ceil(np.log2(max(n, 1)))))
 
 
@@ -45,8 +47,9 @@ def _bucket(n: int, smallest: int) -> int:
 class PopulationGrid:
     """Every unit's spikes on a session's occupied joint cells, per cross-validation fold.
 
-    Device arrays are padded: ``cells`` (V, C) is each cell's bin per variable, ``occupancy``
-    (K, C) fold k's samples per cell, ``spikes`` (U_pad, K, C) each unit's. Host arrays are
+    Device arrays are padded: ``cells`` (V, C) is each cell's bin per axis (a variable or a
+    joint leaf), ``occupancy`` (K, C) fold k's samples per cell, ``spikes`` (U_pad, K, C) each
+    unit's. ``sizes`` are the bin slots per axis and ``slots`` the widest. Host arrays are
     exact: ``cell_slots`` (V, n_cells), ``cell_occupancy`` (n_cells,), ``cell_spikes``
     (n_units, n_cells), ``fold_spikes`` and ``fold_log_factorial`` (n_units, K).
     """
@@ -60,6 +63,7 @@ class PopulationGrid:
     cell_spikes: np.ndarray
     fold_spikes: np.ndarray
     fold_log_factorial: np.ndarray
+    sizes: tuple[int, ...] = ()
 
     @property
     def n_units(self) -> int:
@@ -70,14 +74,39 @@ class PopulationGrid:
         return self.fold_spikes.shape[1]
 
     def marginals(self, v: int) -> tuple[np.ndarray, np.ndarray]:
-        """Samples per bin of variable ``v`` (slots,) and each unit's spikes (n_units, slots)."""
-        one_hot = self.cell_slots[v][:, None] == np.arange(self.slots)[None, :]
+        """Samples per bin of axis ``v`` (sizes[v],) and each unit's spikes (n_units,
+        sizes[v])."""
+        one_hot = self.cell_slots[v][:, None] == np.arange(self.sizes[v])[None, :]
         return self.cell_occupancy @ one_hot, self.cell_spikes @ one_hot
 
 
-def population_grid(grid: BinGrid, counts: np.ndarray) -> PopulationGrid:
+def axis_sizes(grid: BinGrid) -> tuple[int, ...]:
+    """Bin slots per axis of ``grid`` in the population fit: a joint leaf keeps its
+    ``JOINT_SLOTS``, a variable gets the smallest of ``SLOT_BUCKETS`` that holds its bins."""
+    sizes = []
+    for v, size in enumerate(grid.sizes):
+        used = int(grid.cell_slots[v].max()) + 1
+        if size > MAX_BINS:
+            sizes.append(size)
+            continue
+        slots = next((s for s in SLOT_BUCKETS if s >= used), None)
+        if slots is None:
+            raise InputError(f"{used} bins are more than the {SLOT_BUCKETS[-1]} supported")
+        sizes.append(slots)
+    return tuple(sizes)
+
+
+def fold_cell_totals(fold_cell: np.ndarray, n_rows: int, counts: np.ndarray) -> np.ndarray:
+    """(units, n_rows): each unit's ``counts`` (samples x units) summed over the samples of each
+    (fold, cell) row ``fold_cell``, one bincount per unit (no (samples, units) float copy)."""
+    return np.stack([np.bincount(fold_cell, counts[:, u].astype(np.int64), n_rows)
+                     for u in range(counts.shape[1])])
+
+
+def population_grid(grid: BinGrid, counts: np.ndarray, min_cells: int = MIN_CELLS
+                    ) -> PopulationGrid:
     """Total every unit's ``counts`` (valid samples x units, the samples of ``grid``) per cell and
-    fold of ``grid``."""
+    fold of ``grid``; cells are padded to a power of two of at least ``min_cells``."""
     counts = np.asarray(counts)
     if counts.ndim != 2 or counts.shape[0] != grid.sample_cell.size:
         raise InputError(f"population counts need {grid.sample_cell.size} samples x units, got "
@@ -85,33 +114,29 @@ def population_grid(grid: BinGrid, counts: np.ndarray) -> PopulationGrid:
     if counts.shape[1] == 0:
         raise InputError("the session has no units")
     n_cells, n_folds = grid.n_cells, grid.n_folds
-    used_bins = int(grid.cell_slots.max()) + 1
-    slots = next((s for s in SLOT_BUCKETS if s >= used_bins), None)
-    if slots is None:
-        raise InputError(f"{used_bins} bins are more than the {SLOT_BUCKETS[-1]} supported")
-    capacity = _bucket(n_cells, MIN_CELLS)
-    n_pad = _bucket(counts.shape[1], 8)
+    sizes = axis_sizes(grid)
+    capacity = bucket(n_cells, min_cells)
+    n_pad = bucket(counts.shape[1], 8)
     fold_cell = grid.sample_fold.astype(np.int64) * n_cells + grid.sample_cell
     occupancy = np.zeros((n_folds, capacity))
     occupancy[:, :n_cells] = np.bincount(fold_cell, minlength=n_folds * n_cells).reshape(
         n_folds, n_cells)
     spikes = np.zeros((n_pad, n_folds, capacity), np.float32)
-    fold_log_factorial = np.zeros((counts.shape[1], n_folds))
+    spikes[: counts.shape[1], :, :n_cells] = fold_cell_totals(
+        fold_cell, n_folds * n_cells, counts).reshape(-1, n_folds, n_cells)
     log_factorial = gammaln(np.arange(int(counts.max()) + 1) + 1.0)
-    for u in range(counts.shape[1]):  # one bincount per unit: no (T, units) float copy
-        y = counts[:, u].astype(np.int64)
-        spikes[u, :, :n_cells] = np.bincount(fold_cell, y, n_folds * n_cells).reshape(
-            n_folds, n_cells)
-        fold_log_factorial[u] = np.bincount(grid.sample_fold, log_factorial[y], n_folds)
+    fold_log_factorial = np.stack([
+        np.bincount(grid.sample_fold, log_factorial[counts[:, u].astype(np.int64)], n_folds)
+        for u in range(counts.shape[1])])
     cells = np.zeros((grid.n_variables, capacity), np.int32)
     cells[:, :n_cells] = grid.cell_slots
     cell_spikes = spikes[: counts.shape[1], :, :n_cells].sum(1, dtype=float)
     return PopulationGrid(
         cells=jnp.asarray(cells), occupancy=jnp.asarray(occupancy, jnp.float32),
-        spikes=jnp.asarray(spikes), slots=slots, cell_slots=grid.cell_slots,
+        spikes=jnp.asarray(spikes), slots=max(sizes), cell_slots=grid.cell_slots,
         cell_occupancy=occupancy[:, :n_cells].sum(0), cell_spikes=cell_spikes,
         fold_spikes=spikes[: counts.shape[1], :, :n_cells].sum(2, dtype=float),
-        fold_log_factorial=fold_log_factorial)
+        fold_log_factorial=fold_log_factorial, sizes=sizes)
 
 
 @dataclass(frozen=True)
@@ -193,6 +218,54 @@ def skaggs_information(occupancy: np.ndarray, spikes: np.ndarray) -> np.ndarray:
     return np.where(mean_rate[..., 0] > 0, info, np.nan)
 
 
+def leaf_design(enc) -> tuple[tuple, list, list]:
+    """An explorer ``Encoding``'s design per leaf, as :func:`fit_population` takes it: bins (or
+    (nx, ny) for a joint leaf), circular flags and bases (None for a joint leaf)."""
+    one = [len(leaf) == 1 for leaf in enc.leaves]
+    bases = enc.bases or (None,) * len(enc.binnings)
+    return (enc.leaf_bins,
+            [is_one and enc.circular[leaf[0]] for is_one, leaf in zip(one, enc.leaves)],
+            [bases[leaf[0]] if is_one else None for is_one, leaf in zip(one, enc.leaves)])
+
+
+def solver_settings(sizes, n_bins, include, strengths, circular=None, bases=None) -> tuple:
+    """Check a design against the axes' bin slots ``sizes`` and turn it into the solver's run-time
+    settings ``(n_coef, include, strengths, maps, is_basis, rough)`` (``_population_solver``).
+
+    Args:
+        sizes: bin slots per axis (``PopulationGrid.sizes``).
+        n_bins: per axis, its bins, or (nx, ny) for a joint leaf.
+        include, strengths: per axis.
+        circular: per axis, whether it wraps around; None for none.
+        bases: per axis, None or its (n_bins, k) basis; None for all one-hot.
+    """
+    n_axes = len(sizes)
+    shapes = [tuple(int(m) for m in n) if np.ndim(n) else (int(n),) for n in n_bins]
+    if len(shapes) != n_axes or any(
+            min(shape) < 1 or int(np.prod(shape)) > size or len(shape) > 2
+            or (len(shape) == 2 and max(shape) > JOINT_MAX_BINS)
+            for shape, size in zip(shapes, sizes)):
+        raise InputError(f"each variable needs between 1 and {min(sizes)} bins, and between 1 "
+                         f"and {JOINT_MAX_BINS} per side of a 2-D map")
+    if not any(include):
+        raise InputError("include at least one variable in the model")
+    bases = list(bases or (None,) * n_axes)
+    circular = [False] * n_axes if circular is None else [bool(c) for c in circular]
+    maps, n_coef, rough = [], [], []
+    for basis, shape, size, wraps in zip(bases, shapes, sizes, circular):
+        m = np.eye(size, dtype=np.float32)
+        if basis is not None:
+            m = np.zeros((size, size), np.float32)
+            m[: basis.shape[0], : basis.shape[1]] = basis
+        maps.append(m)
+        n_coef.append(int(np.prod(shape)) if basis is None else basis.shape[1])
+        rough.append(slot_roughness((n_coef[-1],) if len(shape) == 1 else shape,
+                                    wraps and len(shape) == 1, size))
+    return (np.asarray(n_coef, np.int32), np.asarray(include, bool),
+            np.asarray(strengths, np.float32), tuple(maps),
+            np.array([b is not None for b in bases]), tuple(rough))
+
+
 def fit_population(
     pop: PopulationGrid,
     n_bins,
@@ -207,34 +280,19 @@ def fit_population(
     bases=None,
     on_step=None,
 ) -> PopulationFit:
-    """Fit every unit of ``pop`` with the model of ``binned.fit_bin_grid`` (same ``n_bins``,
-    ``include``, ``strengths``, ``regularizer``, ``circular``, ``bases``) in one jitted call;
-    with ``cross_validate`` also every unit's held-out bits/spike per fold (the folds of the
-    grid), all folds of all units in one more. ``init``: a previous fit, for warm starts.
-    ``on_step(steps done, steps)`` after each of these calls (it may raise to stop)."""
+    """Fit every unit of ``pop`` with the model of ``binned.fit_bin_grid`` (same ``n_bins`` per
+    axis, (nx, ny) for a joint leaf; ``include``, ``strengths``, ``regularizer``, ``circular``,
+    ``bases``; see :func:`leaf_design`) in one jitted call; with ``cross_validate`` also every
+    unit's held-out bits/spike per fold (the folds of the grid), all folds of all units in one
+    more. ``init``: a previous fit, for warm starts. ``on_step(steps done, steps)`` after each
+    of these calls (it may raise to stop)."""
     reg = get_regularizer(regularizer)
-    n_vars, slots = pop.cells.shape[0], pop.slots
-    n_bins = np.asarray(n_bins, np.int32)
-    if n_bins.shape != (n_vars,) or np.any(n_bins < 1) or np.any(n_bins > slots):
-        raise InputError(f"each variable needs between 1 and {slots} bins")
-    if not any(include):
-        raise InputError("include at least one variable in the model")
-    maps = np.tile(np.eye(slots, dtype=np.float32), (n_vars, 1, 1))
-    n_coef = n_bins.copy()
-    for v, basis in enumerate(bases or ()):
-        if basis is not None:
-            maps[v] = 0.0
-            maps[v, : basis.shape[0], : basis.shape[1]] = basis
-            n_coef[v] = basis.shape[1]
-    is_basis = np.array([b is not None for b in bases or (None,) * n_vars])
-    settings = (jnp.asarray(n_coef), jnp.asarray(include, bool),
-                jnp.asarray(strengths, jnp.float32),
-                jnp.zeros(n_vars, bool) if circular is None else jnp.asarray(circular, bool),
-                jnp.asarray(maps), jnp.asarray(is_basis))
-    size = n_vars * slots + 1
+    settings = solver_settings(pop.sizes, n_bins, include, strengths, circular, bases)
+    n_vars, width = pop.cells.shape[0], pop.slots
+    size = sum(pop.sizes) + 1
     n_pad = pop.spikes.shape[0]
     theta0 = jnp.zeros((n_pad, size), jnp.float32) if init is None else init.theta
-    full = _fit_units(pop.cells, pop.occupancy, pop.spikes, *settings, theta0, reg, tol, maxiter)
+    full = fit_units(pop.cells, pop.occupancy, pop.spikes, settings, theta0, reg, tol, maxiter)
     theta, converged, active, shown, effects, log_gains, ll, ll_null = jax.device_get(full)
     if on_step is not None:
         on_step(1, 2 if cross_validate else 1)
@@ -249,8 +307,8 @@ def fit_population(
         cv0 = (np.asarray(init.cv_theta) + (theta - np.asarray(init.theta))[:, None, :]
                if init is not None and init.cv_theta is not None
                else np.broadcast_to(theta[:, None], (n_pad, pop.n_folds, size)))
-        out = _cross_validate_units(pop.cells, pop.occupancy, pop.spikes, *settings, cv0, reg,
-                                    tol, maxiter)
+        out = cross_validate_units(pop.cells, pop.occupancy, pop.spikes, settings, cv0, reg,
+                                   tol, maxiter)
         cv_theta = out[0]
         cv_converged, ll_test, ll_test_mean = jax.device_get(out[1:])
         if on_step is not None:
@@ -261,8 +319,12 @@ def fit_population(
         converged = converged[:u] & np.all(cv_converged[:u] | ~trained, 1)
     skaggs = np.stack([skaggs_information(*pop.marginals(v)) for v in range(n_vars)], 1)
     nan = np.where(has_spikes, 1.0, np.nan)
+    starts = np.cumsum((0, *pop.sizes))
+    weights = np.zeros((u, n_vars, width), theta.dtype)
+    for v, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
+        weights[:, v, : b - a] = theta[:u, a:b]
     return PopulationFit(
-        weights=theta[:u, :-1].reshape(u, n_vars, slots),
+        weights=weights,
         active=active,
         effects=effects[:u],
         shown=shown,
@@ -278,156 +340,3 @@ def fit_population(
         theta=full[0],
         cv_theta=cv_theta,
     )
-
-
-# --- the jitted solver --------------------------------------------------------------------------
-
-
-def _log_mean_exp_others(cells, occupancy, w, active):
-    """Per variable v, log of the occupancy-weighted mean of exp(sum of the other variables'
-    coefficients), each variable's largest active coefficient taken out before exponentiating
-    (no overflow without a penalty), as ``binned``'s curves."""
-    n_vars = cells.shape[0]
-    peak = jnp.max(jnp.where(active, w, -jnp.inf), axis=1)
-    peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
-    effects = jnp.stack([(w[v] - peak[v])[cells[v]] for v in range(n_vars)])  # (V, C)
-    n = jnp.sum(occupancy)
-    gains = []
-    for v in range(n_vars):
-        others = jnp.sum(effects, 0) - effects[v]
-        gains.append(jnp.log(jnp.sum(occupancy * jnp.exp(others)) / n) + jnp.sum(peak) - peak[v])
-    return jnp.stack(gains)
-
-
-def _pull_stacked(per_slot, maps):
-    """``_kernels.pull`` on (V, slots) sums and (V, slots, k) maps, stacked back to (V, k)."""
-    return jnp.stack(pull(per_slot, maps))
-
-
-def _problem(cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis,
-             reg, slots):
-    """Value, gradient/Hessian, penalty weights, groups, scale, kept coordinates and active
-    coefficients of one unit's training cells (``_grid_problem.cell_problem`` on a whole, small cell
-    table)."""
-    n_vars = cells.shape[0]
-    one_hot = [jax.nn.one_hot(cells[v], slots, dtype=occupancy.dtype) for v in range(n_vars)]
-    pairs = [(v, u) for v in range(n_vars) for u in range(v + 1, n_vars)]
-    pair_index = {(v, u): cells[v] * slots + cells[u] for v, u in pairs}
-    diagonal = ~jnp.any(is_basis & include)
-    n = jnp.maximum(jnp.sum(occupancy), 1.0)
-    counts = _pull_stacked(jnp.stack([occupancy @ e for e in one_hot]), maps)
-    in_range = include[:, None] & (jnp.arange(slots)[None, :] < n_coef[:, None])
-    active = in_range if isinstance(reg, Smooth) else in_range & (counts > 0)
-    keep = jnp.concatenate([active.ravel(), jnp.ones(1, bool)])
-    spike_totals = jnp.concatenate([_pull_stacked(jnp.stack([spikes @ e for e in one_hot]),
-                                                  maps).ravel(),
-                                    jnp.sum(spikes)[None]])
-
-    def expected(theta):
-        theta = to_slots(theta, maps)
-        w = theta[:-1].reshape(n_vars, slots)
-        eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
-        return jnp.where(occupancy > 0, occupancy * jnp.exp(eta), 0.0)
-
-    def value_grad_hess(theta):
-        mu = expected(theta)
-        per_bin = jnp.stack([mu @ e for e in one_hot])
-        total = jnp.sum(mu)
-        g = (jnp.concatenate([_pull_stacked(per_bin, maps).ravel(), total[None]])
-             - spike_totals) / n
-        per_pair = {(v, u): jax.ops.segment_sum(mu, pair_index[(v, u)], slots * slots)
-                    for v in range(n_vars) for u in range(v + 1, n_vars)}
-        h = hessian_blocks(total, per_bin, per_pair, (slots,) * n_vars) / n
-        h = jax.lax.cond(diagonal, lambda a: a, lambda a: pull_hessian(a, maps), h)
-        g = g * keep
-        h = jnp.where(keep[:, None] & keep[None, :], h, jnp.diag(jnp.where(keep, 0.0, 1.0)))
-        return (total - spike_totals @ theta) / n, g, h
-
-    if isinstance(reg, GroupLasso):
-        weights = strengths * jnp.sqrt(n_coef.astype(strengths.dtype))
-    elif isinstance(reg, Smooth):
-        blocks = [jnp.where(active[v][:, None] & active[v][None, :], strengths[v] * (
-            runtime_roughness(n_coef[v], circular[v], slots) + SMOOTH_RIDGE * jnp.eye(slots)), 0.0)
-            for v in range(n_vars)]
-        weights = jax.scipy.linalg.block_diag(*blocks, jnp.zeros((1, 1)))
-    else:
-        weights = jnp.concatenate([jnp.where(active, strengths[:, None], 0.0).ravel(),
-                                   jnp.zeros(1, strengths.dtype)])
-    groups = tuple((v * slots, (v + 1) * slots) for v in range(n_vars))
-    scale = jnp.maximum(jnp.sum(spikes) / n, 1e-6)
-    return value_grad_hess, weights, groups, scale, keep, active, diagonal
-
-
-def _log_likelihood_terms(cells, occupancy, spikes, theta, slots):
-    """sum over cells of spikes * eta - occupancy * exp(eta) (log y! left out; ``theta`` holds
-    per-bin effects)."""
-    n_vars = cells.shape[0]
-    w = theta[:-1].reshape(n_vars, slots)
-    eta = theta[-1] + sum(w[v][cells[v]] for v in range(n_vars))
-    return jnp.sum(jnp.where(occupancy > 0, spikes * eta - occupancy * jnp.exp(eta), 0.0))
-
-
-def _solve_unit(cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis,
-                theta0, reg, tol, maxiter):
-    """One training set; without spikes it is swapped for a rate of one per sample, whose
-    optimum, zero, is the start (reported as NaN by the caller)."""
-    slots = (theta0.shape[0] - 1) // cells.shape[0]
-    empty = jnp.sum(spikes) <= 0
-    spikes = jnp.where(empty, occupancy, spikes)
-    theta0 = jnp.where(empty, 0.0, theta0)
-    value_grad_hess, weights, groups, scale, keep, active, diagonal = _problem(
-        cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis, reg,
-        slots)
-    res = solve(value_grad_hess, theta0 * keep, reg, weights, groups, scale, tol, maxiter,
-                diagonal_blocks=diagonal)
-    return res, active, slots
-
-
-def _sum_folds(rows):
-    return jnp.ones(rows.shape[-2], rows.dtype) @ rows
-
-
-@partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _fit_units(cells, occupancy, spikes, n_coef, include, strengths, circular, maps, is_basis,
-               theta0, reg, tol, maxiter):
-    occupancy = _sum_folds(occupancy)
-
-    def one(spk, th0):
-        spk = _sum_folds(spk)
-        res, active, slots = _solve_unit(cells, occupancy, spk, n_coef, include, strengths,
-                                         circular, maps, is_basis, th0, reg, tol, maxiter)
-        slot_theta = to_slots(res.theta, maps)
-        w = slot_theta[:-1].reshape(cells.shape[0], slots)
-        # a bin's effect is drawn where its coefficient is active; a basis's at every bin
-        shown = jnp.where((is_basis & include)[:, None], True, active)
-        log_gains = _log_mean_exp_others(cells, occupancy, w, shown)
-        n = jnp.sum(occupancy)
-        ll = _log_likelihood_terms(cells, occupancy, spk, slot_theta, slots) / n
-        mean_y = jnp.sum(spk) / n
-        ll_null = (jnp.sum(spk) * jnp.log(mean_y) - n * mean_y) / n
-        return res.theta, res.converged, active, shown, w, log_gains, ll, ll_null
-
-    theta, converged, active, shown, w, log_gains, ll, ll_null = jax.vmap(one)(spikes, theta0)
-    return theta, converged, active[0], shown[0], w, log_gains, ll, ll_null
-
-
-@partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def _cross_validate_units(cells, occupancy, spikes, n_coef, include, strengths, circular, maps,
-                          is_basis, theta0, reg, tol, maxiter):
-    """Every (unit, fold): fit the other folds, score the fold (``_grid_fit``'s fold kernel)."""
-    total_occ = _sum_folds(occupancy)
-
-    def one(occ, spk, total_spk, th0):
-        train_occ, train_spk = total_occ - occ, total_spk - spk
-        res, _, slots = _solve_unit(cells, train_occ, train_spk, n_coef, include, strengths,
-                                    circular, maps, is_basis, th0, reg, tol, maxiter)
-        rate = jnp.sum(train_spk) / jnp.maximum(jnp.sum(train_occ), 1.0)
-        log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-        ll_test = _log_likelihood_terms(cells, occ, spk, to_slots(res.theta, maps), slots)
-        ll_test_mean = jnp.sum(spk) * log_rate - jnp.sum(occ) * rate
-        return res.theta, res.converged, ll_test, ll_test_mean
-
-    def unit(spk, th0):
-        return jax.vmap(one, (0, 0, None, 0))(occupancy, spk, _sum_folds(spk), th0)
-
-    return jax.vmap(unit)(spikes, theta0)

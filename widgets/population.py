@@ -1,9 +1,12 @@
-"""The population view: every unit's tuning curve as one heatmap row, and a table of scores.
+"""The population view: every unit's tuning curve as one heatmap row, a table of scores with
+each unit's shuffle significance, and with a 2-D map in the model a gallery of every unit's map.
 
 "Fit all units" fills ``state.population``; the view then follows it. Rows are the units, sorted
 by where their model curve peaks on the chosen variable, each normalised to its peak (from
-``PopulationFit.sorted_map``). Clicking a heatmap row or a table row selects that unit in the
-rest of the page; the table downloads as CSV. No maths here.
+``PopulationFit.sorted_map``). "Shuffle significance" adds each unit's p-value and z-score to
+the table (``state.significance``), which can then list the significant units only. Clicking a
+heatmap row, a table row or a gallery map selects that unit in the rest of the page; the table
+downloads as CSV. No maths here.
 """
 
 from __future__ import annotations
@@ -15,25 +18,36 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
+from .gallery import gallery_view
 from .jobs import job_progress
 
 TABLE_COLUMNS = ["unit", "held-out bits/spike", "pseudo-R2 (train)", "Skaggs bits/spike",
                  "spikes", "status"]
+SIGNIFICANCE_COLUMNS = ["shuffle p", "shuffle z"]
+SIGNIFICANT = 0.05  # "significant units only": p below this
 
 
-def population_table(state, variable: int) -> pd.DataFrame:
-    """One row per unit: scores, Skaggs information on ``variable``, spike count, status."""
+def population_table(state, variable: int, significant_only: bool = False) -> pd.DataFrame:
+    """One row per unit: scores, Skaggs information on ``variable``, spike count, status, and
+    once the shuffle significance of the current model is known its p-value and z-score (with
+    ``significant_only``, the rows with p < ``SIGNIFICANT`` alone)."""
     fit = state.population
-    if fit is None:
+    if fit is None or fit.weights.shape[0] != len(state.session.unit_names):
         return pd.DataFrame(columns=TABLE_COLUMNS)
     status = np.where(~fit.has_spikes, "no spikes", np.where(fit.converged, "fitted",
                                                              "not converged"))
     held_out = fit.held_out if fit.test_bits_per_spike is not None else np.nan  # pending
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "unit": list(state.session.unit_names), "held-out bits/spike": held_out,
         "pseudo-R2 (train)": fit.pseudo_r2, "Skaggs bits/spike": fit.skaggs[:, variable],
         "spikes": state.session.counts[state.session.valid].sum(0).astype(int),
         "status": status})
+    significance = state.current_significance()
+    if significance is not None:
+        table["shuffle p"], table["shuffle z"] = significance.p_value, significance.z_score
+        if significant_only:
+            table = table[table["shuffle p"] < SIGNIFICANT].reset_index(drop=True)
+    return table
 
 
 def not_in_model(state, variable: int) -> str:
@@ -69,10 +83,18 @@ def heatmap(state, variable: int) -> hv.HeatMap:
 
 
 def population_view(state) -> pn.Column:
-    """The "Fit all units" button (a job: its progress below it), a variable select, the
-    heatmap, the table and a CSV download."""
+    """The "Fit all units" and "Shuffle significance" buttons (jobs: their progress below
+    them), a variable select, a CSV download, the "significant units only" toggle, the
+    heatmap, the table and the gallery of 2-D maps."""
     fit_all = pn.widgets.Button(name="Fit all units", button_type="primary")
     fit_all.on_click(lambda _: state.fit_all_units())
+    shuffles = pn.widgets.Button(name="Shuffle significance", button_type="default",
+                                 css_classes=["population-shuffles"],
+                                 description="Each unit's held-out score against 200 circular "
+                                 "time shifts of its spikes (at least 20 s)")
+    shuffles.on_click(lambda _: state.run_significance())
+    only = pn.widgets.Checkbox.from_param(state.param.significant_only,
+                                          css_classes=["population-significant"])
     variable = pn.widgets.Select(name="variable", options={}, width=220,
                                  css_classes=["population-variable"])
 
@@ -94,21 +116,25 @@ def population_view(state) -> pn.Column:
         return element
 
     table = pn.widgets.Tabulator(
-        pn.bind(lambda fit, v: population_table(state, v or 0), state.param.population,
-                variable),
+        pn.bind(lambda fit, v, sig, only: population_table(state, v or 0, only),
+                state.param.population, variable, state.param.significance,
+                state.param.significant_only),
         # below the heatmap, across the page: beside it, the last columns were cut off
         show_index=False, disabled=True, selectable=1, height=420, layout="fit_data_stretch",
         sizing_mode="stretch_width", css_classes=["population-table"],
-        formatters={c: {"type": "money", "precision": 4} for c in TABLE_COLUMNS[1:4]})
+        formatters={c: {"type": "money", "precision": 4}
+                    for c in [*TABLE_COLUMNS[1:4], *SIGNIFICANCE_COLUMNS]})
     table.param.watch(lambda e: e.new and _select(state, table.value["unit"].iloc[e.new[0]]),
                       "selection")
     download = pn.widgets.FileDownload(
         callback=lambda: io.StringIO(population_table(state, variable.value or 0).to_csv(
             index=False)), filename="population.csv", label="Download table (CSV)",
         button_type="light", width=220)
-    return pn.Column(pn.Row(fit_all, variable, download), job_progress(state.jobs),
+    return pn.Column(pn.Row(fit_all, shuffles, variable, download, only),
+                     job_progress(state.jobs),
                      pn.pane.HoloViews(pn.bind(draw, state.param.population, variable),
-                                       sizing_mode="stretch_width"), table,
+                                       sizing_mode="stretch_width"),
+                     table, gallery_view(state, _select),
                      sizing_mode="stretch_width")
 
 

@@ -115,6 +115,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
         self._first_fit = None  # key of the shared first fit shown now, if it is one
         self._population_grid = None  # (binnings, folds, PopulationGrid) of the last population
         self._population_version = 0  # refits since start; a stale population update is skipped
+        self._significance_key = None  # ``model_key()`` of ``significance``
         self._score_version = 0  # likewise for the held-out score
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
         self.jobs = Jobs()  # long work (paths, Best strengths, selection, population) off the loop
