@@ -12,7 +12,7 @@ from scipy.stats import poisson
 from sklearn.linear_model import PoissonRegressor
 
 from glm_core import explorer
-from glm_core.decode_cv import decode_session, fold_rates
+from glm_core.decode_cv import decode_session
 from glm_core.errors import InputError
 from glm_core.open_field import simulate_open_field
 from glm_core.population import fit_population, population_grid
@@ -96,18 +96,6 @@ def test_cross_validated_decoding_matches_the_float64_reference(small):
     np.testing.assert_allclose(decoding.error, error, atol=1e-9)
     assert decoding.median_error == pytest.approx(np.median(error))
     assert decoding.unit == "rad" and decoding.circular
-
-
-def test_each_fold_is_decoded_with_maps_fitted_without_it(small):
-    """The rates of fold k differ from fold j's and from the full fit's: they come from the
-    fold fits (a decoder using the full fit would have seen the fold)."""
-    session, enc, pop, fit = small
-    rates = fold_rates(fit, pop, (HD,), (N_BINS[HD],), session.bin_width)
-    assert rates.shape == (FOLDS, 6, N_BINS[HD])
-    full = fit.tuning_curves(HD, N_BINS[HD], session.bin_width)
-    for k in range(FOLDS):
-        assert not np.allclose(rates[k], full, rtol=1e-3)
-    assert not np.allclose(rates[0], rates[1], rtol=1e-3)
 
 
 def test_error_against_units_and_exports(small):
