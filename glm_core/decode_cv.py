@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decoding import bayes_decode
+from .decoding import bayes_decode, log_likelihood
 from .errors import InputError
 
 UNIT_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192)  # error against units
@@ -39,7 +39,7 @@ class Decoding:
     ``fold``, ``true`` and ``decoded`` (windows, axes), ``error``, ``posterior`` (windows,
     states; float32). ``units``: the units used, most informative (held-out score) first;
     ``notes``: what was left out and why. ``units_curve[i]`` units (the most informative ones)
-    decode with median error ``units_error[i]``.
+    decode with median error ``units_error[i]`` (with the flat prior, whatever ``sigma``).
     """
 
     names: tuple[str, ...]
@@ -174,7 +174,7 @@ def decode_session(session, encoding, fit, pop, variables, window_s: float, sigm
         variables: the decoded variable's name, or two names (x, y) for a 2-D map.
         window_s: the window's length in seconds (rounded to a whole number of bins).
         sigma: None for a flat prior; else the continuity prior's SD in bins per window.
-        on_step: optional ``on_step(done, total)`` after each count of units decoded.
+        on_step: optional ``on_step(done, total)``: after the posterior, after the curve.
 
     Returns:
         A :class:`Decoding`. InputError when a variable is not in the model, the window is
@@ -188,7 +188,7 @@ def decode_session(session, encoding, fit, pop, variables, window_s: float, sigm
     var = [session.variables[i] for i in index]
     if len(var) == 2 and any(v.circular for v in var):
         raise InputError("a 2-D map pairs two linear variables")
-    if any(index[0] in pair or (len(index) == 2 and index[1] in pair) for pair in encoding.pairs):
+    if encoding.pairs:
         raise InputError("the population is fitted on 1-D leaves: untick '2-D map' to decode")
     for i, v in zip(index, var):
         if not np.any(fit.active[i]):
@@ -201,16 +201,17 @@ def decode_session(session, encoding, fit, pop, variables, window_s: float, sigm
     order, notes = _ranked_units(fit, session.unit_names)
     windows = _windows(session, sample_fold, bins, [v.values for v in var], var[0].circular)
     centres = tuple(np.asarray(encoding.binnings[i].centres, float) for i in index)
-    decode = _decoder(rates, windows, bins * session.bin_width, sigma, n_states,
-                      var[0].circular, centres)
+    decoder = _Decoder(rates, windows, bins * session.bin_width, n_states, var[0].circular,
+                       centres)
+    decoded, posterior = decoder.posterior(order, sigma)
+    error = _distance(decoded, windows["true"], var[0].circular)
+    if on_step is not None:
+        on_step(1, 2)
     steps = [n for n in UNIT_STEPS if n < len(order)] + [len(order)]
-    curve = []
-    for done, n in enumerate(steps, 1):
-        decoded, posterior = decode(order[:n])
-        error = _distance(decoded, windows["true"], var[0].circular)
-        curve.append(np.nanmedian(error))
-        if on_step is not None:
-            on_step(done, len(steps))
+    curve = [np.nanmedian(_distance(d, windows["true"], var[0].circular))
+             for d in decoder.modes(order, steps)]
+    if on_step is not None:
+        on_step(2, 2)
     lost = np.isnan(rates[:, order]).any(2).sum(0)
     notes += tuple(f"{session.unit_names[u]}: no spikes in the training folds of {k} fold(s), "
                    "left out there" for u, k in zip(order, lost) if k)
@@ -254,34 +255,60 @@ def _windows(session, sample_fold, bins, values, circular) -> dict:
             "counts": session.counts[valid][take].sum(1, dtype=float)}
 
 
-def _decoder(rates, windows, window_s, sigma, n_states, circular, centres):
-    """``decode(units) -> (decoded values, posterior)`` with the given units (indices), each fold
-    with its own rates; a unit without rates in a fold is left out there."""
-    grid = n_states if len(n_states) == 2 else None
-    centre_grid = np.stack([c.ravel() for c in np.meshgrid(*centres, indexing="ij")], 1)
-    folds, sections = windows["fold"], windows["section"]
-    # with the continuity prior the filter restarts at each section; flat: one call per fold
-    groups = sections if sigma is not None else folds
+class _Decoder:
+    """Decodes the windows with chosen units (indices), each fold with its own rates; a unit
+    without rates in a fold is left out there."""
 
-    def decode(units):
-        posterior = np.empty((folds.size, rates.shape[2]), np.float32)
-        for g in np.unique(groups):
-            rows = np.flatnonzero(groups == g)
-            fold_rates_ = rates[folds[rows[0]]][units]
-            keep = units[np.isfinite(fold_rates_).all(1)]
-            if keep.size == 0:
-                posterior[rows] = np.nan
-                continue
-            posterior[rows] = bayes_decode(rates[folds[rows[0]]][keep],
-                                           windows["counts"][rows][:, keep], window_s,
-                                           sigma=sigma, grid_shape=grid,
-                                           circular=circular and grid is None)
-        lost = np.isnan(posterior[:, 0])
-        mode = np.argmax(np.where(lost[:, None], 0.0, posterior), 1)
-        decoded = np.where(lost[:, None], np.nan, centre_grid[mode])
-        return decoded, posterior
+    def __init__(self, rates, windows, window_s, n_states, circular, centres):
+        self.rates, self.windows, self.window_s = rates, windows, window_s
+        self.grid = n_states if len(n_states) == 2 else None
+        self.circular = circular and self.grid is None
+        self.centres = np.stack([c.ravel() for c in np.meshgrid(*centres, indexing="ij")], 1)
 
-    return decode
+    def _groups(self, by):
+        """(fold, rows) per fold, or per section (the filter restarts at each)."""
+        keys = self.windows[by]
+        for key in np.unique(keys):
+            rows = np.flatnonzero(keys == key)
+            yield self.windows["fold"][rows[0]], rows
+
+    def _usable(self, fold, units):
+        return units[np.isfinite(self.rates[fold][units]).all(1)]
+
+    def _values(self, scores):
+        """The mode's centre per row of ``scores``; NaN where no state is possible."""
+        lost = ~np.isfinite(scores).any(1)
+        mode = np.argmax(np.where(lost[:, None], 0.0, np.nan_to_num(scores, nan=-np.inf)), 1)
+        return np.where(lost[:, None], np.nan, self.centres[mode])
+
+    def posterior(self, units, sigma):
+        """(decoded values, float32 posterior) with ``units``; flat prior, or the continuity
+        prior of ``sigma`` bins per window."""
+        posterior = np.full((self.windows["fold"].size, self.rates.shape[2]), np.nan,
+                            np.float32)
+        for fold, rows in self._groups("fold" if sigma is None else "section"):
+            keep = self._usable(fold, units)
+            if keep.size:
+                posterior[rows] = bayes_decode(
+                    self.rates[fold][keep], self.windows["counts"][rows][:, keep],
+                    self.window_s, sigma=sigma, grid_shape=self.grid, circular=self.circular)
+        return self._values(posterior), posterior
+
+    def modes(self, order, steps):
+        """Per count n of ``steps``: the flat prior's decoded values with the first n units of
+        ``order``; one pass, each step adding its units' log likelihood."""
+        decoded = np.full((len(steps), self.windows["fold"].size, self.centres.shape[1]), np.nan)
+        for fold, rows in self._groups("fold"):
+            log_lik = np.zeros((rows.size, self.rates.shape[2]))
+            for i, (start, stop) in enumerate(zip([0, *steps[:-1]], steps)):
+                new = self._usable(fold, order[start:stop])
+                if new.size:
+                    log_lik += log_likelihood(self.rates[fold][new],
+                                              self.windows["counts"][rows][:, new],
+                                              self.window_s)
+                if stop > 0 and self._usable(fold, order[:stop]).size:
+                    decoded[i, rows] = self._values(log_lik)
+        return decoded
 
 
 def _distance(decoded, true, circular) -> np.ndarray:

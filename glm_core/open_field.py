@@ -24,9 +24,9 @@ and phase (0.5 Hz to 8 to 15 Hz), head-direction cells preferring any direction 
 
 from __future__ import annotations
 
-import numpy as np
 from functools import partial
 
+import numpy as np
 from scipy.signal import lfilter
 
 from .errors import InputError
