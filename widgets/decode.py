@@ -111,8 +111,8 @@ class DecodePlots:
         error = [] if data is None else data.error[np.isfinite(data.error)]
         counts, edges = np.histogram(error, bins=30) if len(error) else ([], [0.0])
         unit = f" ({data.unit})" if data is not None and data.unit else ""
-        return hv.Histogram((edges, counts), hv.Dimension("error", label=f"error{unit}"),
-                            "windows").opts(title="error histogram", color="#7f7f7f",
+        return hv.Histogram((edges, counts), kdims=[hv.Dimension("error", label=f"error{unit}")],
+                            vdims=["windows"]).opts(title="error histogram", color="#7f7f7f",
                                             **SMALL_OPTS)
 
     @staticmethod
