@@ -53,27 +53,34 @@ class DecodePlots:
     def __init__(self):
         self.decoding = Pipe(data=None)  # the Decoding
         self.window = Pipe(data=(None, None))  # (Decoding, window index)
-        self.over_time = [hv.DynamicMap(lambda data, a=a: self._over_time(data, a),
-                                        streams=[self.decoding]) for a in (0, 1)]
-        self.taps = [Tap(source=plot, x=None, y=None) for plot in self.over_time]
+        # a DynamicMap of one element per layer: a Tap on a DynamicMap of an Overlay gets no
+        # events from the browser (HoloViews 1.22)
+        true = [hv.DynamicMap(lambda data, a=a: self._layer(data, a, "true"),
+                              streams=[self.decoding]) for a in (0, 1)]
+        self.over_time = [(t * hv.DynamicMap(lambda data, a=a: self._layer(data, a, "decoded"),
+                                             streams=[self.decoding])).opts(
+            title="decoded and true over time (click a time point for its posterior)",
+            legend_position="top_right") for a, t in enumerate(true)]
+        self.taps = [Tap(source=t, x=None, y=None) for t in true]
         self.posterior_line = hv.DynamicMap(self._posterior_line, streams=[self.window])
         self.posterior_map = hv.DynamicMap(self._posterior_map, streams=[self.window])
         self.histogram = hv.DynamicMap(self._histogram, streams=[self.decoding])
         self.units = hv.DynamicMap(self._units, streams=[self.decoding])
 
     @staticmethod
-    def _over_time(data, axis):
-        label = _label(data, axis)
+    def _layer(data, axis, layer):
+        """The true (a line) or decoded (dots) values of variable ``axis`` over time."""
         if data is None or axis >= len(data.names):
-            time, true, decoded = [], [], []
+            time, values = [], []
         else:
-            time, true, decoded = data.time_s, data.true[:, axis], data.decoded[:, axis]
-        value = hv.Dimension("value", label=label)
-        return (hv.Curve((time, true), "time (s)", value, label="true").opts(color="#444444")
-                * hv.Scatter((time, decoded), "time (s)", value, label="decoded").opts(
-                    color="#d62728", size=4)).opts(
-            title=f"{label}: decoded and true (click a time point for its posterior)",
-            legend_position="top_right", **TIME_OPTS)
+            time = data.time_s
+            values = (data.true if layer == "true" else data.decoded)[:, axis]
+        value = hv.Dimension("value", label=_label(data, axis))
+        if layer == "true":
+            return hv.Curve((time, values), "time (s)", value, label="true").opts(
+                color="#444444", **TIME_OPTS)
+        return hv.Scatter((time, values), "time (s)", value, label="decoded").opts(
+            color="#d62728", size=4, **TIME_OPTS)
 
     @staticmethod
     def _posterior_line(data):
