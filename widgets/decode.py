@@ -197,10 +197,12 @@ def decode_view(state) -> pn.Column:
         tap.param.watch(tapped, "x")
     show(state.decoding)
     state.param.watch(lambda e: show(e.new), "decoding")
-    return pn.Column(
+    view = pn.Column(
         pn.Row(target, window, prior, sigma, button, sizing_mode="stretch_width"), refused,
         job_progress(state.jobs), message, summary,
         pn.pane.HoloViews(plots.over_time[0], sizing_mode="stretch_width"), second,
         pn.Row(posterior_line, posterior_map, pn.pane.HoloViews(plots.histogram),
                pn.pane.HoloViews(plots.units), sizing_mode="stretch_width"),
         pn.Row(*downloads), sizing_mode="stretch_width", css_classes=["decode-view"])
+    view.plots = plots  # the figures and their streams, for scripting the card
+    return view

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from holoviews.streams import Stream, Tap
 
 from tests.compile_counts import CompileCounter
 from widgets.decode import decode_view, nearest_window
@@ -62,9 +61,7 @@ def test_a_click_shows_that_windows_posterior_and_the_downloads(decoded):
     i = nearest_window(decoding, decoding.time_s[40] + 0.01)
     assert i == 40
     tap = posterior_map.object.streams[0]  # the window pipe
-    time_plot = view.objects[5].object
-    taps = [s for s in Stream.registry.get(time_plot, []) if isinstance(s, Tap)]
-    taps[0].event(x=float(decoding.time_s[40]) + 0.01, y=0.0)  # a click near window 40
+    view.plots.taps[0].event(x=float(decoding.time_s[40]) + 0.01, y=0.0)  # a click near 40
     shown, index = tap.data
     assert shown is decoding and index == 40
     image = posterior_map.object[()]
