@@ -122,9 +122,13 @@ def fold_rates(fit, pop, axes, n_states, bin_width: float, bases=None) -> np.nda
             effects[:, :, a] = np.pad(effects[:, :, a, :basis.shape[1]] @ basis.T,
                                       ((0, 0), (0, 0), (0, slots - basis.shape[0])))
     occupancy = np.asarray(pop.occupancy, float)[:, :pop.cell_slots.shape[1]]  # (K, C)
-    train = occupancy.sum(0) - occupancy
-    others = sum((effects[:, :, a, pop.cell_slots[a]] for a in range(n_axes) if a not in axes),
-                 np.zeros((n_units, pop.n_folds, occupancy.shape[1])))
+    # the other axes' effects depend only on their bins: sum the cells per combination of them
+    rest = [a for a in range(n_axes) if a not in axes]
+    combos, combo = np.unique(pop.cell_slots[rest], axis=1, return_inverse=True)
+    occupancy = np.stack([np.bincount(combo.ravel(), k, combos.shape[1]) for k in occupancy])
+    train = occupancy.sum(0) - occupancy  # (K, combinations)
+    others = sum((effects[:, :, a, combos[i]] for i, a in enumerate(rest)),
+                 np.zeros((n_units, pop.n_folds, combos.shape[1])))
     top = others.max(-1, keepdims=True)
     log_gain = np.log(np.einsum("ukc,kc->uk", np.exp(others - top), train)
                       / train.sum(1)) + top[..., 0]
