@@ -5,7 +5,12 @@ same process. Issue 20's size: about 10,000 windows, 63 units, 400 states (a 20 
     PYTHONPATH=. .venv/bin/python benchmarks/decoding.py [--windows 10000 --units 63 --states 400]
 
 Prints the medians in ms and the reference / ours ratio, for the flat prior and with the
-continuity prior (``sigma`` = 1 bin per window) on the 20 x 20 grid.
+continuity prior (``sigma`` = 1 bin per window) on the 20 x 20 grid. With ``--session``, also a
+whole session decoded cross-validated after its population fit (``glm_core.decode_cv``): the
+open-field simulation with 63 units, T = 100,000 bins of 20 ms (10 folds, every variable in
+bins, Smooth), x and y (20 x 20 = 400 states) in 200 ms windows (about 10,000), the time of
+``decode_session`` (fold rates, windows, posterior, error against units) against one plain
+``bayes_decode`` of as many windows, in the same process.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ import time
 
 import numpy as np
 
-from glm_core import bayes_decode
+from glm_core import bayes_decode, explorer
+from glm_core.decode_cv import decode_session
+from glm_core.open_field import simulate_open_field
+from glm_core.population import fit_population, population_grid
 
 
 def reference(rates_hz, counts, window_s):
@@ -45,6 +53,8 @@ def main():
     parser.add_argument("--units", type=int, default=63)
     parser.add_argument("--side", type=int, default=20, help="states = side x side")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--session", action="store_true",
+                        help="also decode a simulated session after its population fit")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     shape = (args.side, args.side)
@@ -62,6 +72,32 @@ def main():
     print(f"flat prior       ours {flat:8.1f} ms   reference {ref:8.1f} ms   "
           f"ratio {ref / flat:5.1f}x")
     print(f"continuity prior ours {memory:8.1f} ms   (forward filter, sigma = 1 bin per window)")
+    if args.session:
+        session_decoding(args.repeats)
+
+
+def session_decoding(repeats):
+    """A whole session decoded, cross-validated, after the population fit."""
+    field = simulate_open_field(100_000, seed=0, n_units=63)
+    enc = explorer.encode(field, 0, [20, 20, 16, 20], 10)
+    pop = population_grid(enc.grid, field.counts[field.valid])
+    start = time.perf_counter()
+    fit = fit_population(pop, enc.n_bins, [True] * 4, [1e-3] * 4, "Smooth", enc.circular)
+    fitted = time.perf_counter() - start
+    decoding = decode_session(field, enc, fit, pop, ("x", "y"), 0.2)
+    n = decoding.error.size
+    rng = np.random.default_rng(1)
+    rates = rng.gamma(2.0, 3.0, size=(63, 400)) + 0.1
+    counts = rng.poisson(rates[:, rng.integers(0, 400, n)].T * 0.2)
+    plain = median_ms(lambda: bayes_decode(rates, counts, 0.2), repeats)
+    flat = median_ms(lambda: decode_session(field, enc, fit, pop, ("x", "y"), 0.2), repeats)
+    memory = median_ms(lambda: decode_session(field, enc, fit, pop, ("x", "y"), 0.2, sigma=2.0),
+                       repeats)
+    print(f"session: {n} windows x 63 units x 400 states (population fit with CV, first call "
+          f"with its compile: {fitted:.1f} s)")
+    print(f"cross-validated, flat       {flat:8.1f} ms   one bayes_decode {plain:8.1f} ms   "
+          f"ratio {flat / plain:5.1f}x   median error {decoding.median_error:.1f} cm")
+    print(f"cross-validated, continuity {memory:8.1f} ms   (sigma 2 bins per window)")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ from .model_in_time import cross_validated_rate, simulate_from_fit, smooth_count
 from .shuffle import Significance, shuffle_significance
 
 __all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "LagDesign", "LagFilter", "LagLeaf",
-           "LaggedFit", "SelectionResult", "Significance", "bayes_decode", "bin_grid", "cross_validate",
+           "LaggedFit", "SelectionResult", "Significance", "bayes_decode", "bin_grid",
+           "cross_validate",
            "cross_validate_grid", "cross_validate_lagged", "cross_validated_rate",
            "fit_bin_grid", "fit_lagged", "forward_select", "lag_design", "lagged", "lagged_path",
            "raised_cosine_log", "regularization_path", "shuffle_significance", "simulate_from_fit",

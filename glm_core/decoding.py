@@ -53,9 +53,20 @@ def bayes_decode(rates_hz, counts, window_s: float, log_prior=None, sigma=None,
         (windows, states) float64 posterior; each row sums to 1, NaN where no state is possible.
         InputError on bad input.
     """
-    rates, counts, window_s = _check(rates_hz, counts, window_s)
-    n_states = rates.shape[1]
+    log_lik = log_likelihood(rates_hz, counts, window_s)
+    n_states = log_lik.shape[1]
     prior = _log_prior(log_prior, n_states)
+    if sigma is None:
+        return _normalise(log_lik + prior)
+    return _forward_filter(log_lik, prior, _transition(sigma, n_states, grid_shape, circular))
+
+
+def log_likelihood(rates_hz, counts, window_s: float) -> np.ndarray:
+    """sum over units of n log(rate * window) - rate * window (log n! left out): the
+    (windows, states) float64 log likelihood of each state; -inf where a unit that spiked has a
+    zero rate. Arguments as :func:`bayes_decode`'s; a sum over units, so the log likelihood of
+    a set of units is the sum of its parts'."""
+    rates, counts, window_s = _check(rates_hz, counts, window_s)
     mean = rates * window_s  # (units, states) expected counts
     with np.errstate(divide="ignore"):
         log_mean = np.where(mean > 0, np.log(mean), 0.0)
@@ -63,9 +74,7 @@ def bayes_decode(rates_hz, counts, window_s: float, log_prior=None, sigma=None,
     if np.any(mean <= 0):
         impossible = (counts > 0).astype(float) @ (mean <= 0).astype(float) > 0
         log_lik[impossible] = -np.inf
-    if sigma is None:
-        return _normalise(log_lik + prior)
-    return _forward_filter(log_lik, prior, _transition(sigma, n_states, grid_shape, circular))
+    return log_lik
 
 
 def _normalise(log_post) -> np.ndarray:

@@ -39,12 +39,12 @@ MAP_FIELDS = {"model_hz": "model", "empirical_hz": "empirical", "truth_hz": "tru
 @dataclass(frozen=True)
 class FitSettings:
     """Everything that decides one explorer fit. ``data`` is SIMULATION or OPEN_FIELD
-    (``n_samples``, ``seed``), RECORDING (``bin_width``) or UPLOAD (``filename``,
-    ``bin_width``); the per-variable tuples follow the data set's variable order. ``n_basis[v]``
-    is None for one-hot bins, else the size of variable v's B-spline basis (cyclic if circular)
-    on its ``n_bins`` fine bins. ``pairs`` are the (x, y) variables of each 2-D map (a joint
-    leaf of n_bins[x] x n_bins[y] bins, in the model when both are included), with
-    ``pair_log_strengths``."""
+    (``n_samples``, ``seed``; the open field's ``n_units``), RECORDING (``bin_width``) or
+    UPLOAD (``filename``, ``bin_width``); the per-variable tuples follow the data set's variable
+    order. ``n_basis[v]`` is None for one-hot bins, else the size of variable v's B-spline basis
+    (cyclic if circular) on its ``n_bins`` fine bins. ``pairs`` are the (x, y) variables of each
+    2-D map (a joint leaf of n_bins[x] x n_bins[y] bins, in the model when both are included),
+    with ``pair_log_strengths``."""
 
     data: str
     unit: str
@@ -56,6 +56,7 @@ class FitSettings:
     log_strengths: tuple[float, ...]
     n_samples: int = 0
     seed: int = 0
+    n_units: int = 4  # OPEN_FIELD's unit count
     bin_width: float = 0.0
     filename: str = ""
     n_basis: tuple = ()
@@ -320,8 +321,10 @@ def _data_lines(settings: FitSettings) -> list[str]:
     if settings.data in (SIMULATION, OPEN_FIELD):
         module, simulate = (("simulation", "simulate_session") if settings.data == SIMULATION
                             else ("open_field", "simulate_open_field"))
+        units = (f", n_units={settings.n_units}" if settings.data == OPEN_FIELD
+                 and settings.n_units != 4 else "")
         load = [f"from glm_core.{module} import {simulate}", "",
-                f"session = {simulate}({settings.n_samples}, seed={settings.seed})"]
+                f"session = {simulate}({settings.n_samples}, seed={settings.seed}{units})"]
     elif settings.data == RECORDING:
         load = ["from glm_core.linear_track import load_linear_track", "",
                 f"session = load_linear_track(bin_width={settings.bin_width!r})"]

@@ -1,5 +1,5 @@
 """A seeded open-field session with known truth: a grid cell, a place cell, a head-direction cell
-and an untuned unit.
+and an untuned unit, and on request a population of more place, grid and head-direction cells.
 
 The animal runs in a square box (``box`` cm, reflecting walls): its head direction is a random
 walk on the circle, its speed a positive Ornstein-Uhlenbeck process (mean 15 cm/s, 1 s time
@@ -14,10 +14,17 @@ plus its effects (``Session.unit_truth``):
 - head-direction cell: ``2.5 (cos(hd - pi/3) - 1)``, 20 Hz at its preferred direction;
 - untuned unit: 3 Hz everywhere.
 
-Speed affects no unit.
+Speed affects no unit. With ``n_units`` above 4, units 5 onwards repeat place, grid, place,
+head-direction cell, each with its own field drawn from a second seeded stream (the behaviour and
+the first four units stay the same): place fields centred anywhere in the inner 80% of the box
+(sd 8 to 15 cm, 0.5 Hz to a peak of 8 to 20 Hz), grids of spacing 35 to 60 cm at any orientation
+and phase (0.5 Hz to 8 to 15 Hz), head-direction cells preferring any direction (concentration
+1.5 to 3, peak 10 to 25 Hz).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 from scipy.signal import lfilter
@@ -29,6 +36,7 @@ GRID_CELL, PLACE_CELL, HD_CELL, UNTUNED = (
     "grid cell", "place cell", "head-direction cell", "untuned unit")
 GRID_SPACING = 40.0  # cm
 MEAN_SPEED, SPEED_SD, SPEED_TAU = 15.0, 7.0, 1.0  # cm/s, cm/s, s
+MAX_UNITS = 200  # of the simulated population
 
 
 def grid_pattern(x, y, spacing=GRID_SPACING, orientation=0.1, phase=(20.0, 10.0)):
@@ -40,13 +48,14 @@ def grid_pattern(x, y, spacing=GRID_SPACING, orientation=0.1, phase=(20.0, 10.0)
                for a in orientation + np.deg2rad([0.0, 60.0, 120.0]))
 
 
-def _grid_effect(x, y):
-    return np.log(30.0) * (grid_pattern(x, y) + 1.5) / 4.5
+def _grid_effect(x, y, gain=np.log(30.0), spacing=GRID_SPACING, orientation=0.1,
+                 phase=(20.0, 10.0)):
+    return gain * (grid_pattern(x, y, spacing, orientation, phase) + 1.5) / 4.5
 
 
-def _place_effect(x, y, centre=(65.0, 35.0), width=12.0):
+def _place_effect(x, y, centre=(65.0, 35.0), width=12.0, gain=np.log(30.0)):
     d2 = (np.asarray(x, float) - centre[0]) ** 2 + (np.asarray(y, float) - centre[1]) ** 2
-    return np.log(30.0) * np.exp(-d2 / (2 * width**2))
+    return gain * np.exp(-d2 / (2 * width**2))
 
 
 def _direction_effect(theta, preferred=np.pi / 3, kappa=2.5):
@@ -66,14 +75,43 @@ def log_rate(effects, intercept, values, n_samples) -> np.ndarray:
     return total
 
 
+def population_truth(n_units: int, seed: int, box: float, bin_width: float) -> dict:
+    """Name -> (effects, intercept) of the simulated units after the first four (see the module
+    docstring), from the seeded stream ``(seed, 1)``."""
+    rng = np.random.default_rng([seed, 1])
+    per_bin, base = np.log(bin_width), np.log(0.5)
+    truth = {}
+    for i in range(4, n_units):
+        kind = i % 4
+        if kind in (0, 2):
+            effect = partial(_place_effect, centre=tuple(rng.uniform(0.1 * box, 0.9 * box, 2)),
+                             width=rng.uniform(8.0, 15.0), gain=np.log(rng.uniform(8, 20) / 0.5))
+            truth[f"place cell {i + 1}"] = ({("x", "y"): effect}, base + per_bin)
+        elif kind == 1:
+            spacing = rng.uniform(35.0, 60.0)
+            effect = partial(_grid_effect, gain=np.log(rng.uniform(8, 15) / 0.5), spacing=spacing,
+                             orientation=rng.uniform(0, np.pi / 3),
+                             phase=tuple(rng.uniform(0, spacing, 2)))
+            truth[f"grid cell {i + 1}"] = ({("x", "y"): effect}, base + per_bin)
+        else:
+            effect = partial(_direction_effect, preferred=rng.uniform(-np.pi, np.pi),
+                             kappa=rng.uniform(1.5, 3.0))
+            truth[f"head-direction cell {i + 1}"] = ({"head direction": effect},
+                                                     np.log(rng.uniform(10, 25)) + per_bin)
+    return truth
+
+
 def simulate_open_field(n_samples: int = 50_000, seed: int = 0, bin_width: float = 0.02,
-                        box: float = 100.0) -> Session:
+                        box: float = 100.0, n_units: int = 4) -> Session:
     """Simulate ``n_samples`` bins of ``bin_width`` s of an open-field session in a ``box`` cm
-    square; ``unit_truth`` holds each unit's log-rate effects, the grid and place cells' as a
-    joint effect of ("x", "y")."""
+    square with ``n_units`` units (4 to ``MAX_UNITS``; the first four always the same);
+    ``unit_truth`` holds each unit's log-rate effects, the grid and place cells' as a joint
+    effect of ("x", "y")."""
     n_samples = int(n_samples)
     if n_samples < 2:
         raise InputError("a simulation needs at least 2 samples")
+    if not 4 <= int(n_units) <= MAX_UNITS:
+        raise InputError(f"the open field simulates 4 to {MAX_UNITS} units, not {n_units}")
     rng = np.random.default_rng(seed)
     direction = np.mod(np.cumsum(rng.normal(0.0, 0.12, n_samples)) + rng.uniform(0, 2 * np.pi),
                        2 * np.pi) - np.pi
@@ -89,6 +127,7 @@ def simulate_open_field(n_samples: int = 50_000, seed: int = 0, bin_width: float
         PLACE_CELL: ({("x", "y"): _place_effect}, np.log(0.5) + per_bin),
         HD_CELL: ({"head direction": _direction_effect}, np.log(20.0) + per_bin),
         UNTUNED: ({}, np.log(3.0) + per_bin),
+        **population_truth(int(n_units), seed, box, bin_width),
     }
     values = {"x": x, "y": y, "head direction": direction}
     counts = np.stack([rng.poisson(np.exp(log_rate(effects, intercept, values, n_samples)))
@@ -104,5 +143,6 @@ def simulate_open_field(n_samples: int = 50_000, seed: int = 0, bin_width: float
         counts=counts,
         unit_names=tuple(unit_truth),
         unit_truth=unit_truth,
-        source=f"open-field simulation (T={n_samples}, seed={seed})",
+        source=f"open-field simulation (T={n_samples}, seed={seed}"
+               + (f", {int(n_units)} units)" if int(n_units) != 4 else ")"),
     )

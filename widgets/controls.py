@@ -18,7 +18,7 @@ from ._compat import (
 from .jobs import in_server, job_progress
 from .scores import SE_SUFFIX
 from .share import RECORDING_BIN_WIDTH
-from .vocabulary import BINS, RECORDING, SIMULATION, UPLOAD
+from .vocabulary import BINS, OPEN_FIELD, RECORDING, SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 # Loads FilePond's scripts into the page, once, when the uploaded-file source is first chosen,
@@ -54,8 +54,9 @@ def data_controls(state) -> pn.Column:
         release_at_session_end(load, source)
     refused = pn.pane.Alert("", alert_type="warning", visible=False, margin=(0, 10),
                             css_classes=["refused-value"])
-    n_samples, seed, folds = (bounded_input(pn.widgets.IntInput, state, name, refused)
-                              for name in ("n_samples", "seed", "n_folds"))
+    n_samples, seed, folds, units = (bounded_input(pn.widgets.IntInput, state, name, refused)
+                                     for name in ("n_samples", "seed", "n_folds",
+                                                  "open_field_units"))
     bin_width = bounded_input(pn.widgets.FloatInput, state, "bin_width", refused,
                               lambda: (RECORDING_BIN_WIDTH if state.source == RECORDING
                                        else state.param.bin_width.bounds))
@@ -64,6 +65,7 @@ def data_controls(state) -> pn.Column:
 
     def show(source):
         n_samples.visible = seed.visible = source == SIMULATION
+        units.visible = source == OPEN_FIELD
         bin_width.visible = source != SIMULATION
         upload.visible = source == UPLOAD
         if upload.visible and not upload.objects and ready.value:
@@ -75,7 +77,8 @@ def data_controls(state) -> pn.Column:
     note = pn.pane.Markdown(
         f"Upload .npz, .csv or .nwb, at most {MAX_UPLOAD_BYTES // 2**20} MB (schema in the "
         "README).", visible=upload.param.visible, margin=(0, 10))
-    return pn.Column(source, n_samples, seed, bin_width, upload, note, progress_view(state),
+    return pn.Column(source, n_samples, seed, units, bin_width, upload, note,
+                     progress_view(state),
                      unit, regularizer, folds, refused, ready,
                      sizing_mode="stretch_width")
 

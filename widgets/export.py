@@ -74,7 +74,8 @@ def fit_settings(state: ExplorerState) -> export.FitSettings:
         log_strengths=tuple(float(r.log_strength) for r in rows),
         pairs=tuple(enc.pairs), pair_log_strengths=(float(state.joint_log_strength),)
         * len(enc.pairs),
-        n_samples=state.n_samples, seed=state.seed, bin_width=float(state.session.bin_width),
+        n_samples=state.n_samples, seed=state.seed, n_units=state.open_field_units,
+        bin_width=float(state.session.bin_width),
         filename=state.upload[0] if state.upload else "")
 
 

@@ -21,6 +21,7 @@ from .controls import (
     stats_view,
     variable_controls,
 )
+from .decode import decode_view
 from .export import code_view, export_controls
 from .lessons import lessons_view
 from .maps import TuningMapsView
@@ -82,7 +83,7 @@ def lazy_card(title: str, build, css_class: str) -> pn.Card:
 
 def page_parts(state: ExplorerState) -> tuple[list, list]:
     """``(sidebar, main)``: the controls and the views of one session. The code, paths,
-    population and behaviour sections are built when first opened."""
+    population, decoding and behaviour sections are built when first opened."""
     curves = pn.Column("## Tuning curves",
                        pn.Row(pn.widgets.Checkbox.from_param(state.param.show_bands,
                                                              css_classes=["bands-toggle"]),
@@ -102,6 +103,8 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                      code, paths,
                      lazy_card("Population: every unit", lambda: population_view(state),
                                "population-card"),
+                     lazy_card("Decode: what the population knows", lambda: decode_view(state),
+                               "decode-card"),
                      lazy_card("Behaviour", lambda: traces_view(state), "behaviour-card"),
                      loading=state.param.busy)
     sidebar = [lesson, data_controls(state), model_actions(state), "### Variables",

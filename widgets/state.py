@@ -28,6 +28,7 @@ from glm_core.timing import Timer
 
 from .carry import current_settings, take_settings
 from .compiles import compile_off_loop, prepare_off_loop, preparing_message, solver_compiles
+from .decode_jobs import DecodeJobs
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
 from .population_jobs import PopulationJobs
@@ -58,12 +59,15 @@ from .vocabulary import (
 SCORE_DELAY_MS = 300
 
 
-class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
+class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized):
     """Settings in, fit results out."""
 
     source = param.Selector(default=SIMULATION, objects=list(SOURCES))
     n_samples = param.Integer(default=20_000, bounds=(100, 2_000_000), label="samples (T)")
     seed = param.Integer(default=0, bounds=(0, 2**32 - 1))
+    open_field_units = param.Integer(default=4, bounds=(4, 120), label="units (open field)",
+                                     doc="Units of the open-field simulation: its first four, "
+                                     "then place, grid and head-direction cells.")
     bin_width = param.Number(default=0.025, bounds=(MIN_BIN_WIDTH, MAX_BIN_WIDTH),
                              softbounds=(0.005, 1.0), step=0.005, label="bin width (s)",
                              doc="Time bin for recordings and uploads, in seconds.")
@@ -284,7 +288,8 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
         unit, notices = take_settings(self.on_load, session, rows)
         if self.source == UPLOAD:
             return session, unit, rows, self.encode(session, unit, rows, joint_map), notices
-        key = (self.source, self.n_samples, self.seed, session.bin_width, unit, joint_map,
+        key = (self.source, self.n_samples, self.seed, self.open_field_units, session.bin_width,
+               unit, joint_map,
                self.joint_nx, self.joint_ny, self.n_folds,
                *((r.n_bins, r.encoding, r.n_basis) for r in rows))
         encoding = shared_encodings.get(key) or shared_encodings.put(
@@ -335,7 +340,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
         if self.source == SIMULATION:
             return shared_simulation(self.n_samples, self.seed)
         if self.source == OPEN_FIELD:
-            return shared_open_field(self.n_samples, self.seed)
+            return shared_open_field(self.n_samples, self.seed, n_units=self.open_field_units)
         if self.source == RECORDING:
             return shared_recording(self.bin_width)
         if self.upload is None:

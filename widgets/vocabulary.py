@@ -25,7 +25,8 @@ EXPORT_NAMES = {SIMULATION: export.SIMULATION, OPEN_FIELD: export.OPEN_FIELD,
 
 BINS, SPLINE, CYCLIC_SPLINE = "bins", "B-spline", "cyclic B-spline"  # how a variable is encoded
 
-DATA_KEYS = ("source", "n_samples", "seed", "bin_width", "upload")  # settings that load data
+DATA_KEYS = ("source", "n_samples", "seed", "open_field_units", "bin_width",
+             "upload")  # settings that load data
 JOINT_KEYS = ("joint_map", "joint_nx", "joint_ny")  # settings that re-encode the joint leaf
 ENCODING_KEYS = ("n_bins", "encoding", "n_basis")  # settings that re-encode one variable
 

@@ -61,7 +61,7 @@ def warm_population() -> None:
 def warm_open_field() -> None:
     """Compile the default regularizer's solvers for the open field's default 2-D map layout."""
     state = ExplorerState(source=OPEN_FIELD)
-    session = shared_open_field(state.n_samples, state.seed)
+    session = shared_open_field(state.n_samples, state.seed, n_units=state.open_field_units)
     rows = [VariableSettings(v, max_bins_for(len(session.variables))) for v in session.variables]
     encoding = state.encode(session, session.unit_names[0], rows, joint_map=True)
     solver_compiles.compile(encoding, state.regularizer)
