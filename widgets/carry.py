@@ -8,6 +8,7 @@ set has them. :func:`current_settings` reads them off a state (as ``ExplorerStat
 
 from __future__ import annotations
 
+from glm_core.explorer import default_log_strength
 from glm_core.linear_track import DEFAULT_UNIT
 
 ROW_KEYS = ("include", "n_bins", "log_strength", "encoding", "n_basis")  # a variable's settings
@@ -29,7 +30,8 @@ def current_settings(state) -> dict:
 def take_settings(on_load: dict, session, rows) -> tuple[str, list[str]]:
     """Give ``rows`` (VariableSettings of ``session``'s variables) the settings ``on_load`` has
     for them, and choose the unit: ``on_load``'s, else the default unit, else the first unit
-    with spikes.
+    with spikes. A strength ``on_load`` does not give is the unit's default
+    (``glm_core.explorer.default_log_strength``).
 
     Args:
         on_load: ``{"unit": name or None, "variables": {name: {setting: value}}}``.
@@ -46,6 +48,7 @@ def take_settings(on_load: dict, session, rows) -> tuple[str, list[str]]:
     if wanted is not None and wanted != unit:
         notices.append(f"unit {wanted!r} is not in the new data: {unit!r} is shown")
     for row in rows:
+        row.log_strength = default_log_strength(session, unit)
         for key, value in on_load.get("variables", {}).get(row.name, {}).items():
             try:
                 setattr(row, key, value)
