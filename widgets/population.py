@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
+from .controls import INPUT_CSS
 from .jobs import job_progress
 
 TABLE_COLUMNS = ["unit", "held-out bits/spike", "pseudo-R2 (train)", "Skaggs bits/spike",
@@ -74,7 +75,7 @@ def population_view(state) -> pn.Column:
     fit_all = pn.widgets.Button(name="Fit all units", button_type="primary")
     fit_all.on_click(lambda _: state.fit_all_units())
     variable = pn.widgets.Select(name="variable", options={}, width=220,
-                                 css_classes=["population-variable"])
+                                 css_classes=["population-variable"], stylesheets=[INPUT_CSS])
 
     def variables(session):
         options = {v.name: i for i, v in enumerate(session.variables)} if session else {}

@@ -117,6 +117,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
         self._population_version = 0  # refits since start; a stale population update is skipped
         self._score_version = 0  # likewise for the held-out score
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
+        self._loading = False  # a data set is being read: settings for it wait in ``on_load``
         self.jobs = Jobs()  # long work (paths, Best strengths, selection, population) off the loop
         self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds",
                                          *JOINT_KEYS, "joint_log_strength"])
@@ -155,6 +156,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
                 self.progress = (f"Reading {self.upload[0]}..." if self.source == UPLOAD
                                  and self.upload else f"Loading the {self.source}...")
                 self._reads += 1
+                self._loading = True
                 pn.state.execute(partial(self._read_off_loop, self._reads, changed, events))
                 return
             if self._encoding is not None and not solver_compiles.ready(self._encoding,
@@ -215,6 +217,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
         finally:
             if loads:
                 self.on_load = {}  # taken by this load (or lost with a failed one)
+                self._loading = False
             self.busy = False
             self.progress = ""
 
@@ -464,10 +467,16 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
     def apply_settings(self, settings: dict, variables: dict, unit=None):
         """Set many things at once (a lesson): ``settings`` are parameters of this state,
         ``variables`` per variable name its row's settings, ``unit`` the unit; one refit. A new
-        data set takes the rows and unit when it has loaded."""
-        if any(key in settings and settings[key] != getattr(self, key) for key in DATA_KEYS):
+        data set takes the rows and unit when it has loaded; while one is being read (an
+        earlier lesson's), it is read again for these settings."""
+        reload = [key for key in DATA_KEYS if key in settings and self._loading]
+        if reload or any(key in settings and settings[key] != getattr(self, key)
+                         for key in DATA_KEYS):
             self.on_load = {"unit": unit, "variables": variables}
-            self.param.update(**settings)
+            with self._no_refresh() if reload else nullcontext():
+                self.param.update(**settings)
+            if reload:
+                self.param.trigger(*reload)
             return
         with self._no_refresh():
             self.param.update(**settings)
