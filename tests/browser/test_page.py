@@ -176,8 +176,8 @@ def test_a_pages_url_opens_the_same_curves_in_a_fresh_browser(browser, server):
         expected = {"regularizer": "Ridge", "include": "position,head direction",
                     "bins": "20,20,14", "log_strength": "-2.8,-3.0,-3.0", "source": "simulation",
                     "T": "20000", "seed": "0", "unit": "simulated unit", "folds": "10"}
-        poll(lambda: all(query_of(page).get(k) == v for k, v in expected.items())
-             or query_of(page), message=f"the URL to hold {expected}")
+        poll(lambda: all(query_of(page).get(k) == v for k, v in expected.items()),
+             message=f"the URL to hold {expected}")
         poll(lambda: len(curve(page, "head direction")[0]) == 14, message="14 bins drawn")
         page.wait_for_timeout(1000)  # the last refit's patch has landed
         included = ("position", "head direction")
