@@ -5,15 +5,18 @@ lesson's data loads wins, applied to its own data."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 import playwright.sync_api as pw
 import pytest
 
 from tests.browser.support import (
     JS_CURVES,
+    curve,
     deep_text,
+    page_url,
     poll,
+    query_of,
     select_with_option,
     wait_for_app,
     write_npz,
@@ -85,10 +88,6 @@ def test_an_upload_session_logs_no_reference_warning(page, server, tmp_path):
         line for line in text.splitlines() if "reference already known" in line]
 
 
-def query_of(page) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-
-
 def stat(page, name: str) -> str:
     return page.locator("tr").filter(has_text=name).first.locator("td").nth(1).inner_text()
 
@@ -117,7 +116,7 @@ def test_the_link_holds_new_folds_and_bin_width_as_the_refit_lands(page):
     # folds leave the curves as they are: the link must hold them before the score arrives
     type_into(page, "cross-validation folds", "4")
     poll(lambda: stat(page, "folds").startswith("4 "), message="the fit scored with 4 folds")
-    assert query_of(page).get("folds") == "4", page.url
+    assert query_of(page).get("folds") == "4", page_url(page)
 
     select_with_option(page, "linear track recording").select_option("linear track recording")
     wait_for_app(page, ("linear position",), timeout=180)
@@ -142,8 +141,9 @@ def test_a_lesson_chosen_while_another_loads_wins(page):
                 "log_strength": "-4.5,-4.5,-4.5"}
     poll(lambda: all(query_of(page).get(k) == v for k, v in expected.items()), timeout=120,
          message=f"the link to hold lesson 3's settings {expected}")
-    wait_for_app(page)
+    poll(lambda: len((curve(page, "position") or [[]])[0]) == 64, timeout=60,
+         message="lesson 3's 64 position bins drawn")
     page.wait_for_timeout(1500)  # nothing of lesson 2 comes after
-    assert all(query_of(page).get(k) == v for k, v in expected.items()), page.url
+    assert all(query_of(page).get(k) == v for k, v in expected.items()), page_url(page)
     pw.expect(page.locator("tr").filter(has_text="data").first).to_contain_text("T=3000")
     assert lesson_select(page).input_value() == "3. The same bins with Ridge"
