@@ -134,6 +134,8 @@ def lesson_select(page):
 
 
 def test_a_lesson_chosen_while_another_loads_wins(page):
+    # End to end; whether the second lesson lands while the first one's data is read depends on
+    # the server's load: app/test_lesson_race.py replays that order deterministically.
     select = lesson_select(page)
     select.select_option("2. Too many bins, no penalty")  # loads T = 3,000
     select.select_option("3. The same bins with Ridge")  # the same data: chosen while it loads
