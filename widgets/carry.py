@@ -4,6 +4,8 @@ A change of T, seed or bin width loads a new copy of the same kind of data: the 
 variable's settings (include, bins, strength, encoding, basis size) carry over where the new data
 set has them. :func:`current_settings` reads them off a state (as ``ExplorerState.on_load``);
 :func:`take_settings` gives them to the new data set's rows and says what could not be kept.
+:func:`follow_default_strength` gives a new unit its own default strength where the old unit's
+default was kept.
 """
 
 from __future__ import annotations
@@ -56,3 +58,19 @@ def take_settings(on_load: dict, session, rows) -> tuple[str, list[str]]:
                 notices.append(f"{row.name}: {row.param[key].label.lower()} {value!r} does not "
                                f"apply to the new data, {getattr(row, key)!r} is used")
     return unit, notices
+
+
+def follow_default_strength(session, rows, before, after) -> None:
+    """A new unit of the same data set: the strengths still at unit ``before``'s default take
+    unit ``after``'s; a strength the user set stays.
+
+    Args:
+        session: the glm_core Session; rows: its VariableSettings, changed in place.
+        before, after: the previous and the new unit (``before`` may be None).
+    """
+    if before not in session.unit_names:
+        return
+    old = default_log_strength(session, before)
+    for row in rows:
+        if row.log_strength == old:
+            row.log_strength = default_log_strength(session, after)

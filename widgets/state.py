@@ -26,7 +26,7 @@ from glm_core.regularizers import REGULARIZERS
 from glm_core.session import MAX_BIN_WIDTH, MIN_BIN_WIDTH
 from glm_core.timing import Timer
 
-from .carry import current_settings, take_settings
+from .carry import current_settings, follow_default_strength, take_settings
 from .compiles import compile_off_loop, preparing_message, solver_compiles
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
@@ -224,7 +224,9 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
     def _reencode_changed(self, changed, events):
         """Redo the encoding as far as the changed settings (not the data) invalidate it."""
         if "unit" in changed:
-            self._follow_default_strength(events)
+            with self._no_refresh():
+                follow_default_strength(self.session, self.variables,
+                                        next(e.old for e in events if e.name == "unit"), self.unit)
             self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
         elif "n_folds" in changed:
             self._encoding = explorer.with_folds(self._encoding, self.n_folds)
@@ -240,18 +242,6 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
             for event in events:
                 if event.name in ENCODING_KEYS:
                     self._reencode(event.obj)
-
-    def _follow_default_strength(self, events):
-        """A new unit: the strengths still at the old unit's default take the new one's."""
-        before = next(e.old for e in events if e.name == "unit")
-        if before not in self.session.unit_names:
-            return
-        old = explorer.default_log_strength(self.session, before)
-        new = explorer.default_log_strength(self.session, self.unit)
-        with self._no_refresh():
-            for row in self.variables:
-                if row.log_strength == old:
-                    row.log_strength = new
 
     def _reencode(self, row):
         """Encode one variable as its row says: one-hot bins, or a basis on fine bins."""
