@@ -28,6 +28,7 @@ from glm_core.cell_table import MAX_BINS
 from glm_core.errors import InputError
 from glm_core.regularizers import REGULARIZERS
 
+from ._compat import release_at_session_end
 from .shared import shared_open_field, shared_recording, shared_simulation
 from .state import ExplorerState
 from .vocabulary import (
@@ -209,7 +210,7 @@ class ShareLink:
             alert_type="warning", visible=bool(self.settings.notices),
             sizing_mode="stretch_width", css_classes=["share-notice"])
         self.writer = pn.widgets.TextInput(visible=False, css_classes=["share-query"])
-        self.writer.jscallback(value=JS_WRITE_URL)
+        release_at_session_end(self.writer.jscallback(value=JS_WRITE_URL), self.writer)
         self._loaded = False  # the browser has the page
 
     def new_state(self) -> ExplorerState:
