@@ -19,7 +19,6 @@ start(state)
 
 # No busy spinner: it would cost two extra messages and a restyle per refit.
 template = pn.template.BootstrapTemplate(title="Pytree GLM explorer", sidebar=sidebar,
-                                         main=[link.notice, link.writer, *main],
-                                         busy_indicator=None)
+                                         main=[link.notice, *main], busy_indicator=None)
 with frozen_models():  # the document's model graph is walked once, not once per root
     template.servable()

@@ -11,15 +11,14 @@ for none)::
 
 :func:`encode_query` writes it from a state; :func:`decode_query` reads one back, checking every
 value against the data set it names, and replaces what does not fit (unknown, out of range, wrong
-count, junk) by the default with a notice. :class:`ShareLink` reads a served session's URL through
-Panel's ``pn.state.location.sync`` and writes it with every fit.
+count, junk) by the default with a notice. :class:`ShareLink` keeps a served session's URL and
+state in step through Panel's ``pn.state.location.sync``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import panel as pn
 import param
@@ -28,7 +27,6 @@ from glm_core.cell_table import MAX_BINS
 from glm_core.errors import InputError
 from glm_core.regularizers import REGULARIZERS
 
-from ._compat import release_at_session_end
 from .shared import shared_open_field, shared_recording, shared_simulation
 from .state import ExplorerState
 from .vocabulary import (
@@ -185,19 +183,10 @@ class ShareQuery(param.Parameterized):
     map_log_strength = param.Parameter()
 
 
-# Puts the query into the address bar as soon as the browser has it. Panel's Location (1.9)
-# holds every URL write until BokehJS's "document idle" signal, which fires once per page: a
-# write that found the document busy could wait for it for ever (an empty query), and the
-# address bar could trail the curves. replaceState: settings are not pages to go back through.
-JS_WRITE_URL = ("window.history.replaceState(window.history.state, '', "
-                "'?' + cb_obj.value + window.location.hash);")
-
-
 class ShareLink:
     """A served session's URL: read once at the start (``location.sync`` brings its values into
     a :class:`ShareQuery`), then rewritten with every refit (``curves``), in the same document
-    patch as the new curves (``writer``, a hidden box whose value the browser puts in the
-    address bar), so that a link copied at any time holds the settings shown."""
+    patch as the new curves, so that a link copied at any time holds the settings shown."""
 
     def __init__(self, location=None):
         self.query = ShareQuery()
@@ -209,24 +198,23 @@ class ShareLink:
             "**This link's settings could not all be used.** " + "; ".join(self.settings.notices),
             alert_type="warning", visible=bool(self.settings.notices),
             sizing_mode="stretch_width", css_classes=["share-notice"])
-        self.writer = pn.widgets.TextInput(visible=False, css_classes=["share-query"])
-        release_at_session_end(self.writer.jscallback(value=JS_WRITE_URL), self.writer)
-        self._loaded = False  # the browser has the page
 
     def new_state(self) -> ExplorerState:
         """An ExplorerState with the link's settings, its URL following every fit."""
         state = ExplorerState(**self.settings.state, on_load=self.settings.on_load)
-        # written with each refit (in its document patch), not only after the held-out score
-        state.param.watch(lambda _: self._write(state), "curves")
-        # a fit made while the page is built, once the browser has the page (a value the page
-        # arrives with is no change, which would write nothing)
-        pn.state.onload(lambda: self._write(state, loaded=True))
+        # written with each refit (in its document patch), not only after the held-out score;
+        # again with the score, in case the browser's own query came back in between
+        state.param.watch(lambda _: self._write(state), ["curves", "settled"])
+        # A fit made while the page is built is written once the browser has the page (the
+        # browser's own URL would otherwise win).
+        pn.state.onload(lambda: self._write(state))
         return state
 
-    def _write(self, state: ExplorerState, loaded: bool = False) -> None:
-        self._loaded = self._loaded or loaded
-        if state.variables and self._loaded:
-            self.writer.value = urlencode(encode_query(state))
+    def _write(self, state: ExplorerState) -> None:
+        # Every key, each time: the browser may have sent back its own (older) query, and a
+        # synced parameter that did not change would not be written again.
+        if state.variables:
+            self.location.update_query(**encode_query(state))
 
 
 def _default_text(default) -> str:
