@@ -27,7 +27,7 @@ from .cell_table import JOINT_MAX_BINS, BinGrid, bin_grid, max_bins_for
 from .crossval import MIN_GAIN, CVResult, SelectionResult, select_by_score
 from .encoding import Binning, bin_index, make_binning
 from .errors import InputError
-from .evidence import evidence_strengths
+from .evidence import LOG10_RANGE, evidence_strengths
 from .lag_leaves import LagLeaf, with_lags
 from .lagged_fit import LagDesign, cross_validate_lagged, fit_lagged, lagged_n_theta, lagged_path
 from .regularizers import REGULARIZERS, Ridge, Smooth, get_regularizer
@@ -109,6 +109,31 @@ class Encoding:
         return (self.leaf_bins,
                 [is_one and self.circular[leaf[0]] for is_one, leaf in zip(one, leaves)],
                 [self._bases[leaf[0]] if is_one else None for is_one, leaf in zip(one, leaves)])
+
+
+# The page's default strength is 1e-3 for a unit firing REFERENCE_COUNT spikes per bin (the
+# simulation's unit, about 4.4 Hz in 20 ms bins), and proportionally to the unit's spikes per bin.
+REFERENCE_COUNT = 0.0875
+REFERENCE_LOG_STRENGTH = -3.0
+
+
+def default_log_strength(session: Session, unit) -> float:
+    """The page's default log10 strength for ``unit``: the penalty weighs on the mean
+    log-likelihood per bin, whose size follows the unit's spikes per bin, so a fixed strength
+    smooths a low-rate cell far more than a busy one. Scaling it with the mean count keeps the
+    penalty's weight per spike that of the simulation's unit at 1e-3.
+
+    Args:
+        session: the data set; unit: one of its units.
+    Returns:
+        ``-3 + log10(mean count per valid bin / REFERENCE_COUNT)``, rounded to 0.1 (the
+        sliders' step) and clipped to the sliders' range; -3 for a unit without spikes.
+    """
+    mean = float(np.mean(session.unit_counts(unit)[session.valid]))
+    if not mean > 0:
+        return REFERENCE_LOG_STRENGTH
+    log = REFERENCE_LOG_STRENGTH + np.log10(mean / REFERENCE_COUNT)
+    return float(np.clip(round(log, 1), *LOG10_RANGE))
 
 
 def encode(session: Session, unit, n_bins, n_folds: int = 10, n_basis=None,

@@ -154,7 +154,8 @@ def release_at_session_end(callback, source) -> None:
 
 
 # --- BokehJS: redraw fixes (BokehJS 3.9: InlineStyleSheet._update, VisualProperties
-# ._get_css_value, LegendView.on_transitive_change; see bokeh_redraw_fixes.js) ----------------
+# ._get_css_value, LegendView.on_transitive_change, CSSGridBoxView._update_layout, and
+# Document.apply_json_patch's _new_models; see bokeh_redraw_fixes.js) ------------------------
 
 def redraw_fixes() -> dict[str, str]:
     """``js_files`` for ``pn.extension``: the BokehJS redraw fixes, which also check the

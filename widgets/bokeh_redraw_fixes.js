@@ -1,5 +1,5 @@
-// Three BokehJS redraw costs that a refit's data patch need not pay, and one page error, fixed in
-// the browser. Loaded
+// Three BokehJS redraw costs that a refit's data patch need not pay, one page error and one
+// server warning, fixed in the browser. Loaded
 // after BokehJS, before any view (widgets/_compat.py: redraw_fixes()), which calls this function
 // with the BokehJS versions it was written against, [lowest, below) as "major.minor": Bokeh
 // 3.8 to 3.9 (Panel 1.8 to 1.9). On any other BokehJS it changes nothing.
@@ -17,7 +17,11 @@
 //   (VisualProperties._get_css_value);
 // - a grid (the tuning curves') whose set of plots changed threw "reading 'parent_style'" when
 //   laid out before the new plots' views were built: it waits for them
-//   (CSSGridBoxView._update_layout).
+//   (CSSGridBoxView._update_layout);
+// - a model that arrived in a server patch (an upload box, a lazily built card's button) was
+//   marked new in the browser, so the next browser message that named it (the upload, the
+//   click) sent its whole definition back and the server logged "BokehUserWarning: reference
+//   already known": such models are known to the server (Document.apply_json_patch).
 ([lowest, below]) => {
   if (!(window.Bokeh && Bokeh.require && Bokeh.version)) return;
   const number = (version) => version.split(".").slice(0, 2).map(Number);
@@ -78,5 +82,19 @@
   CSSGridBoxView.prototype._update_layout = function () {
     const building = this.child_views.length !== this.child_models.length;
     return (building ? LayoutDOMView.prototype._update_layout : grid_layout).call(this);
+  };
+  // Document._apply_json_patch adds every model it decodes to _new_models, the models that
+  // create_json_patch (the next browser message) sends in full; the server sent these, so only
+  // the models made in the browser stay new. (BokehJS 3.8-3.9: Document.apply_json_patch,
+  // _new_models.)
+  const {Document} = Bokeh.require("document/document");
+  const apply_json_patch = Document.prototype.apply_json_patch;
+  Document.prototype.apply_json_patch = function (patch, buffers) {
+    const made_here = new Set(this._new_models);
+    const result = apply_json_patch.call(this, patch, buffers);
+    for (const model of [...this._new_models]) {
+      if (!made_here.has(model)) this._new_models.delete(model);
+    }
+    return result;
   };
 }

@@ -44,7 +44,8 @@ def data_controls(state) -> pn.Column:
     box (FilePond) is made when the uploaded-file source is first chosen, once the browser has
     loaded FilePond's scripts (JS_LOAD_FILEPOND); a served page does not load them before."""
     upload = pn.Column(sizing_mode="stretch_width")
-    source = pn.widgets.Select.from_param(state.param.source, name="data source")
+    source = pn.widgets.Select.from_param(state.param.source, name="data source",
+                                          stylesheets=[INPUT_CSS])
     # FilePond is on the page already where it is not served (a notebook loads the extension)
     ready = pn.widgets.Checkbox(value=not in_server(), visible=False,
                                 css_classes=["filepond-ready"])
@@ -60,8 +61,8 @@ def data_controls(state) -> pn.Column:
     bin_width = bounded_input(pn.widgets.FloatInput, state, "bin_width", refused,
                               lambda: (RECORDING_BIN_WIDTH if state.source == RECORDING
                                        else state.param.bin_width.bounds))
-    unit = pn.widgets.Select.from_param(state.param.unit)
-    regularizer = pn.widgets.Select.from_param(state.param.regularizer)
+    unit = pn.widgets.Select.from_param(state.param.unit, stylesheets=[INPUT_CSS])
+    regularizer = pn.widgets.Select.from_param(state.param.regularizer, stylesheets=[INPUT_CSS])
 
     def show(source):
         n_samples.visible = seed.visible = source == SIMULATION
@@ -101,7 +102,7 @@ def bounded_input(widget_type, state, name: str, refused: pn.pane.Alert, limits=
     # No start/end in the browser: Bokeh's Spinner keeps its old value, silently, when a typed
     # one is out of range; the server bounds it instead, visibly.
     widget = widget_type(name=p.label, value=getattr(state, name), step=p.step or 1,
-                         sizing_mode="stretch_width")
+                         sizing_mode="stretch_width", stylesheets=[INPUT_CSS])
 
     echo = []  # set while the box shows a value it did not type: no new notice, none hidden
 
@@ -133,6 +134,10 @@ def bounded_input(widget_type, state, name: str, refused: pn.pane.Alert, limits=
 
 
 REFUSED_CSS = ":host { color: #b02a37; }"
+# A <select> or <input> keeps the browser's own font size (13.33 px), not the page's: in
+# presentation mode (widgets/page.py) the boxes, their options and values take its size.
+INPUT_CSS = ("select, option, input:not([type=checkbox]) "
+             "{ font-size: var(--presentation-input-font-size, 13.3333px); }")
 
 
 def upload_box(state) -> tuple[pn.Column, pn.pane.Markdown]:
@@ -280,7 +285,8 @@ def _variable_card(row) -> tuple[pn.Column, list]:
     n_bins = _live_slider(pn.widgets.IntSlider, row, "n_bins")
     n_basis = _live_slider(pn.widgets.IntSlider, row, "n_basis")
     strength = _live_slider(pn.widgets.FloatSlider, row, "log_strength")
-    encoding = pn.widgets.Select.from_param(row.param.encoding, sizing_mode="stretch_width")
+    encoding = pn.widgets.Select.from_param(row.param.encoding, sizing_mode="stretch_width",
+                                            stylesheets=[INPUT_CSS])
 
     def show(encoding):  # the bin count for bins, the basis size for a basis
         n_bins.visible, n_basis.visible = encoding == BINS, encoding != BINS

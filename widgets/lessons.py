@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import panel as pn
 
+from .controls import INPUT_CSS
 from .vocabulary import RECORDING, SIMULATION
 
 SIM = {"source": SIMULATION, "n_samples": 20_000, "seed": 0, "n_folds": 10}
@@ -110,7 +111,8 @@ def lessons_view(state) -> tuple[pn.widgets.Select, pn.pane.Markdown]:
     """A lesson selector (sidebar) and the chosen lesson's text (beside the plots). Once a
     setting differs from the chosen lesson's, the selector goes back to ``NO_LESSON``."""
     by_title = {lesson.title: lesson for lesson in LESSONS}
-    select = pn.widgets.Select(name="Lessons", options=[NO_LESSON, *by_title])
+    select = pn.widgets.Select(name="Lessons", options=[NO_LESSON, *by_title],
+                               stylesheets=[INPUT_CSS])
     text = pn.pane.Markdown("", css_classes=["lesson-text"], visible=False,
                             sizing_mode="stretch_width")
 

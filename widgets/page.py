@@ -39,9 +39,11 @@ def keep_compiled_solvers() -> None:
 
 
 # Presentation mode for the page around the plots: Bokeh and Panel widgets read their font size
-# from --bokeh-font-size, which (like font-size) reaches into their shadow roots.
+# from --bokeh-font-size, which (like font-size) reaches into their shadow roots; their <select>
+# and <input> boxes read --presentation-input-font-size (controls.INPUT_CSS).
 PRESENTATION_CSS = """
-body.presentation { font-size: 24px; --bokeh-font-size: 22px; }
+body.presentation { font-size: 24px; --bokeh-font-size: 22px;
+                    --presentation-input-font-size: 22px; }
 body.presentation table { font-size: 22px; }
 """
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
+from .controls import INPUT_CSS
 from .gallery import gallery_view
 from .jobs import job_progress
 
@@ -96,7 +97,7 @@ def population_view(state) -> pn.Column:
     only = pn.widgets.Checkbox.from_param(state.param.significant_only,
                                           css_classes=["population-significant"])
     variable = pn.widgets.Select(name="variable", options={}, width=220,
-                                 css_classes=["population-variable"])
+                                 css_classes=["population-variable"], stylesheets=[INPUT_CSS])
 
     def variables(session):
         options = {v.name: i for i, v in enumerate(session.variables)} if session else {}

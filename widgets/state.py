@@ -26,7 +26,7 @@ from glm_core.regularizers import REGULARIZERS
 from glm_core.session import MAX_BIN_WIDTH, MIN_BIN_WIDTH
 from glm_core.timing import Timer
 
-from .carry import current_settings, take_settings
+from .carry import current_settings, follow_default_strength, take_settings
 from .compiles import compile_off_loop, prepare_off_loop, preparing_message, solver_compiles
 from .decode_jobs import DecodeJobs
 from .heldout_jobs import HeldOutJobs
@@ -122,6 +122,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
         self._significance_key = None  # ``model_key()`` of ``significance``
         self._score_version = 0  # likewise for the held-out score
         self._reads = 0  # data sets requested; a read that is no longer the latest is dropped
+        self._loading = False  # a data set is being read: settings for it wait in ``on_load``
         self.jobs = Jobs()  # long work (paths, Best strengths, selection, population) off the loop
         self.param.watch(self._refresh, [*DATA_KEYS, "unit", "regularizer", "n_folds",
                                          *JOINT_KEYS, "joint_log_strength"])
@@ -160,6 +161,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
                 self.progress = (f"Reading {self.upload[0]}..." if self.source == UPLOAD
                                  and self.upload else f"Loading the {self.source}...")
                 self._reads += 1
+                self._loading = True
                 pn.state.execute(partial(self._read_off_loop, self._reads, changed, events))
                 return
             if self._encoding is not None and not solver_compiles.ready(self._encoding,
@@ -241,12 +243,16 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
         finally:
             if loads:
                 self.on_load = {}  # taken by this load (or lost with a failed one)
+                self._loading = False
             self.busy = False
             self.progress = ""
 
     def _reencode_changed(self, changed, events):
         """Redo the encoding as far as the changed settings (not the data) invalidate it."""
         if "unit" in changed:
+            with self._no_refresh():
+                follow_default_strength(self.session, self.variables,
+                                        next(e.old for e in events if e.name == "unit"), self.unit)
             self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
         elif "n_folds" in changed:
             self._encoding = explorer.with_folds(self._encoding, self.n_folds)
@@ -478,10 +484,16 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
     def apply_settings(self, settings: dict, variables: dict, unit=None):
         """Set many things at once (a lesson): ``settings`` are parameters of this state,
         ``variables`` per variable name its row's settings, ``unit`` the unit; one refit. A new
-        data set takes the rows and unit when it has loaded."""
-        if any(key in settings and settings[key] != getattr(self, key) for key in DATA_KEYS):
+        data set takes the rows and unit when it has loaded; while one is being read (an
+        earlier lesson's), it is read again for these settings."""
+        reload = [key for key in DATA_KEYS if key in settings and self._loading]
+        if reload or any(key in settings and settings[key] != getattr(self, key)
+                         for key in DATA_KEYS):
             self.on_load = {"unit": unit, "variables": variables}
-            self.param.update(**settings)
+            with self._no_refresh() if reload else nullcontext():
+                self.param.update(**settings)
+            if reload:
+                self.param.trigger(*reload)
             return
         with self._no_refresh():
             self.param.update(**settings)

@@ -101,6 +101,7 @@ BOKEHJS_NAMES = [
     "on_transitive_change", "_should_rerender_items", "_render_items", "_toggle_inactive",
     '"styles/legend.css"', '"models/layouts/layout_dom"', "LayoutDOMView",
     '"models/layouts/css_grid_box"', "CSSGridBoxView", "_update_layout", "child_models",
+    '"document/document"', "apply_json_patch", "_new_models",
     # CHECKBOX_LABELS_JS: a checkbox's text is a sibling <div class="bk-label">
     '"bk-label"',
     # FIGURE_VIEWS_JS (export.py): Bokeh.index and PlotView.export

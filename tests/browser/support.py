@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -230,6 +231,18 @@ def press_slider(page, index: int, which: str, *keys: str) -> None:
     handle.focus()
     for key in keys:
         handle.press(key)
+
+
+def page_url(page) -> str:
+    """The address bar's URL, read in the page. (Playwright's ``page.url`` is a copy that the
+    sync API refreshes only while a call into Playwright runs: a poll of it alone never sees a
+    URL the page writes meanwhile.)"""
+    return page.evaluate("() => location.href")
+
+
+def query_of(page) -> dict:
+    """The page URL's query, one value per key (read in the page: ``page_url``)."""
+    return {k: v[0] for k, v in parse_qs(urlparse(page_url(page)).query).items()}
 
 
 def select_with_option(page, value: str):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-from urllib.parse import parse_qs, urlparse
 from xml.etree import ElementTree
 
 import numpy as np
@@ -22,8 +21,10 @@ from tests.browser.support import (
     curves,
     deep_text,
     message_headers,
+    page_url,
     poll,
     press_slider,
+    query_of,
     select_with_option,
     slider_handle,
     variable_row,
@@ -158,11 +159,6 @@ def test_the_recordings_running_direction_is_drawn_as_points(browser, server):
 # --- shareable links and export (widgets/share.py, widgets/export.py) ------------------------
 
 
-def query_of(page) -> dict:
-    """The page URL's query, one value per key."""
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-
-
 def test_a_pages_url_opens_the_same_curves_in_a_fresh_browser(browser, server):
     page = new_page(browser, server[0])
     fresh = None
@@ -176,15 +172,16 @@ def test_a_pages_url_opens_the_same_curves_in_a_fresh_browser(browser, server):
         expected = {"regularizer": "Ridge", "include": "position,head direction",
                     "bins": "20,20,14", "log_strength": "-2.8,-3.0,-3.0", "source": "simulation",
                     "T": "20000", "seed": "0", "unit": "simulated unit", "folds": "10"}
-        poll(lambda: all(query_of(page).get(k) == v for k, v in expected.items())
-             or query_of(page), message=f"the URL to hold {expected}")
+        poll(lambda: all(query_of(page).get(k) == v for k, v in expected.items()),
+             message=f"the URL to hold {expected}")
         poll(lambda: len(curve(page, "head direction")[0]) == 14, message="14 bins drawn")
         page.wait_for_timeout(1000)  # the last refit's patch has landed
         included = ("position", "head direction")
         shown = {name: curve(page, name) for name in included}
 
-        fresh = new_page(browser, page.url)  # a new context: no cookies, no storage
-        fresh.goto(page.url)
+        url = page_url(page)
+        fresh = new_page(browser, url)  # a new context: no cookies, no storage
+        fresh.goto(url)
         wait_for_app(fresh, included)
         assert not fresh.locator(".share-notice").first.is_visible()
         pw.expect(variable_row(fresh, 1).locator("input[type=checkbox]")).not_to_be_checked()

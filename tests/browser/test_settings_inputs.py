@@ -4,7 +4,7 @@ refit, in the same document patch as the new curves, not after the held-out scor
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 import playwright.sync_api as pw
 import pytest
@@ -14,16 +14,13 @@ from tests.browser.support import (
     deep_text,
     poll,
     press_slider,
+    query_of,
     select_with_option,
     wait_for_app,
 )
 
 pytestmark = pytest.mark.xdist_group("browser")
 
-
-
-def query_of(page) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
 
 
 def number_box(page, label: str):
