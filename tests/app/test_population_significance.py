@@ -17,6 +17,8 @@ from widgets.vocabulary import OPEN_FIELD, RECORDING
 def test_significance_columns_follow_the_model_and_filter_the_table():
     state = ExplorerState(source=RECORDING)
     state.start()
+    for row in state.variables:  # set by the user: kept for another unit (defaults follow it)
+        row.log_strength = -2.5
     state.update_population()
     assert not set(SIGNIFICANCE_COLUMNS) & set(population_table(state, 0).columns)
     state.run_significance(n_shuffles=40)
@@ -40,7 +42,7 @@ def test_significance_columns_follow_the_model_and_filter_the_table():
     assert "shuffle p" in header and "shuffle z" in header
 
     other = next(u for u in state.param.unit.objects if u != state.unit)
-    state.unit = other  # another unit: the same model, the same significance
+    state.unit = other  # another unit: the same model (strengths set), the same significance
     assert state.current_significance() is significance
     state.variables[0].log_strength = -1.0  # another model: the significance is gone
     assert state.current_significance() is None
