@@ -6,6 +6,8 @@ The bin-grid GLM of the explorer: :func:`bin_grid` builds a :class:`BinGrid` (th
 :func:`fit_bin_grid`, :func:`cross_validate_grid` and :func:`regularization_path` fit it. Both
 cross-validations return a :class:`CVResult`; both forward selections a :class:`SelectionResult`.
 Lag bases for history, coupling and event kernels: :func:`raised_cosine_log`, :func:`lagged`.
+The model seen in time: :func:`cross_validated_rate`, :func:`simulate_from_fit` (sequential, with
+spike history), :func:`smooth_counts`.
 Population decoding: :func:`bayes_decode`.
 """
 
@@ -15,7 +17,9 @@ from .cell_table import BinGrid, bin_grid
 from .crossval import CVResult, SelectionResult, cross_validate, forward_select
 from .decoding import bayes_decode
 from .glm import GLM
+from .model_in_time import cross_validated_rate, simulate_from_fit, smooth_counts
 
 __all__ = ["GLM", "BinGrid", "BinnedFit", "CVResult", "SelectionResult", "bayes_decode",
-           "bin_grid", "cross_validate", "cross_validate_grid", "fit_bin_grid", "forward_select",
-           "lagged", "raised_cosine_log", "regularization_path"]
+           "bin_grid", "cross_validate", "cross_validate_grid", "cross_validated_rate",
+           "fit_bin_grid", "forward_select", "lagged", "raised_cosine_log", "regularization_path",
+           "simulate_from_fit", "smooth_counts"]

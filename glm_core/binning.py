@@ -31,9 +31,29 @@ def bin_events(trains: dict, samples: list[Samples], bin_width):
 
     Returns bin centres, counts (bins, units), unit names and a list of Variables.
     """
-    bin_width = positive_seconds("bin width", bin_width)
     if not trains:
         raise InputError("there are no units")
+    bin_width = positive_seconds("bin width", bin_width)
+    edges = bin_edges(samples, bin_width, len(trains))
+    counts = np.column_stack([np.histogram(s, edges)[0] for s in trains.values()])
+    if counts.sum() == 0:
+        raise InputError(
+            f"no spike falls within the behaviour samples' time span ({edges[0]:g} s to "
+            f"{edges[-1]:g} s)"
+        )
+    centres = edges[:-1] + bin_width / 2
+    variables = [
+        Variable(s.name, _interpolate(centres, s.t, s.values, s.circular), s.unit, s.circular)
+        for s in samples
+    ]
+    return centres, counts, list(trains), variables
+
+
+def bin_edges(samples: list[Samples], bin_width, n_trains: int = 1) -> np.ndarray:
+    """The edges of the bins of ``bin_width`` s from the latest first sample time on, as many as
+    fit before the earliest last one; InputError when that is no bin or more than ``MAX_CELLS``
+    cells with ``n_trains`` trains (units and event trains)."""
+    bin_width = positive_seconds("bin width", bin_width)
     if not samples or any(s.t.size == 0 for s in samples):
         raise InputError("there are no behavioural samples")
     start = max(s.t.min() for s in samples)
@@ -44,10 +64,10 @@ def bin_events(trains: dict, samples: list[Samples], bin_width):
             f"the behaviour samples span {max(span, 0):.3g} s, less than one bin of "
             f"{bin_width:g} s"
         )
-    if np.floor(span / bin_width + 1e-9) * len(trains) > MAX_CELLS:
+    if np.floor(span / bin_width + 1e-9) * n_trains > MAX_CELLS:
         raise InputError(
             f"the behaviour samples span {span:.3g} s: {span / bin_width:.3g} bins of "
-            f"{bin_width:g} s x {len(trains)} units is more than {MAX_CELLS:,}; choose a larger "
+            f"{bin_width:g} s x {n_trains} units is more than {MAX_CELLS:,}; choose a larger "
             f"bin width"
         )
     n_bins = int(np.floor(span / bin_width + 1e-9))
@@ -55,17 +75,7 @@ def bin_events(trains: dict, samples: list[Samples], bin_width):
     if not np.all(np.diff(edges) > 0):
         raise InputError(f"times near {start:.6g} s are too large to resolve bins of "
                          f"{bin_width:g} s")
-    counts = np.column_stack([np.histogram(s, edges)[0] for s in trains.values()])
-    if counts.sum() == 0:
-        raise InputError(
-            f"no spike falls within the behaviour samples' time span ({start:g} s to {stop:g} s)"
-        )
-    centres = edges[:-1] + bin_width / 2
-    variables = [
-        Variable(s.name, _interpolate(centres, s.t, s.values, s.circular), s.unit, s.circular)
-        for s in samples
-    ]
-    return centres, counts, list(trains), variables
+    return edges
 
 
 def _interpolate(centres, t, values, circular: bool) -> np.ndarray:

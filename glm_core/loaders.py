@@ -15,6 +15,7 @@ Variable names carry their unit and circularity: ``var:<name>``, ``var:<name>[<u
   or 0/1; false marks a bin to leave out).
 - CSV columns: the same names, one row per bin; the ``bin_width`` column holds the bin width in its
   first cell (later cells may be blank or repeat it). A blank variable cell is NaN.
+- Optional ``event:<name>`` entries / columns: the number of events in each bin (``T`` counts).
 - If the file has no ``bin_width``, the ``bin_width`` argument is used. If both are given, the
   argument must be a whole multiple of the file's and bins are merged: counts summed, variables
   averaged (circular mean for circular ones), a merged bin valid only if all its bins are.
@@ -29,6 +30,9 @@ linearly interpolated at bin centres (circular ones through their cosine and sin
 - CSV (long format) columns: ``time`` (seconds), ``spike_unit``, ``var:...``. A row with a
   ``spike_unit`` is a spike of that unit at ``time`` (its variable cells are ignored); a row with
   a blank ``spike_unit`` is a behaviour sample at ``time``.
+- Optional event trains: NPZ keys ``event:<name>`` (event times, seconds); CSV columns
+  ``event:<name>``, where a filled cell makes its row an event row (that many events at ``time``).
+  See :mod:`glm_core.events`.
 
 Other keys / columns are rejected. Samples with NaN/inf variables are dropped from the fit
 (``Session.n_dropped``). NWB files (:func:`load_nwb`) and pynapple objects (:func:`from_pynapple`)
@@ -48,9 +52,10 @@ from pathlib import Path
 import numpy as np
 
 from . import derived
-from .binning import DEFAULT_BIN_WIDTH, Samples, bin_events, positive_seconds
+from .binning import DEFAULT_BIN_WIDTH, Samples, bin_edges, bin_events, positive_seconds
 from .csv_columns import read_csv_columns
 from .errors import InputError
+from .events import binned_event_counts, count_in_bins, csv_event_times, event_keys, event_times
 from .session import MAX_CELLS, MAX_UNITS, Session, Variable, make_session
 
 MAX_UPLOAD_BYTES = 50 * 2**20
@@ -115,12 +120,15 @@ def load_csv(path_or_bytes, bin_width=None, default_bin_width=None) -> Session:
             if name not in columns:
                 raise InputError(f"{label}: the events form needs a {name!r} column")
         is_spike = columns["spike_unit"] != ""
+        events, is_event = csv_event_times(columns, is_spike, label)
+        is_sample = ~is_spike & ~is_event
         arrays = {
             "spike_times": columns["time"][is_spike],
             "spike_unit": columns["spike_unit"][is_spike],
-            "var_t": columns["time"][~is_spike],
+            "var_t": columns["time"][is_sample],
+            **events,
         }
-        arrays.update({k: v[~is_spike] for k, v in columns.items() if k.startswith("var:")})
+        arrays.update({k: v[is_sample] for k, v in columns.items() if k.startswith("var:")})
         arrays.update({k: v for k, v in columns.items() if k not in arrays and k != "time"})
     else:
         arrays = dict(columns)
@@ -217,7 +225,8 @@ def _from_arrays(arrays: dict, bin_width, label: str, default_bin_width=None) ->
             f"{label} has neither count:<unit> entries (binned form) nor spike_times (events "
             f"form); found {sorted(arrays)[:10]}"
         )
-    unknown = [k for k in arrays if k not in allowed and not k.startswith(("count:", "var:"))]
+    unknown = [k for k in arrays
+               if k not in allowed and not k.startswith(("count:", "var:", "event:"))]
     if unknown:
         raise InputError(f"{label}: unrecognised entries {unknown[:10]} for the {form} form")
     if not var_keys:
@@ -251,8 +260,11 @@ def _from_arrays(arrays: dict, bin_width, label: str, default_bin_width=None) ->
             raise InputError(f"{key!r} has {values.size} values but var_t has {t.size} times")
         samples.append(Samples(name, unit, circular, t, values))
     bin_width = bin_width or default_bin_width or DEFAULT_BIN_WIDTH
+    events = {name: event_times(key, arrays[key]) for name, key in event_keys(arrays).items()}
     _, counts_, names, variables = bin_events(trains, samples, bin_width)
-    return make_session(bin_width, variables, counts_, names, source=label)
+    edges = bin_edges(samples, bin_width, len(trains) + len(events))
+    events = {name: count_in_bins(times, edges) for name, times in events.items()}
+    return make_session(bin_width, variables, counts_, names, source=label, events=events)
 
 
 def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bin_width
@@ -286,9 +298,12 @@ def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bi
         if values.shape != (n,):
             raise InputError(f"{key!r} has {values.size} values but the counts have {n} bins")
         variables.append(Variable(name, _merge(values, merge, circular), unit, circular))
+    events = {name: binned_event_counts(key, arrays[key], n, merge)
+              for name, key in event_keys(arrays).items()}
     table = table[: n // merge * merge].reshape(n // merge, merge, -1).sum(axis=1)
     valid = valid[: n // merge * merge].reshape(n // merge, merge).all(axis=1)
-    return make_session(base * merge, variables, table, list(counts), valid=valid, source=label)
+    return make_session(base * merge, variables, table, list(counts), valid=valid, source=label,
+                        events=events)
 
 
 def _merge(values, merge: int, circular: bool) -> np.ndarray:

@@ -42,6 +42,9 @@ class Session:
     to its ground-truth log-rate effect (simulations only), or a pair of names (x, y) to a joint
     effect f(x, y); ``truth_intercept`` is the log rate per bin when every effect is zero.
     ``unit_truth`` gives units their own (truth, truth_intercept) instead (see :meth:`truth_of`).
+    ``lag_truth`` maps a unit name to its true lag filters (simulations only): ``"history"``,
+    ``"coupling:<source unit>"`` or ``"event:<event name>"`` to a (W,) array, the log-rate change
+    at lags 1..W bins (gain exp(filter)). ``events`` maps an event name to its (T,) counts per bin.
     """
 
     bin_width: float
@@ -54,6 +57,8 @@ class Session:
     truth_intercept: float = 0.0
     source: str = ""
     unit_truth: Mapping[str, tuple[Mapping, float]] = field(default_factory=dict)
+    lag_truth: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+    events: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def truth_of(self, unit: str | int) -> tuple[Mapping, float]:
         """The ground truth of one unit: its effects (by variable name or (x, y) pair) and the
@@ -102,11 +107,14 @@ def make_session(
     truth_intercept=0.0,
     source="",
     unit_truth=None,
+    lag_truth=None,
+    events=None,
 ) -> Session:
     """Validate and assemble a :class:`Session`.
 
     Samples where any variable is NaN or inf are marked invalid and counted in ``n_dropped``;
     everything else that is malformed raises :class:`InputError` with a readable message.
+    ``events`` (name -> (T,) counts per bin) must hold non-negative whole numbers.
     """
     bin_width = positive_seconds("bin width", bin_width)
     counts = _as_counts(counts, bin_width)
@@ -119,6 +127,11 @@ def make_session(
             f"{counts.shape[1]} units need as many distinct names, got {len(unit_names)}"
         )
     variables = tuple(_as_variable(v, n) for v in variables)
+    events = {str(name): _as_event_counts(str(name), train, n)
+              for name, train in dict(events or {}).items()}
+    if n * (counts.shape[1] + len(events)) > MAX_CELLS:
+        raise InputError(f"{n:,} bins x {counts.shape[1]} units and {len(events)} event trains "
+                         f"are more than {MAX_CELLS:,} cells; use fewer, larger bins")
     if not variables:
         raise InputError("the session has no behavioural variables")
     if len({v.name for v in variables}) != len(variables):
@@ -142,6 +155,8 @@ def make_session(
         truth_intercept=float(truth_intercept),
         source=source,
         unit_truth=dict(unit_truth or {}),
+        lag_truth={str(u): dict(f) for u, f in dict(lag_truth or {}).items()},
+        events=events,
     )
 
 
@@ -190,6 +205,21 @@ def _as_counts(counts, bin_width: float) -> np.ndarray:
             f"a bin of {bin_width:g} s holds {counts.max():.0f} spikes; at most {limit:.0f} "
             f"({MAX_RATE_HZ:g} spikes/s) are plausible: check the counts and the bin width")
     return counts
+
+
+def _as_event_counts(name: str, train, n: int) -> np.ndarray:
+    """One event train as (n,) float counts per bin, or an InputError naming it."""
+    if not name.strip():
+        raise InputError("an event train needs a name")
+    train = _numeric(train, f"event train {name!r}")
+    if train.shape != (n,):
+        raise InputError(f"event train {name!r} has {train.size} bins, the counts have {n}")
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~np.isfinite(train) | (train < 0) | (train != np.round(train)))
+    if bad.size:
+        raise InputError(f"event train {name!r} holds {train[bad[0]]:g} in bin {bad[0] + 1}; it "
+                         "must count the events in each bin (non-negative whole numbers)")
+    return train
 
 
 def _as_variable(var, n: int) -> Variable:
