@@ -332,6 +332,11 @@ class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
         """The last glm_core BinnedFit, or None."""
         return self._fit
 
+    @property
+    def cv(self):
+        """The last fit's cross-validation (glm_core CVResult, its fold fits), or None."""
+        return self._cv
+
     def _first_fit_key(self, include, strengths):
         """The key of this fit in ``shared_first_fits``: a first fit (no warm start) of a
         shared encoding; None otherwise."""
