@@ -84,7 +84,7 @@ class Encoding:
         """A leaf's name: the variable's, or "x × y" for a joint leaf."""
         return " × ".join(names[v] for v in self.leaves[leaf])
 
-    def _leaf_settings(self):
+    def solver_settings(self):
         """Per leaf: bins (or (nx, ny)), circular flag and basis, as the grid solver takes them."""
         one = [len(leaf) == 1 for leaf in self.leaves]
         return (self.leaf_bins,
@@ -225,7 +225,7 @@ def with_folds(enc: Encoding, n_folds: int) -> Encoding:
 
 def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
     """Fit the included leaves with per-leaf strengths (warm start from ``init``)."""
-    n_bins, circular, bases = enc._leaf_settings()
+    n_bins, circular, bases = enc.solver_settings()
     return fit_bin_grid(enc.grid, n_bins, include, strengths, regularizer, init, circular,
                         bases=bases)
 
@@ -251,7 +251,7 @@ def cross_validate_encoding(enc: Encoding, include, strengths, regularizer, init
     if moved is not None and init is not None:
         before, after = (np.asarray(t, np.float32) for t in moved)
         init = np.asarray(init, np.float32) + (after - before)
-    n_bins, circular, bases = enc._leaf_settings()
+    n_bins, circular, bases = enc.solver_settings()
     return cross_validate_grid(enc.grid, n_bins, include, strengths, regularizer, init,
                                circular, bases=bases)
 
@@ -260,7 +260,7 @@ def path(enc: Encoding, include, strengths, regularizer, variable: int, log_stre
          init=None, on_step: Step | None = None) -> list[CVResult]:
     """Cross-validated scores along ``log_strengths`` of one leaf, the others fixed;
     ``on_step(points done, points)`` after each point (it may raise to stop)."""
-    n_bins, circular, bases = enc._leaf_settings()
+    n_bins, circular, bases = enc.solver_settings()
     return regularization_path(enc.grid, n_bins, include, strengths, variable, log_strengths,
                                regularizer, init, circular, bases=bases, on_step=on_step)
 
@@ -273,7 +273,7 @@ def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_poin
     whose evidence has no such form) :func:`ascent_strengths` (which calls ``on_step``)."""
     if isinstance(get_regularizer(regularizer), (Ridge, Smooth)):
         bounds = (float(np.min(grid_points)), float(np.max(grid_points)))
-        n_bins, circular, bases = enc._leaf_settings()
+        n_bins, circular, bases = enc.solver_settings()
         return [float(x) for x in evidence_strengths(
             enc.grid, n_bins, include, log_strengths, regularizer, None, circular, bases,
             bounds)]
@@ -399,7 +399,7 @@ def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:
         result = fit(enc, include, [1e-3] * len(include), name)
         cross_validate_encoding(enc, include, [1e-3] * len(include), name, result.theta)
         if isinstance(get_regularizer(name), (Ridge, Smooth)):
-            n_bins, circular, bases = enc._leaf_settings()
+            n_bins, circular, bases = enc.solver_settings()
             evidence_strengths(enc.grid, n_bins, include, [-3.0] * len(include), name,
                                result.theta, circular, bases, maxiter=1)
 
