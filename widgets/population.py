@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
+from .coupling import coupling_view
 from .jobs import job_progress
 
 TABLE_COLUMNS = ["unit", "held-out bits/spike", "pseudo-R2 (train)", "Skaggs bits/spike",
@@ -109,7 +110,7 @@ def population_view(state) -> pn.Column:
     return pn.Column(pn.Row(fit_all, variable, download), job_progress(state.jobs),
                      pn.pane.HoloViews(pn.bind(draw, state.param.population, variable),
                                        sizing_mode="stretch_width"), table,
-                     sizing_mode="stretch_width")
+                     coupling_view(state), sizing_mode="stretch_width")
 
 
 def _select(state, unit) -> None:

@@ -28,6 +28,7 @@ from glm_core.timing import Timer
 
 from .carry import current_settings, take_settings
 from .compiles import compile_off_loop, preparing_message, solver_compiles
+from .coupling_jobs import CouplingJobs
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
 from .population_jobs import PopulationJobs
@@ -58,7 +59,7 @@ from .vocabulary import (
 SCORE_DELAY_MS = 300
 
 
-class ExplorerState(HeldOutJobs, PopulationJobs, param.Parameterized):
+class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameterized):
     """Settings in, fit results out."""
 
     source = param.Selector(default=SIMULATION, objects=list(SOURCES))

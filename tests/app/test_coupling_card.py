@@ -1,0 +1,52 @@
+"""The coupling matrix in the population card without a browser: the button's job gives
+glm_core's coupling matrix of the most active units with the page's model, the card draws it as a
+units x units heatmap, and another data set clears it."""
+
+import io
+
+import holoviews as hv
+import numpy as np
+
+from glm_core.coupling_matrix import coupling_matrix, most_active
+from glm_core.simulation import simulate_history_session
+from widgets.coupling import coupling_view
+from widgets.state import ExplorerState
+from widgets.vocabulary import SIMULATION, UPLOAD
+
+
+def history_npz(n: int = 12_000) -> bytes:
+    """The three-cell history simulation as a binned-form NPZ upload."""
+    session = simulate_history_session(n, seed=3)
+    buffer = io.BytesIO()
+    np.savez(buffer, bin_width=session.bin_width,
+             **{f"count:{name}": session.unit_counts(name) for name in session.unit_names},
+             **{f"var:{v.name}[{'rad,circular' if v.circular else v.unit}]": v.values
+                for v in session.variables})
+    return buffer.getvalue()
+
+
+def shown(pane):
+    return pane.object() if callable(pane.object) else pane.object
+
+
+def test_the_coupling_job_gives_glm_cores_matrix_and_draws_it():
+    state = ExplorerState(source=UPLOAD, upload=("history.npz", history_npz()))
+    state.start()
+    assert state.error == "" and len(state.session.unit_names) == 3
+    view = coupling_view(state)
+    pane = view.objects[-1]
+    assert isinstance(shown(pane), hv.Div)
+    state.compute_coupling()
+    session, matrix = state.coupling
+    assert session is state.session
+    include, strengths = state._settings()
+    expected = coupling_matrix(session, state.encoding, most_active(session), include,
+                               strengths, state.regularizer)
+    np.testing.assert_array_equal(matrix.held_out_gain, expected.held_out_gain)
+    np.testing.assert_array_equal(matrix.peak_gain, expected.peak_gain)
+    heat = shown(pane)
+    assert isinstance(heat, hv.HeatMap) and len(heat) == 9
+    a, b = session.unit_names.index("cell A"), session.unit_names.index("cell B")
+    assert np.nanargmax(matrix.held_out_gain) == a * 3 + b  # A is driven by B
+    state.source = SIMULATION
+    assert isinstance(shown(pane), hv.Div)  # the matrix was of the other data set
