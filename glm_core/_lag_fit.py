@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._kernels import map_sizes, pull, split, to_slots, walk
-from ._lag_problem import LAG_COLUMNS, sample_eta, solve_lagged
+from ._lag_problem import LAG_COLUMNS, lag_products, lag_term, sample_eta, solve_lagged
 from .cell_table import FOLD_SLOTS, MAX_BINS
 from .regularizers import Ridge, Smooth
 
@@ -30,7 +30,8 @@ def fit_lagged_full(slots, n_chunks, cell, y, columns, fold, log_factorial, sett
 
     Args:
         slots, n_chunks: the cell table.
-        cell, y, columns, fold: per sample its cell, count, lagged row and fold (-1: unused).
+        cell, y, fold: per sample its cell, count and fold (-1: unused).
+        columns: (MAX_LAG_LEAVES, N, LAG_BASIS) each lag leaf's lagged rows.
         log_factorial: sum of log y! over the used samples.
         settings: ``_lag_problem.lag_problem``'s settings, ``n_coef`` to ``lag_rough``.
         theta0: the start; reg, tol, maxiter: the solver's (static).
@@ -53,7 +54,8 @@ def fit_lagged_full(slots, n_chunks, cell, y, columns, fold, log_factorial, sett
     shown = [jnp.where(is_basis[v] & include[v], True, active[v]) for v in range(n_axes)]
     peak = jnp.stack([jnp.max(jnp.where(s, x, -jnp.inf)) for s, x in zip(shown, w)])
     peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
-    lag = columns @ theta[n_beh:n_beh + LAG_COLUMNS]
+    on = problem.on
+    lag = lag_term(columns, theta[n_beh:n_beh + LAG_COLUMNS], on)
     lag_peak = jnp.max(jnp.where(weight > 0, lag, -jnp.inf))
 
     def others(v):
@@ -67,7 +69,7 @@ def fit_lagged_full(slots, n_chunks, cell, y, columns, fold, log_factorial, sett
         _, per_bin, _ = walk(slots, per_cell, n_chunks, jnp.zeros(n_beh + 1, e.dtype), sizes,
                              hessian=False)
         per_bin[v] = jnp.zeros_like(per_bin[v])
-        grad = jnp.concatenate([*pull(per_bin, maps), e @ columns]) / total
+        grad = jnp.concatenate([*pull(per_bin, maps), lag_products(columns, e, on)]) / total
         return jnp.log(total / n) + jnp.sum(peak) - peak[v] + lag_peak, grad
 
     log_gains, d_log_gain = zip(*(others(v) for v in range(n_axes)))
@@ -97,7 +99,7 @@ def fit_lagged_full(slots, n_chunks, cell, y, columns, fold, log_factorial, sett
         curve_se.append(jnp.pad(se, (0, width - sizes[v]), constant_values=jnp.nan))
     lag_cov = cov[n_beh:n_beh + LAG_COLUMNS, n_beh:n_beh + LAG_COLUMNS]
 
-    eta = sample_eta(theta, maps, sample_slots, columns)
+    eta = sample_eta(theta, maps, sample_slots, columns, on)
     n_spikes = jnp.sum(weight * y)
     ll = (jnp.sum(weight * (y * eta - jnp.exp(eta))) - log_factorial) / n
     mean_y = n_spikes / n
@@ -124,7 +126,7 @@ def _cv_folds(slots, n_chunks, cell, y, columns, fold, n_folds, settings, theta0
         test = (fold == k).astype(y.dtype)
         res, problem = solve_lagged(slots, n_chunks, cell, y, columns, train, settings,
                                     theta0[k], reg, tol, maxiter)
-        eta = sample_eta(res.theta, maps, sample_slots, columns)
+        eta = sample_eta(res.theta, maps, sample_slots, columns, problem.on)
         terms = y * eta - jnp.exp(eta)
         n_train, n_test = problem.n, jnp.sum(test)
         train_spikes, test_spikes = jnp.sum(train * y), jnp.sum(test * y)

@@ -1,14 +1,14 @@
 """The population's coupling matrix: for each ordered pair of units, how much a coupling filter from
 one (the driver, a column) adds to the model of the other (the target, a row).
 
-Each target's model is its behavioural leaves (the encoding's, with the page's strengths), fitted
-on the lagged engine (``glm_core.lagged_fit``) with one lag leaf: the driver's past counts through
-a raised-cosine log basis (``basis.raised_cosine_log``). An entry is the pooled held-out
-bits/spike of that model minus the target's model without the coupling, on the same samples (the
-first window of every session dropped in both) and the same folds; and, from the full fit, the
-filter's gain exp(filter) at its largest effect (below 1: the driver's spikes suppress the
-target). Only the ``MAX_UNITS`` most active units are scored: n units take n (n - 1) coupled
-cross-validations and fits plus n baselines.
+Each target's model is its behavioural leaves (the encoding's, with the page's strengths) plus
+one lagged leaf, the driver's past counts (``lag_leaves.LagLeaf("coupling", driver)``), fitted by
+the explorer's own calls (``explorer.fit``, ``explorer.cross_validate_encoding``, which run the
+lagged engine). An entry is the pooled held-out bits/spike of that model minus the target's model
+without the coupling, on the same samples (the first window of the session dropped in both) and
+the same folds; and, from the full fit, the filter's gain exp(filter) at its largest effect (below
+1: the driver's spikes suppress the target). Only the ``MAX_UNITS`` most active units are scored:
+n units take n (n - 1) coupled fits and cross-validations plus n baselines.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._lag_problem import LAG_BASIS, LAG_COLUMNS
-from .basis import lagged, raised_cosine_log
+from . import explorer
 from .errors import InputError
-from .lagged_fit import cross_validate_lagged, fit_lagged, lag_design
+from .lag_leaves import LagLeaf, with_lags
 
 MAX_UNITS = 12
-COUPLING_WINDOW_S = 0.25  # s of the driver's past that acts on the target
+COUPLING_WINDOW_S = 0.25  # s of the driver's past that acts on the target (in whole bins)
 COUPLING_BASIS = 5
 COUPLING_STRENGTH = 1e-3
 
@@ -64,13 +63,13 @@ def coupling_matrix(session, enc, units, include, strengths, regularizer="Ridge"
 
     Args:
         session: the :class:`glm_core.session.Session`.
-        enc: an encoding of the session (``explorer.encode``; any unit): its behavioural leaves,
-            bins and folds.
+        enc: an encoding of the session (``explorer.encode``; any unit; its lagged leaves, if
+            any, are left out): its behavioural leaves, bins and folds.
         units: indices of the units (2 to ``MAX_UNITS``, distinct; e.g. :func:`most_active`).
         include, strengths: per behavioural leaf of ``enc``.
         regularizer: a regularizer or its name (the coupling filter's penalty too).
-        window_s: the coupling window, seconds (a whole number of bins, at least 2).
-        n_basis: lag basis functions of the filter (at most ``LAG_BASIS``).
+        window_s: the coupling window, seconds, rounded to whole bins.
+        n_basis: lag basis functions of the filter.
         coupling_strength: the filter's penalty strength.
         on_step: called as ``on_step(models done, models)`` after each; it may raise to stop.
 
@@ -82,43 +81,31 @@ def coupling_matrix(session, enc, units, include, strengths, regularizer="Ridge"
     if not 2 <= n <= MAX_UNITS or len(set(units)) != n or not all(
             0 <= u < len(session.unit_names) for u in units):
         raise InputError(f"a coupling matrix takes 2 to {MAX_UNITS} different units, got {units}")
-    window = int(round(window_s / session.bin_width))
-    if window < 2 or window >= session.n_valid // 2:
-        raise InputError(f"a coupling window of {window_s} s is {window} bins: it needs at least "
-                         "2 bins and less than half the session")
-    if not 1 <= n_basis <= min(LAG_BASIS, window):
-        raise InputError(f"choose 1 to {min(LAG_BASIS, window)} lag basis functions")
-    kernels = raised_cosine_log(int(n_basis), window)
-    rows = []
-    for u in units:
-        block = np.zeros((session.n_valid, LAG_COLUMNS))
-        block[:, :n_basis] = lagged(session.counts[:, u], kernels)[session.valid]
-        rows.append(block)
-    used = ~np.isnan(rows[0]).any(1)
-    n_bins, circular, bases = enc.solver_settings()
-    with_coupling, without = [*include, True], [*include, False]
-    all_strengths = [*strengths, coupling_strength]
+    n_leaves = len(enc.behaviour_leaves)
+    if len(include) != n_leaves or len(strengths) != n_leaves:
+        raise InputError(f"expected include flags and strengths for {n_leaves} behavioural "
+                         "leaves")
+    window_s = round(window_s / session.bin_width) * session.bin_width
+    behaviour = with_lags(enc, session, ())
+    settings = ([*include, False], [*strengths, coupling_strength], regularizer)
+    coupled = ([*include, True], *settings[1:])
     gain, peak, lag_ms, baseline = (np.full((n, n), np.nan), np.full((n, n), np.nan),
                                     np.full((n, n), np.nan), np.full(n, np.nan))
     total, done = n * n, 0
     for i, target in enumerate(units):
-        counts = session.counts[session.valid, target]
-        grid = enc.grid.with_counts(counts)
-        args = (n_bins, with_coupling, all_strengths, regularizer)
+        enc_i = explorer.with_unit(behaviour, session, target)
         base = None
         for j, driver in enumerate(units):
             if j == i:
                 continue
-            design = lag_design(grid, counts, np.nan_to_num(rows[j]), used, [kernels],
-                                session.bin_width)
+            pair = with_lags(enc_i, session, [LagLeaf("coupling", driver, window_s, n_basis)])
             if base is None:
-                base = cross_validate_lagged(grid, design, n_bins, without, all_strengths,
-                                             regularizer, None, circular, bases=bases)
+                base = explorer.cross_validate_encoding(pair, *settings)
                 baseline[i] = base.pooled
                 done += 1
                 _step(on_step, done, total)
-            fit = fit_lagged(grid, design, *args, None, circular, bases=bases)
-            cv = cross_validate_lagged(grid, design, *args, fit.theta, circular, bases=bases)
+            fit = explorer.fit(pair, *coupled)
+            cv = explorer.cross_validate_encoding(pair, *coupled, fit.theta)
             gain[i, j] = cv.pooled - base.pooled
             f = fit.filters[0]
             top = int(np.argmax(np.abs(f.log_gain)))
@@ -126,7 +113,7 @@ def coupling_matrix(session, enc, units, include, strengths, regularizer="Ridge"
             done += 1
             _step(on_step, done, total)
     return CouplingMatrix(tuple(session.unit_names[u] for u in units), gain, peak, lag_ms,
-                          baseline, 1e3 * window * session.bin_width)
+                          baseline, 1e3 * window_s)
 
 
 def _step(on_step, done, total):

@@ -51,8 +51,8 @@ class LagDesign:
     ``rows`` (n_valid, LAG_COLUMNS) holds lag leaf j's columns in block j (zeros where unused
     and in dropped rows); ``used`` marks the samples without a NaN in any lagged row;
     ``kernels[j]`` is leaf j's (window, n_basis) lag kernels. The device arrays (``cell``,
-    ``y``, ``columns``, ``fold``) are padded to ``sample_bucket(n_valid)``; ``fold`` is -1 for
-    dropped and padding samples.
+    ``y``, ``fold``; ``columns``, (MAX_LAG_LEAVES, N, LAG_BASIS) per leaf) are padded to
+    N = ``sample_bucket(n_valid)`` samples; ``fold`` is -1 for dropped and padding samples.
     """
 
     rows: np.ndarray
@@ -109,10 +109,10 @@ def lag_design(grid: BinGrid, counts, rows, used, kernels, bin_width: float) -> 
     size = sample_bucket(n_valid)
     fold = np.where(used, grid.sample_fold, -1)
 
-    def padded(x, dtype, fill=0):
+    def padded(x, dtype, fill=0, leaves=False):
         out = np.full((size, *x.shape[1:]), fill, dtype)
         out[:n_valid] = x
-        return jax.device_put(out)
+        return jax.device_put(np.ascontiguousarray(out.swapaxes(0, 1)) if leaves else out)
 
     k = grid.n_folds
     y_used = np.where(used, counts, 0.0)
@@ -121,7 +121,8 @@ def lag_design(grid: BinGrid, counts, rows, used, kernels, bin_width: float) -> 
         used, gammaln(values + 1.0)[inverse.ravel()], 0.0), k)
     return LagDesign(np.asarray(rows, np.float32), used, tuple(kernels), float(bin_width),
                      padded(grid.sample_cell, np.int32), padded(counts, np.float32),
-                     padded(np.where(used[:, None], rows, 0.0), np.float32),
+                     padded(np.where(used[:, None], rows, 0.0).reshape(
+                         n_valid, MAX_LAG_LEAVES, LAG_BASIS), np.float32, leaves=True),
                      padded(fold, np.int32, -1), k, np.bincount(grid.sample_fold, y_used, k),
                      log_factorial)
 

@@ -26,23 +26,23 @@ from .sequential import MAX_SIMULATED_RATE_HZ
 SMOOTH_S = 0.1  # display smoothing of the observed and simulated counts, seconds (Gaussian sd)
 
 
-def sample_log_rates(enc, theta, samples=None, lag_rows=None) -> np.ndarray:
+def sample_log_rates(enc, theta, samples=None) -> np.ndarray:
     """Log expected count per bin of valid samples under a fit of an encoding.
 
     Args:
-        enc: the :class:`glm_core.explorer.Encoding` the fit was made on (its grid's cells).
+        enc: the :class:`glm_core.explorer.Encoding` the fit was made on (its grid's cells and,
+            with lagged leaves, their rows ``enc.lag``).
         theta: (n_theta,) a fit's flat vector, or (n_fits, n_theta) one per fold: the axes'
-            blocks, then (for a lagged fit) the lag columns, then the intercept.
+            blocks, then (with lagged leaves) the lag columns, then the intercept.
         samples: indices of the valid samples wanted (default: all).
-        lag_rows: (n_valid, n_lag_columns) the lagged rows of a lagged fit (NaN where a row is
-            incomplete), None for a fit of the behavioural leaves only.
 
     Returns:
-        float64 (..., n_samples) log rates, NaN where the lagged row is.
+        float64 (..., n_samples) log rates, NaN where a lagged row is incomplete.
     """
     grid = enc.grid
     theta = np.asarray(theta, np.float64)
-    n_beh, n_lag = sum(grid.sizes), 0 if lag_rows is None else np.shape(lag_rows)[1]
+    lag_rows = lagged_rows(enc)
+    n_beh, n_lag = sum(grid.sizes), 0 if lag_rows is None else lag_rows.shape[1]
     if theta.shape[-1] != n_beh + n_lag + 1:
         raise InputError(f"theta has {theta.shape[-1]} entries; this model has "
                          f"{n_beh + n_lag + 1}")
@@ -50,7 +50,7 @@ def sample_log_rates(enc, theta, samples=None, lag_rows=None) -> np.ndarray:
     bases = enc.bases or (None,) * len(enc.binnings)
     eta = np.repeat(theta[..., -1:], cells.size, axis=-1)
     offset = 0
-    for v, (leaf, size) in enumerate(zip(enc.leaves, grid.sizes)):
+    for v, (leaf, size) in enumerate(zip(enc.behaviour_leaves, grid.sizes)):
         block = theta[..., offset:offset + size]
         basis = bases[leaf[0]] if len(leaf) == 1 else None
         effect = block if basis is None else block[..., :basis.shape[1]] @ np.asarray(
@@ -58,10 +58,17 @@ def sample_log_rates(enc, theta, samples=None, lag_rows=None) -> np.ndarray:
         eta = eta + effect[..., grid.cell_slots[v][cells]]
         offset += size
     if lag_rows is not None:
-        rows = np.asarray(lag_rows, np.float64)
-        rows = rows if samples is None else rows[np.asarray(samples)]
+        rows = lag_rows if samples is None else lag_rows[np.asarray(samples)]
         eta = eta + (rows @ theta[..., n_beh:n_beh + n_lag].T).T
     return eta
+
+
+def lagged_rows(enc) -> np.ndarray | None:
+    """(n_valid, lag columns) float64 lagged rows of an encoding, NaN where a row is
+    incomplete; None without lagged leaves."""
+    if enc.lag is None:
+        return None
+    return np.where(enc.lag.used[:, None], np.asarray(enc.lag.rows, np.float64), np.nan)
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,8 @@ def stretch(session, start_s: float, window_s: float) -> tuple[int, int]:
 
 
 def time_view(session, enc, theta, cv_theta, start: int, stop: int, *,
-              smooth_s: float = SMOOTH_S, simulate_seed: int | None = None, design=None,
-              history_leaf: int | None = None, max_rate_hz: float | None = None) -> TimeView:
+              smooth_s: float = SMOOTH_S, simulate_seed: int | None = None,
+              max_rate_hz: float | None = None) -> TimeView:
     """The stretch ``start`` .. ``stop - 1`` of a session under a fit of ``enc``'s unit.
 
     Args:
@@ -122,11 +129,9 @@ def time_view(session, enc, theta, cv_theta, start: int, stop: int, *,
             while the fit is not cross-validated (the predicted rate is then NaN).
         start, stop: the stretch, in session samples (:func:`stretch`).
         smooth_s: the display smoothing (Gaussian sd, seconds) of observed and simulated counts.
-        simulate_seed: simulate the unit from the full fit with this seed; None: no simulation.
-        design: a lagged fit's :class:`glm_core.lagged_fit.LagDesign` (its rows, kernels and
-            used samples), None for behavioural leaves only.
-        history_leaf: which of ``design``'s lag leaves is the unit's own history; in a
-            simulation it acts on the simulated spikes (the others on the observed trains).
+        simulate_seed: simulate the unit from the full fit with this seed (its history leaf, if
+            it has one, acting on the simulated spikes; couplings and events on the observed
+            trains); None: no simulation.
         max_rate_hz: the simulation's rate cap (default ``MAX_SIMULATED_RATE_HZ``).
 
     Returns:
@@ -139,9 +144,6 @@ def time_view(session, enc, theta, cv_theta, start: int, stop: int, *,
     lo, hi = np.searchsorted(valid_index, [start, stop])
     samples = np.arange(lo, hi)  # the stretch's valid samples, numbered among the valid ones
     where = valid_index[samples] - start  # and their place in the stretch
-    lag_rows = None
-    if design is not None:
-        lag_rows = np.where(design.used[:, None], design.rows, np.nan)
     counts = session.unit_counts(enc.unit)
     observed = counts[start:stop]
     margin = int(np.ceil(4 * smooth_s / bw))
@@ -152,7 +154,7 @@ def time_view(session, enc, theta, cv_theta, start: int, stop: int, *,
     if cv_theta is not None and samples.size:
         folds = np.asarray(cv_theta)[: enc.grid.n_folds]
         fold = enc.grid.sample_fold[samples].astype(np.int64)
-        eta = sample_log_rates(enc, folds, samples, lag_rows)
+        eta = sample_log_rates(enc, folds, samples)
         predicted[where] = cross_validated_rate(eta, fold) / bw
     behaviour = {}
     for var in session.variables:
@@ -163,24 +165,26 @@ def time_view(session, enc, theta, cv_theta, start: int, stop: int, *,
     if simulate_seed is None:
         return view
     return _with_simulation(view, session, enc, theta, samples, where, counts, valid_index,
-                            lag_rows, design, history_leaf, simulate_seed, smooth_s, max_rate_hz)
+                            simulate_seed, smooth_s, max_rate_hz)
 
 
-def _with_simulation(view, session, enc, theta, samples, where, counts, valid_index, lag_rows,
-                     design, history_leaf, seed, smooth_s, max_rate_hz):
+def _with_simulation(view, session, enc, theta, samples, where, counts, valid_index, seed,
+                     smooth_s, max_rate_hz):
     """``view`` with spikes simulated over its fitted samples from the full fit."""
     cap = MAX_SIMULATED_RATE_HZ if max_rate_hz is None else float(max_rate_hz)
     n = view.time.size
     simulated = np.zeros(n, np.int64)
-    eta = sample_log_rates(enc, theta, samples, lag_rows)
+    eta = sample_log_rates(enc, theta, samples)
     history = None
-    if history_leaf is not None and design is not None:
-        n_beh = sum(enc.grid.sizes)
-        block = slice(history_leaf * LAG_BASIS,
-                      history_leaf * LAG_BASIS + design.kernels[history_leaf].shape[1])
-        beta = np.asarray(theta, np.float64)[n_beh:n_beh + design.rows.shape[1]][block]
-        eta = eta - lag_rows[samples][:, block] @ beta
-        history = design.kernels[history_leaf] @ beta
+    kinds = [leaf.kind for leaf in enc.lags]
+    if "history" in kinds:
+        j = kinds.index("history")
+        kernels = enc.lag.kernels[j]
+        start = sum(enc.grid.sizes) + j * LAG_BASIS
+        beta = np.asarray(theta, np.float64)[start:start + kernels.shape[1]]
+        rows = lagged_rows(enc)[samples, j * LAG_BASIS:j * LAG_BASIS + kernels.shape[1]]
+        eta = eta - rows @ beta
+        history = kernels @ beta
     fitted = np.isfinite(eta)
     n_capped = 0
     if fitted.any():

@@ -26,6 +26,8 @@ class CouplingJobs(param.Parameterized):
         if enc is None:
             return
         include, strengths = self._settings()
+        n = len(enc.behaviour_leaves)  # the matrix is on top of the behavioural model
+        include, strengths = include[:n], strengths[:n]
         regularizer = self.regularizer
         units = most_active(session)
 

@@ -87,5 +87,5 @@ def test_most_active_and_bad_arguments(problem):
         coupling_matrix(session, enc, [0, 0], *args)
     with pytest.raises(InputError, match=f"2 to {MAX_UNITS}"):
         coupling_matrix(session, enc, [1], *args)
-    with pytest.raises(InputError, match="at least 2 bins"):
+    with pytest.raises(InputError, match="between 2 and"):
         coupling_matrix(session, enc, [0, 1], *args, window_s=0.01)

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from sklearn.linear_model import PoissonRegressor
 
-from glm_core import explorer, lagged, raised_cosine_log
-from glm_core._lag_problem import LAG_BASIS, LAG_COLUMNS
+from glm_core import GLM, LagLeaf, explorer, lagged, raised_cosine_log, with_lags
+from glm_core._lag_problem import LAG_BASIS
 from glm_core.crossval import fold_index
 from glm_core.errors import InputError
-from glm_core.lagged_fit import fit_lagged, lag_design
 from glm_core.model_in_time import simulate_from_fit, smooth_counts
 from glm_core.session import Variable, make_session
 from glm_core.simulation import CELL_A, simulate_history_session, simulate_session
@@ -95,31 +94,26 @@ def test_stretch_stays_inside_the_session(gappy):
 
 @pytest.fixture(scope="module")
 def lag_fit():
-    """Cell A of the history simulation: behaviour plus a history leaf, Ridge."""
+    """Cell A of the history simulation: behaviour plus a history leaf (6 functions over
+    250 ms), Ridge."""
     session = simulate_history_session(20_000, seed=1)
-    enc = explorer.encode(session, CELL_A, [20, 8, 12], 5)
-    kernels = raised_cosine_log(6, 25)
-    rows = np.zeros((session.n_valid, LAG_COLUMNS))
-    rows[:, :6] = lagged(session.unit_counts(CELL_A), kernels)[session.valid]
-    used = ~np.isnan(rows).any(1)
-    design = lag_design(enc.grid, enc.counts, np.nan_to_num(rows), used, [kernels],
-                        session.bin_width)
-    fit = fit_lagged(enc.grid, design, enc.n_bins, [True, False, True, True], [1e-3] * 4)
-    return session, enc, design, fit
+    enc = with_lags(explorer.encode(session, CELL_A, [20, 8, 12], 5), session,
+                    [LagLeaf("history", None, 0.25, 6)])
+    fit = explorer.fit(enc, [True, False, True, True], [1e-3] * 4, "Ridge")
+    return session, enc, fit
 
 
 def test_simulation_from_a_lagged_fit_is_the_sequential_sampler_with_its_history(lag_fit):
-    session, enc, design, fit = lag_fit
+    session, enc, fit = lag_fit
     start, stop = 5000, 7000
-    view = time_view(session, enc, fit.theta, None, start, stop, simulate_seed=3,
-                     design=design, history_leaf=0)
+    view = time_view(session, enc, fit.theta, None, start, stop, simulate_seed=3)
     theta = np.asarray(fit.theta, float)
     n_beh = sum(enc.grid.sizes)
     beta = theta[n_beh:n_beh + 6]
-    rows = np.where(design.used[:, None], design.rows, np.nan).astype(float)
-    eta = sample_log_rates(enc, theta, lag_rows=rows) - rows[:, :6] @ beta
+    rows = np.where(enc.lag.used[:, None], enc.lag.rows, np.nan).astype(float)
+    eta = sample_log_rates(enc, theta) - rows[:, :6] @ beta
     history = fit.filters[0].log_gain
-    np.testing.assert_allclose(design.kernels[0] @ beta, history, atol=1e-6)
+    np.testing.assert_allclose(enc.lag.kernels[0] @ beta, history, atol=1e-6)
     # every sample is valid here: the stretch is samples 5000..6999 with the observed past
     eta[:start] = 0.0
     expected = simulate_from_fit(eta[:stop], history, session.unit_counts(CELL_A)[:stop],
@@ -129,11 +123,33 @@ def test_simulation_from_a_lagged_fit_is_the_sequential_sampler_with_its_history
 
 
 def test_a_self_exciting_history_runs_away_and_is_reported(lag_fit):
-    session, enc, design, fit = lag_fit
+    session, enc, fit = lag_fit
     theta = np.asarray(fit.theta, float).copy()
     n_beh = sum(enc.grid.sizes)
     theta[n_beh:n_beh + LAG_BASIS] = 3.0  # every lag excites: each spike raises the rate
-    view = time_view(session, enc, theta, None, 5000, 7000, simulate_seed=0, design=design,
-                     history_leaf=0)
+    view = time_view(session, enc, theta, None, 5000, 7000, simulate_seed=0)
     assert view.ran_away and view.n_capped > 1000
     assert view.simulated_rate.max() > 0.5 * view.cap_hz
+
+
+def test_predicted_rate_of_a_lagged_fit_is_each_folds_dense_refit(lag_fit):
+    """The lag columns' part of each sample's rate: the dense pytree GLM refitted on each fold's
+    training samples (one-hot position and head direction, the lagged history) predicts its
+    held-out samples; the first window's samples have no prediction."""
+    session, enc, fit = lag_fit
+    include, strengths = [True, False, True, True], [1e-3] * 4
+    cv = explorer.cross_validate_encoding(enc, include, strengths, "Ridge", fit.theta)
+    view = time_view(session, enc, fit.theta, cv.theta, 0, session.n_samples)
+    X = {v.name: ref.one_hot(ref.histogram_bins(v.values, n, v.circular)[0], n)
+         for v, n in zip(session.variables, [20, 8, 12]) if v.name != "speed"}
+    X["history"] = lagged(session.unit_counts(CELL_A), raised_cosine_log(6, 25))
+    y = session.unit_counts(CELL_A).astype(float)
+    complete = ~np.isnan(X["history"][:, 0])
+    assert np.all(np.isnan(view.predicted_rate[~complete]))
+    fold = fold_index(y.size, 5)
+    for k in range(5):
+        train, test = complete & (fold != k), complete & (fold == k)
+        refit = GLM("Ridge", 1e-3).fit({key: x[train] for key, x in X.items()}, y[train])
+        expected = np.asarray(refit.predict({key: x[test] for key, x in X.items()}))
+        np.testing.assert_allclose(view.predicted_rate[test] * session.bin_width, expected,
+                                   rtol=2e-3)
