@@ -41,7 +41,7 @@ def sample_log_rates(enc, theta, samples=None) -> np.ndarray:
     """
     grid = enc.grid
     theta = np.asarray(theta, np.float64)
-    lag_rows = lagged_rows(enc)
+    lag_rows = lagged_rows(enc, samples)
     n_beh, n_lag = sum(grid.sizes), 0 if lag_rows is None else lag_rows.shape[1]
     if theta.shape[-1] != n_beh + n_lag + 1:
         raise InputError(f"theta has {theta.shape[-1]} entries; this model has "
@@ -58,17 +58,19 @@ def sample_log_rates(enc, theta, samples=None) -> np.ndarray:
         eta = eta + effect[..., grid.cell_slots[v][cells]]
         offset += size
     if lag_rows is not None:
-        rows = lag_rows if samples is None else lag_rows[np.asarray(samples)]
-        eta = eta + (rows @ theta[..., n_beh:n_beh + n_lag].T).T
+        eta = eta + (lag_rows @ theta[..., n_beh:n_beh + n_lag].T).T
     return eta
 
 
-def lagged_rows(enc) -> np.ndarray | None:
-    """(n_valid, lag columns) float64 lagged rows of an encoding, NaN where a row is
-    incomplete; None without lagged leaves."""
+def lagged_rows(enc, samples=None) -> np.ndarray | None:
+    """(n_samples, lag columns) float64 lagged rows of an encoding's valid samples ``samples``
+    (default: all), NaN where a row is incomplete; None without lagged leaves."""
     if enc.lag is None:
         return None
-    return np.where(enc.lag.used[:, None], np.asarray(enc.lag.rows, np.float64), np.nan)
+    rows, used = enc.lag.rows, enc.lag.used
+    if samples is not None:
+        rows, used = rows[np.asarray(samples)], used[np.asarray(samples)]
+    return np.where(used[:, None], np.asarray(rows, np.float64), np.nan)
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def _with_simulation(view, session, enc, theta, samples, where, counts, valid_in
         kernels = enc.lag.kernels[j]
         start = sum(enc.grid.sizes) + j * LAG_BASIS
         beta = np.asarray(theta, np.float64)[start:start + kernels.shape[1]]
-        rows = lagged_rows(enc)[samples, j * LAG_BASIS:j * LAG_BASIS + kernels.shape[1]]
+        rows = lagged_rows(enc, samples)[:, j * LAG_BASIS:j * LAG_BASIS + kernels.shape[1]]
         eta = eta - rows @ beta
         history = kernels @ beta
     fitted = np.isfinite(eta)
@@ -190,7 +192,9 @@ def _with_simulation(view, session, enc, theta, samples, where, counts, valid_in
     if fitted.any():
         keep = samples[fitted]
         # the fitted samples one after the other, the observed ones before them as the past
-        past = counts[valid_index[: keep[0]]]
+        # (as far back as the history window reaches)
+        window = 0 if history is None else history.size
+        past = counts[valid_index[max(0, keep[0] - window): keep[0]]]
         train = simulate_from_fit(np.concatenate([np.zeros(past.size), eta[fitted]]), history,
                                   np.concatenate([past, np.zeros(keep.size)]),
                                   session.bin_width, start=past.size, seed=seed,

@@ -2,27 +2,14 @@
 glm_core's coupling matrix of the most active units with the page's model, the card draws it as a
 units x units heatmap, and another data set clears it."""
 
-import io
-
 import holoviews as hv
 import numpy as np
 
 from glm_core.coupling_matrix import coupling_matrix, most_active
-from glm_core.simulation import simulate_history_session
+from tests.browser.support import history_npz
 from widgets.coupling import coupling_view
 from widgets.state import ExplorerState
 from widgets.vocabulary import SIMULATION, UPLOAD
-
-
-def history_npz(n: int = 12_000) -> bytes:
-    """The three-cell history simulation as a binned-form NPZ upload."""
-    session = simulate_history_session(n, seed=3)
-    buffer = io.BytesIO()
-    np.savez(buffer, bin_width=session.bin_width,
-             **{f"count:{name}": session.unit_counts(name) for name in session.unit_names},
-             **{f"var:{v.name}[{'rad,circular' if v.circular else v.unit}]": v.values
-                for v in session.variables})
-    return buffer.getvalue()
 
 
 def shown(pane):
