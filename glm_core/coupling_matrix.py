@@ -78,6 +78,8 @@ def coupling_matrix(session, enc, units, include, strengths, regularizer="Ridge"
     """
     units = [int(u) for u in units]
     n = len(units)
+    if n < 2 and len(session.unit_names) < 2:
+        raise InputError("a coupling matrix needs at least two units, and this data set has one")
     if not 2 <= n <= MAX_UNITS or len(set(units)) != n or not all(
             0 <= u < len(session.unit_names) for u in units):
         raise InputError(f"a coupling matrix takes 2 to {MAX_UNITS} different units, got {units}")

@@ -47,6 +47,8 @@ def test_coupling_matrix_shows_after_its_job(browser, server, tmp_path):
         chooser = page.locator("input[type=file]")
         pw.expect(chooser).to_have_count(1)
         chooser.set_input_files(path)
+        # the history simulation has the simulation's variables: wait for its units
+        pw.expect(select_with_option(page, "cell A")).to_have_count(1, timeout=300_000)
         wait_for_app(page, ("position", "speed", "head direction"), timeout=300)
         page.locator(".population-card .card-header").first.click()  # built when opened
         page.get_by_role("button", name="Coupling matrix").click()

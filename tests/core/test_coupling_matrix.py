@@ -17,7 +17,13 @@ from glm_core.coupling_matrix import (
     most_active,
 )
 from glm_core.errors import InputError
-from glm_core.simulation import CELL_A, CELL_B, CELL_C, simulate_history_session
+from glm_core.simulation import (
+    CELL_A,
+    CELL_B,
+    CELL_C,
+    simulate_history_session,
+    simulate_session,
+)
 from tests.core import references as ref
 
 N_BINS = [20, 8, 12]
@@ -89,3 +95,8 @@ def test_most_active_and_bad_arguments(problem):
         coupling_matrix(session, enc, [1], *args)
     with pytest.raises(InputError, match="between 2 and"):
         coupling_matrix(session, enc, [0, 1], *args, window_s=0.01)
+    single = simulate_session(2000, seed=0)
+    assert len(single.unit_names) == 1
+    with pytest.raises(InputError, match="at least two units"):
+        coupling_matrix(single, explorer.encode(single, 0, N_BINS, 10), most_active(single),
+                        *args)
