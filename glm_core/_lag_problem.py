@@ -104,19 +104,13 @@ def lag_gram(columns, mu, on):
                        for j in range(MAX_LAG_LEAVES)] for i in range(MAX_LAG_LEAVES)])
 
 
-def lag_cross(slots, n_chunks, cell, columns, mu, on, sizes):
-    """Per behavioural axis, (sizes[v], LAG_COLUMNS): per bin the sums of mu_t z_t, through
-    one scatter onto the cells per lag leaf that is on."""
-    capacity = slots.shape[1]
-    zero = [jnp.zeros((size, LAG_BASIS), columns.dtype) for size in sizes]
-
-    def leaf(c, j):
-        per_cell = jax.ops.segment_sum(mu[:, None] * c[j], cell, capacity)
-        return cell_sums(slots, per_cell, n_chunks, sizes)
-
-    parts = [jax.lax.cond(on[j], lambda c, j=j: leaf(c, j), lambda c: zero, columns)
-             for j in range(MAX_LAG_LEAVES)]
-    return [jnp.concatenate([p[v] for p in parts], 1) for v in range(len(sizes))]
+def lag_cells(cell, capacity, columns, x, on):
+    """(capacity, LAG_COLUMNS): per cell the sums of x_t z_t, one scatter per lag leaf that
+    is on (zeros for the others)."""
+    zero = jnp.zeros((capacity, LAG_BASIS), columns.dtype)
+    return jnp.concatenate([jax.lax.cond(
+        on[j], lambda c, j=j: jax.ops.segment_sum(x[:, None] * c[j], cell, capacity),
+        lambda c: zero, columns) for j in range(MAX_LAG_LEAVES)], 1)
 
 
 def sample_eta(theta, maps, sample_slots, columns, on):
@@ -129,16 +123,18 @@ def sample_eta(theta, maps, sample_slots, columns, on):
     return eta + lag_term(columns, theta[n_beh:n_beh + LAG_COLUMNS], on)
 
 
-def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, strengths, maps,
-                is_basis, rough, lag_include, lag_strengths, lag_n_basis, lag_rough,
-                reg) -> LagProblem:
+def lag_problem(slots, n_chunks, cell, sample_slots, y, columns, weight, nonzero, n_coef,
+                include, strengths, maps, is_basis, rough, lag_include, lag_strengths,
+                lag_n_basis, lag_rough, reg) -> LagProblem:
     """The penalised objective of one training set.
 
     Args:
         slots, n_chunks: the cell table (``BinGrid.slots``, ``BinGrid.n_chunks``).
-        cell, y: per sample its joint cell and count.
+        cell, sample_slots, y: per sample its joint cell, (V, N) its bin slot on every axis,
+            and its count.
         columns: (MAX_LAG_LEAVES, N, LAG_BASIS) each lag leaf's lagged rows.
         weight: (N,) 1 for the training samples, 0 otherwise.
+        nonzero: (LAG_COLUMNS,) the training samples with a nonzero entry in each lag column.
         n_coef, include, strengths, maps, is_basis, rough: the behavioural axes'
             (``_grid_problem.grid_settings``).
         lag_include, lag_strengths, lag_n_basis: per lag leaf (MAX_LAG_LEAVES).
@@ -152,7 +148,6 @@ def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, stre
     sizes = map_sizes(maps)
     n_beh = sum(sizes)
     capacity = slots.shape[1]
-    sample_slots = slots[:, cell]  # (V, N)
     n = jnp.maximum(jnp.sum(weight), 1.0)
     wy = weight * y
     # constant sums: per cell samples and spikes, then per bin slot
@@ -168,7 +163,7 @@ def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, stre
                                                        for r, c in zip(in_range, coef_samples)]
     leaf = jnp.arange(LAG_COLUMNS) // LAG_BASIS
     lag_active = (lag_include[leaf] & (jnp.arange(LAG_COLUMNS) % LAG_BASIS < lag_n_basis[leaf])
-                  & (lag_products(jnp.abs(columns), weight, on) > 0))
+                  & (nonzero > 0))
     keep = jnp.concatenate([*active, lag_active, jnp.ones(1, bool)])
     lag_maps = [*maps, jnp.eye(LAG_COLUMNS, dtype=columns.dtype)]
 
@@ -182,7 +177,8 @@ def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, stre
         zmu = lag_products(columns, mu, on)
         gram = lag_gram(columns, mu, on)
         h_beh = hessian_blocks(total, per_bin, per_pair, sizes)
-        cross = jnp.concatenate(lag_cross(slots, n_chunks, cell, columns, mu, on, sizes), 0)
+        cross = jnp.concatenate(cell_sums(slots, lag_cells(cell, capacity, columns, mu, on),
+                                          n_chunks, sizes), 0)  # per bin: sum of mu z
         h = jnp.block([[h_beh[:-1, :-1], cross, h_beh[:-1, -1:]],
                        [cross.T, gram, zmu[:, None]],
                        [h_beh[-1:, :-1], zmu[None, :], total[None, None]]])
@@ -224,10 +220,14 @@ def _penalty(reg, sizes, n_coef, include, strengths, rough, active, lag_active, 
     return weights, groups
 
 
-def solve_lagged(slots, n_chunks, cell, y, columns, weight, settings, theta0, reg, tol, maxiter):
-    """Solve one training set: ``settings`` are :func:`lag_problem`'s from ``n_coef`` to
-    ``lag_rough``. Returns (``solvers.solve``'s result, the :class:`LagProblem`)."""
-    problem = lag_problem(slots, n_chunks, cell, y, columns, weight, *settings, reg)
+def solve_lagged(slots, n_chunks, samples, weight, nonzero, settings, theta0, reg, tol,
+                 maxiter):
+    """Solve one training set: ``samples`` is (cell, sample_slots, y, columns) and
+    ``settings`` are :func:`lag_problem`'s from ``n_coef`` to ``lag_rough``. Returns
+    (``solvers.solve``'s result, the :class:`LagProblem`)."""
+    cell, sample_slots, y, columns = samples
+    problem = lag_problem(slots, n_chunks, cell, sample_slots, y, columns, weight, nonzero,
+                          *settings, reg)
     res = solve(problem.value_grad_hess, theta0 * problem.keep, reg, problem.weights,
                 problem.groups, problem.scale, tol, maxiter)
     return res, problem

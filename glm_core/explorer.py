@@ -29,7 +29,7 @@ from .encoding import Binning, bin_index, make_binning
 from .errors import InputError
 from .evidence import evidence_strengths
 from .lag_leaves import LagLeaf, with_lags
-from .lagged_fit import LagDesign, cross_validate_lagged, fit_lagged, lagged_path
+from .lagged_fit import LagDesign, cross_validate_lagged, fit_lagged, lagged_n_theta, lagged_path
 from .regularizers import REGULARIZERS, Ridge, Smooth, get_regularizer
 from .session import Session
 from .tuning import truth_others
@@ -250,6 +250,7 @@ def with_folds(enc: Encoding, n_folds: int) -> Encoding:
 
 def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
     """Fit the included leaves with per-leaf strengths (warm start from ``init``)."""
+    init = _warm(enc, init)
     n_bins, circular, bases = enc._leaf_settings()
     if enc.lag is not None:
         return fit_lagged(enc.grid, enc.lag, n_bins, include, strengths, regularizer, init,
@@ -276,7 +277,9 @@ def cross_validate_encoding(enc: Encoding, include, strengths, regularizer, init
     Returns:
         A :class:`~glm_core.crossval.CVResult`.
     """
-    if moved is not None and init is not None:
+    init = _warm(enc, init)
+    if moved is not None and init is not None and _warm(enc, moved[0]) is not None and (
+            _warm(enc, moved[1]) is not None):
         before, after = (np.asarray(t, np.float32) for t in moved)
         init = np.asarray(init, np.float32) + (after - before)
     n_bins, circular, bases = enc._leaf_settings()
@@ -291,6 +294,7 @@ def path(enc: Encoding, include, strengths, regularizer, variable: int, log_stre
          init=None, on_step: Step | None = None) -> list[CVResult]:
     """Cross-validated scores along ``log_strengths`` of one leaf, the others fixed;
     ``on_step(points done, points)`` after each point (it may raise to stop)."""
+    init = _warm(enc, init)
     n_bins, circular, bases = enc._leaf_settings()
     if enc.lag is not None:
         return lagged_path(enc.grid, enc.lag, n_bins, include, strengths, variable,
@@ -438,6 +442,13 @@ def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:
             n_bins, circular, bases = enc._leaf_settings()
             evidence_strengths(enc.grid, n_bins, include, [-3.0] * len(include), name,
                                result.theta, circular, bases, maxiter=1)
+
+
+def _warm(enc: Encoding, init):
+    """``init`` if it is a solution of this encoding's layout (one, or one per fold), else
+    None: adding or removing lagged leaves changes the layout."""
+    size = enc.grid.n_theta if enc.lag is None else lagged_n_theta(enc.grid)
+    return init if init is not None and np.shape(init)[-1] == size else None
 
 
 def _check_bins(n_bins, max_bins, session):

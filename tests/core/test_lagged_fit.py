@@ -124,6 +124,14 @@ def test_fit_equals_float64_scipy_optimum(data, regularizer, strengths):
     assert fit.converged
     assert fit.n_dropped == int((~keep).sum()) == 20  # the history leaf's 100 ms window
     assert relative_error(engine_theta(fit), expected) < REL_TOL
+    # each curve's others' gain: the mean over the used samples of exp(the other leaves' terms,
+    # the lagged ones included), from the fitted coefficients
+    coefs = np.split(engine_theta(fit)[:-1], np.cumsum([d.shape[1] for d in designs])[:-1])
+    terms = [np.nan_to_num(d[keep]) @ c for d, c in zip(designs, coefs)]
+    for v in range(3):
+        others = sum(t for u, t in enumerate(terms) if u != v)
+        np.testing.assert_allclose(fit.log_others_gain[v], np.log(np.mean(np.exp(others))),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_fit_equals_dense_pytree_glm(data):
@@ -255,3 +263,30 @@ def test_interactive_changes_never_recompile(data):
         explorer.path(explorer.with_folds(other_unit, 5), [True] * 5, [1e-2] * 5, "Ridge", 3,
                       [-3.0, -2.0])
     assert counter.count == 0
+
+
+def test_a_warm_start_of_the_other_layout_is_ignored(data):
+    """Adding or removing lagged leaves changes the solver's layout: a fit or CV started from
+    the other layout's solution starts cold instead, and gives the same answer."""
+    session, _, enc = data
+    plain = with_lags(enc, session, ())
+    grid_fit = explorer.fit(plain, [True] * 3, [1e-2] * 3, "Ridge")
+    lag_fit = explorer.fit(enc, [True] * 6, [1e-2] * 6, "Ridge")
+    warm = explorer.fit(enc, [True] * 6, [1e-2] * 6, "Ridge", init=grid_fit.theta)
+    np.testing.assert_allclose(warm.lag_coef, lag_fit.lag_coef, rtol=1e-5, atol=1e-6)
+    back = explorer.fit(plain, [True] * 3, [1e-2] * 3, "Ridge", init=lag_fit.theta)
+    np.testing.assert_allclose(back.weights, grid_fit.weights, rtol=1e-5, atol=1e-6)
+    lag_cv = explorer.cross_validate_encoding(enc, [True] * 6, [1e-2] * 6, "Ridge")
+    grid_cv = explorer.cross_validate_encoding(plain, [True] * 3, [1e-2] * 3, "Ridge",
+                                               lag_cv.theta, moved=(lag_fit.theta, warm.theta))
+    cold = explorer.cross_validate_encoding(plain, [True] * 3, [1e-2] * 3, "Ridge")
+    np.testing.assert_allclose(grid_cv.test_gain, cold.test_gain, rtol=1e-5)
+
+
+def test_event_trains_come_from_the_session_by_default(data):
+    """Without an explicit mapping, an event leaf reads ``session.events``."""
+    session, events, _ = data
+    explicit, used, _ = lag_rows(session, "a", LAGS, events)
+    own, own_used, _ = lag_rows(replace(session, events=events), "a", LAGS)
+    np.testing.assert_array_equal(np.nan_to_num(own), np.nan_to_num(explicit))
+    np.testing.assert_array_equal(own_used, used)
