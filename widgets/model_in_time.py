@@ -85,8 +85,9 @@ class ModelInTimeView(pn.viewable.Viewer):
             return
         duration = session.n_samples * session.bin_width
         window = min(float(self.window.value), duration)
-        self.start.param.update(end=max(duration - window, 0.0) or 1.0,
-                                step=max(session.bin_width, 0.5))
+        end = max(duration - window, 0.0) or 1.0
+        self.start.value = min(self.start.value, end)  # inside a shorter data set's range
+        self.start.param.update(end=end, step=max(session.bin_width, 0.5))
         start, stop = stretch(session, self.start.value, window)
         try:
             view = time_view(session, enc, fit.theta, None if state.cv is None else state.cv.theta,

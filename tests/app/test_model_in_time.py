@@ -67,6 +67,11 @@ def test_window_and_start_move_the_stretch():
     view.start.param.trigger("value_throttled")  # as a released slider does
     start, stop = stretch(state.session, 30.0, 5.0)
     np.testing.assert_allclose(view.data.time, np.arange(start, stop) * state.session.bin_width)
+    view.start.value = 140.0
+    view.start.param.trigger("value_throttled")
+    state.n_samples = 2000  # 50 s: the start moves inside the shorter session
+    assert view.start.end == 45.0 and view.start.value == 45.0
+    np.testing.assert_allclose(view.data.time[[0, -1]], [45.0, 50.0 - state.session.bin_width])
 
 
 def test_a_collapsed_card_waits_until_it_is_opened():
