@@ -21,6 +21,10 @@ import numpy as np
 from .explorer import leaf_variables
 
 SIMULATION, OPEN_FIELD, RECORDING, UPLOAD = "simulation", "open field", "recording", "upload"
+HISTORY_SIMULATION = "history simulation"
+SIMULATE = {SIMULATION: ("simulation", "simulate_session"),
+            OPEN_FIELD: ("open_field", "simulate_open_field"),
+            HISTORY_SIMULATION: ("simulation", "simulate_history_session")}  # module, function
 MAP_ENCODING = "2-D bins"
 # A map cell's row: bin, left_edge, right_edge, centre are its first variable's, second_* its
 # second variable's; lower_hz, upper_hz stay blank (a map has no band).
@@ -317,9 +321,8 @@ def _header(settings: FitSettings, library: str, imports) -> list[str]:
 
 
 def _data_lines(settings: FitSettings) -> list[str]:
-    if settings.data in (SIMULATION, OPEN_FIELD):
-        module, simulate = (("simulation", "simulate_session") if settings.data == SIMULATION
-                            else ("open_field", "simulate_open_field"))
+    if settings.data in SIMULATE:
+        module, simulate = SIMULATE[settings.data]
         load = [f"from glm_core.{module} import {simulate}", "",
                 f"session = {simulate}({settings.n_samples}, seed={settings.seed})"]
     elif settings.data == RECORDING:

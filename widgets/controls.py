@@ -18,7 +18,7 @@ from ._compat import (
 from .jobs import in_server, job_progress
 from .scores import SE_SUFFIX
 from .share import RECORDING_BIN_WIDTH
-from .vocabulary import BINS, RECORDING, SIMULATION, UPLOAD
+from .vocabulary import BINS, HISTORY_SIMULATION, RECORDING, SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 # Loads FilePond's scripts into the page, once, when the uploaded-file source is first chosen,
@@ -63,8 +63,8 @@ def data_controls(state) -> pn.Column:
     regularizer = pn.widgets.Select.from_param(state.param.regularizer)
 
     def show(source):
-        n_samples.visible = seed.visible = source == SIMULATION
-        bin_width.visible = source != SIMULATION
+        n_samples.visible = seed.visible = source in (SIMULATION, HISTORY_SIMULATION)
+        bin_width.visible = source not in (SIMULATION, HISTORY_SIMULATION)
         upload.visible = source == UPLOAD
         if upload.visible and not upload.objects and ready.value:
             upload.objects = [*upload_box(state)]
