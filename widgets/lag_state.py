@@ -201,7 +201,7 @@ class LagLeaves(param.Parameterized):
     def _lag_leaves(self) -> list[LagLeaf]:
         return [row.leaf() for row in self.lags]
 
-    def _lags_in_model(self) -> list[LagSettings]:
+    def lags_in_model(self) -> list[LagSettings]:
         """The rows whose leaves the current encoding holds (none after a refused leaf)."""
         return list(self.lags) if self._encoding is not None and self._encoding.lags else []
 

@@ -435,7 +435,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, LagLeaves, param.Parameterized)
 
     def _leaf_rows(self):
         """Per leaf its lagged leaf's row, None for a behavioural leaf."""
-        lags = self._lags_in_model()
+        lags = self.lags_in_model()
         return [None] * (len(self._leaves()) - len(lags)) + lags
 
     def _leaf_logs(self):
