@@ -17,20 +17,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._kernels import map_sizes, pull, split, to_slots, walk
-from ._lag_problem import LAG_COLUMNS, sample_eta, solve_lagged
+from ._kernels import map_sizes, over_folds, pull, split, to_slots, walk
+from ._lag_problem import LAG_COLUMNS, lag_cells, lag_term, sample_eta, solve_lagged
 from .cell_table import FOLD_SLOTS, MAX_BINS
 from .regularizers import Ridge, Smooth
 
 
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
-def fit_lagged_full(slots, n_chunks, cell, y, columns, fold, log_factorial, settings, theta0,
+def fit_lagged_full(slots, n_chunks, samples, fold, nonzero, log_factorial, settings, theta0,
                     reg, tol, maxiter):
     """The fit on every used sample (``fold >= 0``), with what the curves and bands need.
 
     Args:
         slots, n_chunks: the cell table.
-        cell, y, columns, fold: per sample its cell, count, lagged row and fold (-1: unused).
+        samples: per sample (cell, bin slots (V, N), count, lagged rows
+            (MAX_LAG_LEAVES, N, LAG_BASIS)), as ``_lag_problem.solve_lagged`` takes them.
+        fold: per sample its fold (-1: unused).
+        nonzero: (FOLD_SLOTS, LAG_COLUMNS) per fold the samples with a nonzero lag entry.
         log_factorial: sum of log y! over the used samples.
         settings: ``_lag_problem.lag_problem``'s settings, ``n_coef`` to ``lag_rough``.
         theta0: the start; reg, tol, maxiter: the solver's (static).
@@ -43,31 +46,35 @@ def fit_lagged_full(slots, n_chunks, cell, y, columns, fold, log_factorial, sett
     maps, include, is_basis = settings[3], settings[1], settings[4]
     sizes = map_sizes(maps)
     n_axes, width, n_beh = len(sizes), max(sizes), sum(sizes)
+    cell, sample_slots, y, columns = samples
     weight = (fold >= 0).astype(y.dtype)
-    res, problem = solve_lagged(slots, n_chunks, cell, y, columns, weight, settings, theta0,
-                                reg, tol, maxiter)
+    res, problem = solve_lagged(slots, n_chunks, samples, weight, over_folds(nonzero), settings,
+                                theta0, reg, tol, maxiter)
     keep, active, n, theta = problem.keep, problem.active, problem.n, res.theta
-    sample_slots = slots[:, cell]
     slot_theta = to_slots(jnp.concatenate([theta[:n_beh], theta[-1:]]), maps)
     w = split(slot_theta[:-1], sizes)
     shown = [jnp.where(is_basis[v] & include[v], True, active[v]) for v in range(n_axes)]
     peak = jnp.stack([jnp.max(jnp.where(s, x, -jnp.inf)) for s, x in zip(shown, w)])
     peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
-    lag = columns @ theta[n_beh:n_beh + LAG_COLUMNS]
+    on = problem.on
+    lag = lag_term(columns, theta[n_beh:n_beh + LAG_COLUMNS], on)
     lag_peak = jnp.max(jnp.where(weight > 0, lag, -jnp.inf))
+
+    # per cell, the sums of exp(lagged term) and of exp(lagged term) z over its samples: the
+    # other axes' effects are constant within a cell, so each axis's mean gain is a cell walk
+    lag_gain = weight * jnp.exp(lag - lag_peak)
+    gain_cells = jax.ops.segment_sum(lag_gain, cell, slots.shape[1])
+    gain_z_cells = lag_cells(cell, slots.shape[1], columns, lag_gain, on)
 
     def others(v):
         """log of the mean over samples of exp(the other axes' effects + the lagged term), and
         its gradient in the coefficients (behavioural, then lag)."""
-        eta = lag - lag_peak + sum(w[u][sample_slots[u]] - peak[u]
-                                   for u in range(n_axes) if u != v)
-        e = weight * jnp.exp(eta)
-        total = jnp.sum(e)
-        per_cell = jax.ops.segment_sum(e, cell, slots.shape[1])
-        _, per_bin, _ = walk(slots, per_cell, n_chunks, jnp.zeros(n_beh + 1, e.dtype), sizes,
-                             hessian=False)
+        wv = [jnp.zeros_like(x) if u == v else x - peak[u] for u, x in enumerate(w)]
+        total, per_bin, _ = walk(slots, gain_cells, n_chunks, jnp.concatenate(
+            [*wv, jnp.zeros(1)]), sizes, hessian=False)
         per_bin[v] = jnp.zeros_like(per_bin[v])
-        grad = jnp.concatenate([*pull(per_bin, maps), e @ columns]) / total
+        factor = jnp.exp(sum(wv[u][slots[u]] for u in range(n_axes)))  # per cell
+        grad = jnp.concatenate([*pull(per_bin, maps), factor @ gain_z_cells]) / total
         return jnp.log(total / n) + jnp.sum(peak) - peak[v] + lag_peak, grad
 
     log_gains, d_log_gain = zip(*(others(v) for v in range(n_axes)))
@@ -97,7 +104,7 @@ def fit_lagged_full(slots, n_chunks, cell, y, columns, fold, log_factorial, sett
         curve_se.append(jnp.pad(se, (0, width - sizes[v]), constant_values=jnp.nan))
     lag_cov = cov[n_beh:n_beh + LAG_COLUMNS, n_beh:n_beh + LAG_COLUMNS]
 
-    eta = sample_eta(theta, maps, sample_slots, columns)
+    eta = sample_eta(theta, maps, sample_slots, columns, on)
     n_spikes = jnp.sum(weight * y)
     ll = (jnp.sum(weight * (y * eta - jnp.exp(eta))) - log_factorial) / n
     mean_y = n_spikes / n
@@ -111,20 +118,21 @@ def fit_lagged_full(slots, n_chunks, cell, y, columns, fold, log_factorial, sett
             ll_null, jnp.stack(curve_se), lag_cov)
 
 
-def _cv_folds(slots, n_chunks, cell, y, columns, fold, n_folds, settings, theta0, reg, tol,
+def _cv_folds(slots, n_chunks, samples, fold, nonzero, n_folds, settings, theta0, reg, tol,
               maxiter):
     """Every fold in turn, up to the run-time ``n_folds``: fit the other folds' used samples,
     score the fold's and the training samples (log y! left out)."""
     maps = settings[3]
-    sample_slots = slots[:, cell]
+    _, sample_slots, y, columns = samples
     used = fold >= 0
+    all_nonzero = over_folds(nonzero)
 
     def one(k, out):
         train = (used & (fold != k)).astype(y.dtype)
         test = (fold == k).astype(y.dtype)
-        res, problem = solve_lagged(slots, n_chunks, cell, y, columns, train, settings,
-                                    theta0[k], reg, tol, maxiter)
-        eta = sample_eta(res.theta, maps, sample_slots, columns)
+        res, problem = solve_lagged(slots, n_chunks, samples, train, all_nonzero - nonzero[k],
+                                    settings, theta0[k], reg, tol, maxiter)
+        eta = sample_eta(res.theta, maps, sample_slots, columns, problem.on)
         terms = y * eta - jnp.exp(eta)
         n_train, n_test = problem.n, jnp.sum(test)
         train_spikes, test_spikes = jnp.sum(train * y), jnp.sum(test * y)
@@ -141,6 +149,7 @@ def _cv_folds(slots, n_chunks, cell, y, columns, fold, n_folds, settings, theta0
 
 
 cross_validate_lagged_folds = jax.jit(_cv_folds, static_argnames=("reg", "tol", "maxiter"))
-"""Jitted cross-validation: ``(slots, n_chunks, cell, y, columns, fold, n_folds, settings,
-theta0, reg, tol, maxiter)``, ``theta0`` one start per fold row (``FOLD_SLOTS``), to per row
-(theta, converged, ll_test, ll_test_mean, ll_train, ll_train_mean), log y! left out."""
+"""Jitted cross-validation: ``(slots, n_chunks, samples, fold, nonzero, n_folds, settings,
+theta0, reg, tol, maxiter)`` (as for :func:`fit_lagged_full`), ``theta0`` one start per fold
+row (``FOLD_SLOTS``), to per row (theta, converged, ll_test, ll_test_mean, ll_train,
+ll_train_mean), log y! left out."""

@@ -44,8 +44,9 @@ LAG_COLUMNS = MAX_LAG_LEAVES * LAG_BASIS
 
 class LagProblem(NamedTuple):
     """One training set's objective: ``value_grad_hess(theta)``, the penalty's weights and
-    groups, the gradient's scale, the free coordinates ``keep``, the sample count ``n``, the
-    behavioural axes' active coefficients and the constant X'y."""
+    groups, the gradient's scale, the free coordinates ``keep``, the behavioural axes' active
+    coefficients, the sample count ``n`` and which lag leaves are ``on`` (included, with
+    columns)."""
 
     value_grad_hess: object
     weights: jax.Array
@@ -54,7 +55,7 @@ class LagProblem(NamedTuple):
     keep: jax.Array
     active: list
     n: jax.Array
-    xty: jax.Array
+    on: jax.Array
 
 
 def cell_sums(slots, per_cell, n_chunks, sizes):
@@ -71,25 +72,69 @@ def cell_sums(slots, per_cell, n_chunks, sizes):
     return jax.lax.fori_loop(0, n_chunks, step, init)
 
 
-def sample_eta(theta, maps, sample_slots, columns):
+def lag_term(columns, beta, on):
+    """(N,) z_t . beta over the lag leaves that are ``on`` (the others' products are skipped
+    at run time: a model with history alone pays for its own columns only)."""
+    zero = jnp.zeros(columns.shape[1], columns.dtype)
+    out = zero
+    for j in range(MAX_LAG_LEAVES):
+        out = out + jax.lax.cond(on[j], lambda c, j=j: c[j] @ beta[j * LAG_BASIS:
+                                                                     (j + 1) * LAG_BASIS],
+                                 lambda c: zero, columns)
+    return out
+
+
+def lag_products(columns, x, on):
+    """(LAG_COLUMNS,) x' Z, zero for the lag leaves that are off."""
+    zero = jnp.zeros(LAG_BASIS, columns.dtype)
+    return jnp.concatenate([jax.lax.cond(on[j], lambda c, j=j: x @ c[j], lambda c: zero,
+                                         columns) for j in range(MAX_LAG_LEAVES)])
+
+
+def lag_gram(columns, mu, on):
+    """(LAG_COLUMNS, LAG_COLUMNS) Z' diag(mu) Z, block by block of the leaves that are on."""
+    zero = jnp.zeros((LAG_BASIS, LAG_BASIS), columns.dtype)
+    blocks = {}
+    for i in range(MAX_LAG_LEAVES):
+        for j in range(i, MAX_LAG_LEAVES):
+            blocks[i, j] = jax.lax.cond(
+                on[i] & on[j], lambda c, i=i, j=j: (c[i] * mu[:, None]).T @ c[j],
+                lambda c: zero, columns)
+    return jnp.block([[blocks[i, j] if i <= j else blocks[j, i].T
+                       for j in range(MAX_LAG_LEAVES)] for i in range(MAX_LAG_LEAVES)])
+
+
+def lag_cells(cell, capacity, columns, x, on):
+    """(capacity, LAG_COLUMNS): per cell the sums of x_t z_t, one scatter per lag leaf that
+    is on (zeros for the others)."""
+    zero = jnp.zeros((capacity, LAG_BASIS), columns.dtype)
+    return jnp.concatenate([jax.lax.cond(
+        on[j], lambda c, j=j: jax.ops.segment_sum(x[:, None] * c[j], cell, capacity),
+        lambda c: zero, columns) for j in range(MAX_LAG_LEAVES)], 1)
+
+
+def sample_eta(theta, maps, sample_slots, columns, on):
     """(N,) linear predictor of every sample: intercept, its bins' effects and its lagged row."""
     sizes = map_sizes(maps)
     n_beh = sum(sizes)
     slot_theta = to_slots(jnp.concatenate([theta[:n_beh], theta[-1:]]), maps)
     effects = split(slot_theta[:-1], sizes)
     eta = slot_theta[-1] + sum(effects[v][sample_slots[v]] for v in range(len(sizes)))
-    return eta + columns @ theta[n_beh:n_beh + LAG_COLUMNS]
+    return eta + lag_term(columns, theta[n_beh:n_beh + LAG_COLUMNS], on)
 
 
-def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, strengths, maps,
-                is_basis, rough, lag_include, lag_strengths, lag_n_basis, lag_rough,
-                reg) -> LagProblem:
+def lag_problem(slots, n_chunks, cell, sample_slots, y, columns, weight, nonzero, n_coef,
+                include, strengths, maps, is_basis, rough, lag_include, lag_strengths,
+                lag_n_basis, lag_rough, reg) -> LagProblem:
     """The penalised objective of one training set.
 
     Args:
         slots, n_chunks: the cell table (``BinGrid.slots``, ``BinGrid.n_chunks``).
-        cell, y, columns: per sample its joint cell, count and lagged row (N, LAG_COLUMNS).
+        cell, sample_slots, y: per sample its joint cell, (V, N) its bin slot on every axis,
+            and its count.
+        columns: (MAX_LAG_LEAVES, N, LAG_BASIS) each lag leaf's lagged rows.
         weight: (N,) 1 for the training samples, 0 otherwise.
+        nonzero: (LAG_COLUMNS,) the training samples with a nonzero entry in each lag column.
         n_coef, include, strengths, maps, is_basis, rough: the behavioural axes'
             (``_grid_problem.grid_settings``).
         lag_include, lag_strengths, lag_n_basis: per lag leaf (MAX_LAG_LEAVES).
@@ -103,50 +148,52 @@ def lag_problem(slots, n_chunks, cell, y, columns, weight, n_coef, include, stre
     sizes = map_sizes(maps)
     n_beh = sum(sizes)
     capacity = slots.shape[1]
-    sample_slots = slots[:, cell]  # (V, N)
     n = jnp.maximum(jnp.sum(weight), 1.0)
     wy = weight * y
     # constant sums: per cell samples and spikes, then per bin slot
     counts = jax.ops.segment_sum(jnp.stack([weight, wy], 1), cell, capacity)
     slot_counts = cell_sums(slots, counts, n_chunks, sizes)
     slot_samples = [s[:, 0] for s in slot_counts]
-    xty = jnp.concatenate([*pull([s[:, 1] for s in slot_counts], maps), wy @ columns,
-                           jnp.sum(wy)[None]])
+    on = lag_include & (lag_n_basis > 0)
+    xty = jnp.concatenate([*pull([s[:, 1] for s in slot_counts], maps),
+                           lag_products(columns, wy, on), jnp.sum(wy)[None]])
     coef_samples = pull(slot_samples, maps)
     in_range = [include[v] & (jnp.arange(size) < n_coef[v]) for v, size in enumerate(sizes)]
     active = in_range if isinstance(reg, Smooth) else [r & (c > 0)
                                                        for r, c in zip(in_range, coef_samples)]
     leaf = jnp.arange(LAG_COLUMNS) // LAG_BASIS
     lag_active = (lag_include[leaf] & (jnp.arange(LAG_COLUMNS) % LAG_BASIS < lag_n_basis[leaf])
-                  & (weight @ jnp.abs(columns) > 0))
+                  & (nonzero > 0))
     keep = jnp.concatenate([*active, lag_active, jnp.ones(1, bool)])
     lag_maps = [*maps, jnp.eye(LAG_COLUMNS, dtype=columns.dtype)]
 
     def value_grad_hess(theta):
-        mu = weight * jnp.exp(sample_eta(theta, maps, sample_slots, columns))
-        per_cell = jax.ops.segment_sum(mu[:, None] * jnp.concatenate(
-            [columns, jnp.ones((mu.size, 1), mu.dtype)], 1), cell, capacity)
-        total, per_bin, per_pair = walk(slots, per_cell[:, -1], n_chunks,
+        mu = weight * jnp.exp(sample_eta(theta, maps, sample_slots, columns, on))
+        resid = mu - wy  # the gradient from residuals: no cancellation of two large sums
+        per_cell = jax.ops.segment_sum(jnp.stack([resid, mu], 1), cell, capacity)
+        total, per_bin, per_pair = walk(slots, per_cell[:, 1], n_chunks,
                                         jnp.zeros(n_beh + 1, mu.dtype), sizes)
-        cross = cell_sums(slots, per_cell[:, :-1], n_chunks, sizes)  # per bin: sum mu z
-        zmu = mu @ columns
-        gram = (columns * mu[:, None]).T @ columns
+        resid_bins = cell_sums(slots, per_cell[:, :1], n_chunks, sizes)
+        zmu = lag_products(columns, mu, on)
+        gram = lag_gram(columns, mu, on)
         h_beh = hessian_blocks(total, per_bin, per_pair, sizes)
-        cross = jnp.concatenate(cross, 0)
+        cross = jnp.concatenate(cell_sums(slots, lag_cells(cell, capacity, columns, mu, on),
+                                          n_chunks, sizes), 0)  # per bin: sum of mu z
         h = jnp.block([[h_beh[:-1, :-1], cross, h_beh[:-1, -1:]],
                        [cross.T, gram, zmu[:, None]],
                        [h_beh[-1:, :-1], zmu[None, :], total[None, None]]])
         h = pull_hessian(h, lag_maps) / n
-        xmu = jnp.concatenate([*pull(per_bin, maps), zmu, total[None]])
+        grad = jnp.concatenate([*pull([s[:, 0] for s in resid_bins], maps),
+                                lag_products(columns, resid, on), jnp.sum(resid)[None]])
         f = (total - xty @ theta) / n
-        g = jnp.where(keep, (xmu - xty) / n, 0.0)
+        g = jnp.where(keep, grad / n, 0.0)
         inert = jnp.diag(jnp.where(keep, 0.0, 1.0))
         return f, g, jnp.where(keep[:, None] & keep[None, :], h, inert)
 
     weights, groups = _penalty(reg, sizes, n_coef, include, strengths, rough, active,
                                lag_active, lag_strengths, lag_n_basis, lag_rough)
     scale = jnp.maximum(jnp.sum(wy) / n, 1e-6)
-    return LagProblem(value_grad_hess, weights, groups, scale, keep, active, n, xty)
+    return LagProblem(value_grad_hess, weights, groups, scale, keep, active, n, on)
 
 
 def _penalty(reg, sizes, n_coef, include, strengths, rough, active, lag_active, lag_strengths,
@@ -173,10 +220,14 @@ def _penalty(reg, sizes, n_coef, include, strengths, rough, active, lag_active, 
     return weights, groups
 
 
-def solve_lagged(slots, n_chunks, cell, y, columns, weight, settings, theta0, reg, tol, maxiter):
-    """Solve one training set: ``settings`` are :func:`lag_problem`'s from ``n_coef`` to
-    ``lag_rough``. Returns (``solvers.solve``'s result, the :class:`LagProblem`)."""
-    problem = lag_problem(slots, n_chunks, cell, y, columns, weight, *settings, reg)
+def solve_lagged(slots, n_chunks, samples, weight, nonzero, settings, theta0, reg, tol,
+                 maxiter):
+    """Solve one training set: ``samples`` is (cell, sample_slots, y, columns) and
+    ``settings`` are :func:`lag_problem`'s from ``n_coef`` to ``lag_rough``. Returns
+    (``solvers.solve``'s result, the :class:`LagProblem`)."""
+    cell, sample_slots, y, columns = samples
+    problem = lag_problem(slots, n_chunks, cell, sample_slots, y, columns, weight, nonzero,
+                          *settings, reg)
     res = solve(problem.value_grad_hess, theta0 * problem.keep, reg, problem.weights,
                 problem.groups, problem.scale, tol, maxiter)
     return res, problem

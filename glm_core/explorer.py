@@ -8,7 +8,10 @@ Two linear variables may be paired into one joint (2-D) leaf of nx x ny bins (``
 model's leaves are then the pairs and the unpaired variables, in the order of their first
 variable (``Encoding.leaves``), and ``fit``, ``cross_validate_encoding``, ``path`` take one
 include flag and strength per leaf. ``fit`` runs the cached, jitted bin-grid solver;
-``glm_core.tuning`` turns a fit into the curves and maps the page draws.
+``glm_core.tuning`` turns a fit into the curves and maps the page draws. ``with_lags`` adds lagged
+leaves (history, coupling, events: ``glm_core.lag_leaves``) after the behavioural ones; the
+functions above then run the lagged engine (``glm_core.lagged_fit``) and take one flag and
+strength per leaf, behavioural then lagged.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from .crossval import MIN_GAIN, CVResult, SelectionResult, select_by_score
 from .encoding import Binning, bin_index, make_binning
 from .errors import InputError
 from .evidence import evidence_strengths
+from .lag_leaves import LagLeaf, with_lags
+from .lagged_fit import LagDesign, cross_validate_lagged, fit_lagged, lagged_n_theta, lagged_path
 from .regularizers import REGULARIZERS, Ridge, Smooth, get_regularizer
 from .session import Session
 from .tuning import truth_others
@@ -46,10 +51,19 @@ class Encoding:
     bases: tuple = ()  # per variable: None or (n_bins, k); () means all one-hot
     pairs: tuple = ()  # (x variable, y variable) of each joint leaf
     unit: str | int | None = None
+    lags: tuple = ()  # the lagged leaves (:class:`~glm_core.lag_leaves.LagLeaf`)
+    lag: LagDesign | None = None  # their rows, when there are lagged leaves
+    events: dict | None = None  # event trains given to ``with_lags`` (else ``session.events``)
 
     @property
-    def leaves(self) -> tuple[tuple[int, ...], ...]:
-        """Variables of each leaf: a pair, or one unpaired variable, ordered by first variable."""
+    def leaves(self) -> tuple:
+        """The behavioural leaves (:attr:`behaviour_leaves`), then the lagged leaves."""
+        return self.behaviour_leaves + self.lags
+
+    @property
+    def behaviour_leaves(self) -> tuple[tuple[int, ...], ...]:
+        """Variables of each behavioural leaf: a pair, or one unpaired variable, ordered by
+        first variable."""
         return leaf_variables(self.pairs, len(self.binnings))
 
     @property
@@ -57,7 +71,7 @@ class Encoding:
         """Per leaf: its bin count, or (nx, ny) for a joint leaf."""
         n = self.n_bins
         return tuple(n[leaf[0]] if len(leaf) == 1 else (n[leaf[0]], n[leaf[1]])
-                     for leaf in self.leaves)
+                     for leaf in self.behaviour_leaves)
 
     @property
     def n_bins(self) -> tuple[int, ...]:
@@ -80,17 +94,21 @@ class Encoding:
     def circular(self) -> tuple[bool, ...]:
         return tuple(b.circular for b in self.binnings)
 
-    def leaf_name(self, leaf: int, names) -> str:
-        """A leaf's name: the variable's, or "x × y" for a joint leaf."""
-        return " × ".join(names[v] for v in self.leaves[leaf])
+    def leaf_name(self, leaf: int, names, unit_names=()) -> str:
+        """A leaf's name: the variable's, "x × y" for a joint leaf, or a lagged leaf's label."""
+        item = self.leaves[leaf]
+        if isinstance(item, LagLeaf):
+            return item.label(unit_names)
+        return " × ".join(names[v] for v in item)
 
     def _leaf_settings(self):
-        """Per leaf: bins (or (nx, ny)), circular flag and basis, as the grid solver takes them."""
-        one = [len(leaf) == 1 for leaf in self.leaves]
+        """Per behavioural leaf: bins (or (nx, ny)), circular flag and basis, as the grid solver
+        takes them."""
+        leaves = self.behaviour_leaves
+        one = [len(leaf) == 1 for leaf in leaves]
         return (self.leaf_bins,
-                [is_one and self.circular[leaf[0]] for is_one, leaf in zip(one, self.leaves)],
-                [self._bases[leaf[0]] if is_one else None
-                 for is_one, leaf in zip(one, self.leaves)])
+                [is_one and self.circular[leaf[0]] for is_one, leaf in zip(one, leaves)],
+                [self._bases[leaf[0]] if is_one else None for is_one, leaf in zip(one, leaves)])
 
 
 def encode(session: Session, unit, n_bins, n_folds: int = 10, n_basis=None,
@@ -201,10 +219,16 @@ def _rebinned(enc, session, variable, n, n_basis):
     indices = enc.indices.copy()
     indices[:, variable] = bin_index(var.values[session.valid], binning)
     binnings = _set(enc.binnings, variable, binning)
-    return replace(enc, binnings=binnings, indices=indices,
-                   bases=_set(enc._bases, variable, basis),
-                   grid=_leaf_grid(indices, enc.counts, binnings, enc.pairs, enc.max_bins,
-                                   enc.grid.n_folds))
+    return _with_grid(replace(enc, binnings=binnings, indices=indices,
+                              bases=_set(enc._bases, variable, basis)),
+                      _leaf_grid(indices, enc.counts, binnings, enc.pairs, enc.max_bins,
+                                 enc.grid.n_folds))
+
+
+def _with_grid(enc, grid) -> Encoding:
+    """The encoding on another cell table; its lagged rows follow the cells and folds."""
+    lag = None if enc.lag is None else enc.lag.with_grid(grid, enc.counts)
+    return replace(enc, grid=grid, lag=lag)
 
 
 def _set(items: tuple, index: int, value) -> tuple:
@@ -212,20 +236,25 @@ def _set(items: tuple, index: int, value) -> tuple:
 
 
 def with_unit(enc: Encoding, session: Session, unit) -> Encoding:
-    """The same encoding with another unit's spike counts."""
+    """The same encoding with another unit's spike counts (and its lagged leaves' rows)."""
     counts = session.unit_counts(unit)[session.valid]
-    return replace(enc, counts=counts, grid=enc.grid.with_counts(counts), unit=unit,
-                   truth_others=truth_others(session, unit))
+    enc = replace(enc, counts=counts, grid=enc.grid.with_counts(counts), unit=unit,
+                  truth_others=truth_others(session, unit))
+    return with_lags(enc, session, enc.lags, enc.events) if enc.lags else enc
 
 
 def with_folds(enc: Encoding, n_folds: int) -> Encoding:
     """The same encoding split into another number of cross-validation folds."""
-    return replace(enc, grid=enc.grid.with_folds(n_folds, enc.counts))
+    return _with_grid(enc, enc.grid.with_folds(n_folds, enc.counts))
 
 
 def fit(enc: Encoding, include, strengths, regularizer, init=None) -> BinnedFit:
     """Fit the included leaves with per-leaf strengths (warm start from ``init``)."""
+    init = _warm(enc, init)
     n_bins, circular, bases = enc._leaf_settings()
+    if enc.lag is not None:
+        return fit_lagged(enc.grid, enc.lag, n_bins, include, strengths, regularizer, init,
+                          circular, bases=bases)
     return fit_bin_grid(enc.grid, n_bins, include, strengths, regularizer, init, circular,
                         bases=bases)
 
@@ -248,10 +277,15 @@ def cross_validate_encoding(enc: Encoding, include, strengths, regularizer, init
     Returns:
         A :class:`~glm_core.crossval.CVResult`.
     """
-    if moved is not None and init is not None:
+    init = _warm(enc, init)
+    if moved is not None and init is not None and _warm(enc, moved[0]) is not None and (
+            _warm(enc, moved[1]) is not None):
         before, after = (np.asarray(t, np.float32) for t in moved)
         init = np.asarray(init, np.float32) + (after - before)
     n_bins, circular, bases = enc._leaf_settings()
+    if enc.lag is not None:
+        return cross_validate_lagged(enc.grid, enc.lag, n_bins, include, strengths,
+                                     regularizer, init, circular, bases=bases)
     return cross_validate_grid(enc.grid, n_bins, include, strengths, regularizer, init,
                                circular, bases=bases)
 
@@ -260,7 +294,12 @@ def path(enc: Encoding, include, strengths, regularizer, variable: int, log_stre
          init=None, on_step: Step | None = None) -> list[CVResult]:
     """Cross-validated scores along ``log_strengths`` of one leaf, the others fixed;
     ``on_step(points done, points)`` after each point (it may raise to stop)."""
+    init = _warm(enc, init)
     n_bins, circular, bases = enc._leaf_settings()
+    if enc.lag is not None:
+        return lagged_path(enc.grid, enc.lag, n_bins, include, strengths, variable,
+                           log_strengths, regularizer, init, circular, bases=bases,
+                           on_step=on_step)
     return regularization_path(enc.grid, n_bins, include, strengths, variable, log_strengths,
                                regularizer, init, circular, bases=bases, on_step=on_step)
 
@@ -270,8 +309,9 @@ def best_strengths(enc: Encoding, include, log_strengths, regularizer, grid_poin
     """log10 strengths of the included variables at their optimum, within the range of
     ``grid_points``: for Ridge and Smooth the Laplace evidence's maximum (MacKay's fixed point,
     see ``glm_core.evidence``: full fits only, no cross-validation), else (Lasso, GroupLasso,
-    whose evidence has no such form) :func:`ascent_strengths` (which calls ``on_step``)."""
-    if isinstance(get_regularizer(regularizer), (Ridge, Smooth)):
+    whose evidence has no such form, and models with lagged leaves) :func:`ascent_strengths`
+    (which calls ``on_step``)."""
+    if isinstance(get_regularizer(regularizer), (Ridge, Smooth)) and enc.lag is None:
         bounds = (float(np.min(grid_points)), float(np.max(grid_points)))
         n_bins, circular, bases = enc._leaf_settings()
         return [float(x) for x in evidence_strengths(
@@ -398,10 +438,17 @@ def warm_up(enc: Encoding, regularizers=tuple(REGULARIZERS)) -> None:
     for name in regularizers:
         result = fit(enc, include, [1e-3] * len(include), name)
         cross_validate_encoding(enc, include, [1e-3] * len(include), name, result.theta)
-        if isinstance(get_regularizer(name), (Ridge, Smooth)):
+        if isinstance(get_regularizer(name), (Ridge, Smooth)) and enc.lag is None:
             n_bins, circular, bases = enc._leaf_settings()
             evidence_strengths(enc.grid, n_bins, include, [-3.0] * len(include), name,
                                result.theta, circular, bases, maxiter=1)
+
+
+def _warm(enc: Encoding, init):
+    """``init`` if it is a solution of this encoding's layout (one, or one per fold), else
+    None: adding or removing lagged leaves changes the layout."""
+    size = enc.grid.n_theta if enc.lag is None else lagged_n_theta(enc.grid)
+    return init if init is not None and np.shape(init)[-1] == size else None
 
 
 def _check_bins(n_bins, max_bins, session):

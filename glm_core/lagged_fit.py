@@ -51,8 +51,10 @@ class LagDesign:
     ``rows`` (n_valid, LAG_COLUMNS) holds lag leaf j's columns in block j (zeros where unused
     and in dropped rows); ``used`` marks the samples without a NaN in any lagged row;
     ``kernels[j]`` is leaf j's (window, n_basis) lag kernels. The device arrays (``cell``,
-    ``y``, ``columns``, ``fold``) are padded to ``sample_bucket(n_valid)``; ``fold`` is -1 for
-    dropped and padding samples.
+    ``slots``, its bin slot per axis (V, N); ``y``, ``fold``; ``columns``, (MAX_LAG_LEAVES, N,
+    LAG_BASIS) per leaf) are padded to N = ``sample_bucket(n_valid)`` samples; ``fold`` is -1
+    for dropped and padding samples; ``nonzero`` (FOLD_SLOTS, LAG_COLUMNS) counts per fold the
+    used samples with a nonzero entry in each lag column (a column without one is held at 0).
     """
 
     rows: np.ndarray
@@ -60,12 +62,19 @@ class LagDesign:
     kernels: tuple
     bin_width: float
     cell: jax.Array
+    slots: jax.Array
     y: jax.Array
     columns: jax.Array
     fold: jax.Array
+    nonzero: jax.Array
     n_folds: int
     fold_spikes: np.ndarray
     fold_log_factorial: np.ndarray
+
+    @property
+    def samples(self) -> tuple:
+        """(cell, bin slots, count, lagged rows) per sample, as the jitted solvers take them."""
+        return self.cell, self.slots, self.y, self.columns
 
     @property
     def n_leaves(self) -> int:
@@ -109,20 +118,32 @@ def lag_design(grid: BinGrid, counts, rows, used, kernels, bin_width: float) -> 
     size = sample_bucket(n_valid)
     fold = np.where(used, grid.sample_fold, -1)
 
-    def padded(x, dtype, fill=0):
+    def padded_host(x, dtype, fill=0):
         out = np.full((size, *x.shape[1:]), fill, dtype)
         out[:n_valid] = x
-        return jax.device_put(out)
+        return out
+
+    def padded(x, dtype, fill=0, leaves=False):
+        out = padded_host(x, dtype, fill)
+        return jax.device_put(np.ascontiguousarray(out.swapaxes(0, 1)) if leaves else out)
 
     k = grid.n_folds
     y_used = np.where(used, counts, 0.0)
     values, inverse = np.unique(y_used, return_inverse=True)
     log_factorial = np.bincount(grid.sample_fold, np.where(
         used, gammaln(values + 1.0)[inverse.ravel()], 0.0), k)
-    return LagDesign(np.asarray(rows, np.float32), used, tuple(kernels), float(bin_width),
-                     padded(grid.sample_cell, np.int32), padded(counts, np.float32),
-                     padded(np.where(used[:, None], rows, 0.0), np.float32),
-                     padded(fold, np.int32, -1), k, np.bincount(grid.sample_fold, y_used, k),
+    rows = np.asarray(rows, np.float32)
+    nonzero = np.zeros((FOLD_SLOTS, LAG_COLUMNS), np.float32)
+    np.add.at(nonzero, grid.sample_fold[used], rows[used] != 0)
+    sample_slots = grid.cell_slots[:, grid.sample_cell].T
+    return LagDesign(rows, used, tuple(kernels), float(bin_width),
+                     padded(grid.sample_cell, np.int32),
+                     jax.device_put(np.ascontiguousarray(padded_host(sample_slots, np.int32).T)),
+                     padded(counts, np.float32),
+                     padded(np.where(used[:, None], rows, 0.0).reshape(
+                         n_valid, MAX_LAG_LEAVES, LAG_BASIS), np.float32, leaves=True),
+                     padded(fold, np.int32, -1), jax.device_put(nonzero), k,
+                     np.bincount(grid.sample_fold, y_used, k),
                      log_factorial)
 
 
@@ -146,6 +167,9 @@ class LaggedFit(BinnedFit):
     lag_coef: np.ndarray = None
     filters: tuple = ()
     n_dropped: int = 0
+
+
+STRENGTHS, LAG_STRENGTHS = 2, 7  # positions of the two strength arrays in the settings
 
 
 def lag_settings(grid, design, n_bins, include, strengths, regularizer, bases, circular):
@@ -174,14 +198,14 @@ def lag_settings(grid, design, n_bins, include, strengths, regularizer, bases, c
                  rough, lag_include, lag_strengths, design.n_basis, lag_rough)
 
 
-def _start(init, n_theta):
-    """The start: ``init`` when it has this layout's length, else zeros (made on the host)."""
-    if init is not None and np.shape(init)[-1] == n_theta:
+def _start(init, size):
+    """The start: ``init`` when it is one solution of this layout, else zeros (on the host)."""
+    if init is not None and np.shape(init) == (size,):
         return init
-    return np.zeros(n_theta, np.float32)
+    return np.zeros(size, np.float32)
 
 
-def n_theta(grid: BinGrid) -> int:
+def lagged_n_theta(grid: BinGrid) -> int:
     """Length of the flat solver vector: the axes' slots, the lag columns, the intercept."""
     return sum(grid.sizes) + LAG_COLUMNS + 1
 
@@ -203,9 +227,9 @@ def fit_lagged(grid: BinGrid, design: LagDesign, n_bins, include, strengths,
     """
     reg, settings = lag_settings(grid, design, n_bins, include, strengths, regularizer, bases,
                                  circular)
-    theta0 = _start(init, n_theta(grid))
-    out = fit_lagged_full(grid.slots, grid.n_chunks, design.cell, design.y, design.columns,
-                          design.fold, np.float32(design.fold_log_factorial.sum()), settings,
+    theta0 = _start(init, lagged_n_theta(grid))
+    out = fit_lagged_full(grid.slots, grid.n_chunks, design.samples, design.fold,
+                          design.nonzero, np.float32(design.fold_log_factorial.sum()), settings,
                           theta0, reg, tol, maxiter)
     res, active, effects, shown, log_others_gain, ll, ll_null, curve_se, lag_cov = (
         jax.device_get(out))
@@ -245,7 +269,7 @@ def cross_validate_lagged(grid: BinGrid, design: LagDesign, n_bins, include, str
     """
     reg, settings = lag_settings(grid, design, n_bins, include, strengths, regularizer, bases,
                                  circular)
-    return _cv(grid, design, settings, _fold_start(init, n_theta(grid)), reg, tol, maxiter)
+    return _cv(grid, design, settings, _fold_start(init, lagged_n_theta(grid)), reg, tol, maxiter)
 
 
 def lagged_path(grid: BinGrid, design: LagDesign, n_bins, include, strengths, leaf: int,
@@ -258,11 +282,12 @@ def lagged_path(grid: BinGrid, design: LagDesign, n_bins, include, strengths, le
     reg, settings = lag_settings(grid, design, n_bins, include, strengths, regularizer, bases,
                                  circular)
     n_axes = grid.n_variables
-    start, previous, results = _fold_start(init, n_theta(grid)), None, []
+    start, previous, results = _fold_start(init, lagged_n_theta(grid)), None, []
     log_strengths = list(log_strengths)
     for done, log_s in enumerate(log_strengths, 1):
         point = list(settings)
-        index, slot = (2, leaf) if leaf < n_axes else (7, leaf - n_axes)
+        index, slot = ((STRENGTHS, leaf) if leaf < n_axes
+                       else (LAG_STRENGTHS, leaf - n_axes))
         point[index] = np.array(point[index], np.float32)
         point[index][slot] = 10.0 ** float(log_s)
         result = _cv(grid, design, tuple(point), start, reg, tol, maxiter)
@@ -276,9 +301,9 @@ def lagged_path(grid: BinGrid, design: LagDesign, n_bins, include, strengths, le
 
 
 def _cv(grid, design, settings, theta0, reg, tol, maxiter) -> CVResult:
-    out = cross_validate_lagged_folds(grid.slots, grid.n_chunks, design.cell, design.y,
-                                      design.columns, design.fold, np.int32(design.n_folds),
-                                      settings, theta0, reg, tol, maxiter)
+    out = cross_validate_lagged_folds(grid.slots, grid.n_chunks, design.samples, design.fold,
+                                      design.nonzero, np.int32(design.n_folds), settings,
+                                      theta0, reg, tol, maxiter)
     _, converged, ll_test, ll_test_mean, ll_train, ll_train_mean = jax.device_get(out)
     k = design.n_folds
     spikes = design.fold_spikes

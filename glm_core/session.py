@@ -88,6 +88,10 @@ class Session:
         """Spike counts of one unit, by name or index."""
         return self.counts[:, self._unit_index(unit)]
 
+    def unit_name(self, unit: str | int) -> str:
+        """A unit's name, from its name or index (InputError if there is none)."""
+        return self.unit_names[self._unit_index(unit)]
+
     def _unit_index(self, unit: str | int) -> int:
         if isinstance(unit, str) and unit not in self.unit_names:
             raise InputError(f"no unit {unit!r}")

@@ -68,7 +68,7 @@ def tuning_curves(session: Session, enc: Encoding, result: BinnedFit) -> list:
     """
     dt = session.bin_width
     curves = []
-    for a, leaf in enumerate(enc.leaves):
+    for a, leaf in enumerate(enc.behaviour_leaves):
         if len(leaf) != 1:
             continue
         v = leaf[0]
@@ -96,7 +96,7 @@ def tuning_maps(session: Session, enc: Encoding, result: BinnedFit) -> list:
     leaves' mean effect, in Hz, beside the empirical rate and the truth averaged the same way."""
     dt = session.bin_width
     maps = []
-    for a, leaf in enumerate(enc.leaves):
+    for a, leaf in enumerate(enc.behaviour_leaves):
         if len(leaf) != 2:
             continue
         (nx, ny), (bx, by) = enc.leaf_bins[a], (enc.binnings[v] for v in leaf)
