@@ -19,6 +19,7 @@ from .errors import InputError
 
 PREFIX = "event:"
 MAX_PER_ROW = 1000  # events in one CSV row: more is a mistake (and would cost memory)
+MAX_EVENTS = 10_000_000  # events in one CSV event column
 
 
 def event_name(key: str) -> str:
@@ -98,6 +99,9 @@ def csv_event_times(columns: dict, is_spike: np.ndarray, label: str
         if both.size:
             raise InputError(f"{label}: data row {both[0] + 1} is both a spike (spike_unit) and "
                              f"an event ({key!r}); put them on separate rows")
+        if cells[filled].sum() > MAX_EVENTS:
+            raise InputError(f"{label}: {key!r} holds {cells[filled].sum():,.0f} events; the "
+                             f"limit is {MAX_EVENTS:,}")
         trains[key] = np.repeat(times[filled], cells[filled].astype(np.int64))
         is_event |= filled
     return trains, is_event

@@ -25,6 +25,8 @@ from scipy.ndimage import gaussian_filter1d
 from .errors import InputError
 from .sequential import MAX_SIMULATED_RATE_HZ, SimulatedTrain, simulate_with_history
 
+ROW_CHUNK = 1 << 16  # samples per float64 block in ``dense_fold_log_rates``
+
 
 def cross_validated_rate(eta_per_fold, fold) -> np.ndarray:
     """The held-out predicted rate of every sample: exp(eta_per_fold[fold[t], t]).
@@ -63,15 +65,21 @@ def dense_fold_log_rates(X, theta) -> np.ndarray:
     Returns:
         float64 log rates, NaN in the rows where a leaf has a NaN.
     """
-    leaves = [np.asarray(leaf, np.float64) for leaf in jax.tree_util.tree_leaves(X)]
+    leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(X)]
     if not leaves or any(leaf.ndim != 2 for leaf in leaves):
         raise InputError("every design leaf must be a 2-D (samples, features) array")
-    design = np.concatenate(leaves, axis=1)
+    n_samples, width = leaves[0].shape[0], sum(leaf.shape[1] for leaf in leaves)
+    if any(leaf.shape[0] != n_samples for leaf in leaves):
+        raise InputError("design leaves have different numbers of samples")
     theta = np.asarray(theta, np.float64)
-    if theta.ndim != 2 or theta.shape[1] != design.shape[1] + 1:
-        raise InputError(f"theta must be (n_folds, {design.shape[1] + 1}) for this design, got "
-                         f"shape {theta.shape}")
-    return (design @ theta[:, :-1].T + theta[:, -1]).T
+    if theta.ndim != 2 or theta.shape[1] != width + 1:
+        raise InputError(f"theta must be (n_folds, {width + 1}) for this design, got shape "
+                         f"{theta.shape}")
+    eta = np.empty((theta.shape[0], n_samples))
+    for start in range(0, n_samples, ROW_CHUNK):  # float64 rows a block at a time
+        rows = np.concatenate([leaf[start:start + ROW_CHUNK] for leaf in leaves], axis=1)
+        eta[:, start:start + rows.shape[0]] = (rows.astype(np.float64) @ theta[:, :-1].T).T
+    return eta + theta[:, -1:]
 
 
 def simulate_from_fit(eta, history, observed, bin_width: float, *, start: int | None = None,

@@ -60,6 +60,18 @@ class Session:
     lag_truth: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
     events: Mapping[str, np.ndarray] = field(default_factory=dict)
 
+    def lag_truth_of(self, unit: str | int, key: str, n_lags: int) -> np.ndarray | None:
+        """The true filter ``key`` (see ``lag_truth``) of one unit over lags 1..``n_lags``: cut
+        to that window, or zero past its own; None when the unit has no such filter."""
+        name = self.unit_names[self._unit_index(unit)]
+        true = self.lag_truth.get(name, {}).get(key)
+        if true is None:
+            return None
+        filter_ = np.zeros(int(n_lags))
+        kept = min(filter_.size, true.size)
+        filter_[:kept] = true[:kept]
+        return filter_
+
     def truth_of(self, unit: str | int) -> tuple[Mapping, float]:
         """The ground truth of one unit: its effects (by variable name or (x, y) pair) and the
         intercept; the session's own when the unit has none of its own."""
@@ -131,7 +143,7 @@ def make_session(
             f"{counts.shape[1]} units need as many distinct names, got {len(unit_names)}"
         )
     variables = tuple(_as_variable(v, n) for v in variables)
-    events = {str(name): _as_event_counts(str(name), train, n)
+    events = {str(name): _as_event_counts(str(name), train, n, bin_width)
               for name, train in dict(events or {}).items()}
     if n * (counts.shape[1] + len(events)) > MAX_CELLS:
         raise InputError(f"{n:,} bins x {counts.shape[1]} units and {len(events)} event trains "
@@ -211,8 +223,9 @@ def _as_counts(counts, bin_width: float) -> np.ndarray:
     return counts
 
 
-def _as_event_counts(name: str, train, n: int) -> np.ndarray:
-    """One event train as (n,) float counts per bin, or an InputError naming it."""
+def _as_event_counts(name: str, train, n: int, bin_width: float) -> np.ndarray:
+    """One event train as (n,) float counts per bin, at most as many per bin as spikes may be,
+    or an InputError naming it."""
     if not name.strip():
         raise InputError("an event train needs a name")
     train = _numeric(train, f"event train {name!r}")
@@ -223,6 +236,11 @@ def _as_event_counts(name: str, train, n: int) -> np.ndarray:
     if bad.size:
         raise InputError(f"event train {name!r} holds {train[bad[0]]:g} in bin {bad[0] + 1}; it "
                          "must count the events in each bin (non-negative whole numbers)")
+    limit = max(1.0, np.floor(MAX_RATE_HZ * bin_width))
+    if train.max() > limit:
+        raise InputError(f"event train {name!r} has {train.max():.0f} events in a bin of "
+                         f"{bin_width:g} s; at most {limit:.0f} ({MAX_RATE_HZ:g} per second) are "
+                         "plausible")
     return train
 
 

@@ -134,3 +134,14 @@ def test_make_session_validates_event_trains():
         make_session(0.02, variables, COUNTS, events={"r": np.r_[0.0, 0.5, np.zeros(T - 2)]})
     with pytest.raises(InputError, match="has 3 bins"):
         make_session(0.02, variables, COUNTS, events={"r": np.zeros(3)})
+
+
+def test_implausibly_many_events_are_refused(monkeypatch):
+    with pytest.raises(InputError, match="events in a bin of 0.02 s; at most 100"):
+        load_npz(npz_bytes(**binned(**{"event:reward": np.full(T, 1e300)})))
+    from glm_core import events
+    monkeypatch.setattr(events, "MAX_EVENTS", 3)
+    rows = [[0.0, None, 1.0, None], [1.0, None, 2.0, None], [0.4, "u", None, None],
+            [0.5, None, None, 2], [0.6, None, None, 2]]
+    with pytest.raises(InputError, match="holds 4 events; the limit is 3"):
+        load_csv(to_csv(["time", "spike_unit", "var:x", "event:reward"], rows), bin_width=0.1)

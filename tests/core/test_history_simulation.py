@@ -117,6 +117,11 @@ def test_lag_truth_and_events_are_exposed():
                                reward_kernel(np.arange(1, 51) * 0.01))
     assert session.events[EVENT].shape == (5_000,)
     assert truth[CELL_A]["history"][0] < -3 and truth[CELL_A]["history"].max() > 0.5
+    longer = session.lag_truth_of(CELL_A, "history", 40)  # a 400 ms window: zero past 250 ms
+    np.testing.assert_array_equal(longer, np.r_[truth[CELL_A]["history"], np.zeros(15)])
+    np.testing.assert_array_equal(session.lag_truth_of(0, "history", 10),
+                                  truth[CELL_A]["history"][:10])
+    assert session.lag_truth_of(CELL_B, f"coupling:{CELL_A}", 25) is None
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,19 @@ def test_cross_validated_rate_takes_its_own_fold_and_nan_outside_folds():
         cross_validated_rate(eta, np.zeros(4))
 
 
+def test_fold_log_rates_in_blocks_equal_the_plain_product(monkeypatch):
+    from glm_core import model_in_time
+    rng = np.random.default_rng(3)
+    X = {"a": rng.normal(size=(2500, 3)), "b": rng.normal(size=(2500, 2)).astype(np.float32)}
+    X["a"][:7] = np.nan
+    theta = rng.normal(size=(4, 6))
+    expected = (np.hstack([X["a"], X["b"]]) @ theta[:, :5].T + theta[:, 5]).T
+    monkeypatch.setattr(model_in_time, "ROW_CHUNK", 1000)
+    np.testing.assert_allclose(dense_fold_log_rates(X, theta), expected, rtol=1e-12)
+    with pytest.raises(InputError, match=r"theta must be \(n_folds, 6\)"):
+        dense_fold_log_rates(X, theta[:, :5])
+
+
 def test_without_history_simulated_counts_are_poisson():
     eta = np.full(40_000, np.log(0.3))
     sample = simulate_from_fit(eta, None, np.zeros(40_000), 0.01, seed=4)
