@@ -21,7 +21,7 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile
 class FilterCurve:
     """One lagged leaf's gain at lags 1 bin .. its window (``lags_ms``): the fit's
     (``gain``), its 95% Laplace band (``lower``, ``upper``) and, where the data set knows it,
-    the true gain at its own lags (``truth_lags_ms``, ``truth``)."""
+    the true gain (``truth``; 1 past the true filter's own window)."""
 
     name: str
     kind: str
@@ -29,7 +29,6 @@ class FilterCurve:
     gain: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
-    truth_lags_ms: np.ndarray | None = None
     truth: np.ndarray | None = None
 
 
@@ -58,16 +57,13 @@ def filter_curves(session: Session, enc, fit) -> list[FilterCurve]:
     Returns:
         One :class:`FilterCurve` per lagged leaf, in ``enc.lags``' order; none without them.
     """
-    truths = session.lag_truth.get(session.unit_names[_unit_index(session, enc.unit)], {})
     curves = []
     for leaf, filt in zip(enc.lags, getattr(fit, "filters", ())):
         half = Z95 * np.asarray(filt.se, float)
         log_gain = np.asarray(filt.log_gain, float)
-        truth = truths.get(truth_key(session, leaf))
-        truth_lags = (None if truth is None
-                      else 1e3 * session.bin_width * np.arange(1, len(truth) + 1))
+        truth = session.lag_truth_of(enc.unit, truth_key(session, leaf), log_gain.size)
         curves.append(FilterCurve(
             leaf.label(session.unit_names), leaf.kind, np.asarray(filt.lags_ms, float),
-            np.exp(log_gain), np.exp(log_gain - half), np.exp(log_gain + half), truth_lags,
+            np.exp(log_gain), np.exp(log_gain - half), np.exp(log_gain + half),
             None if truth is None else np.exp(np.asarray(truth, float))))
     return curves

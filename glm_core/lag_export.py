@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .lag_leaves import LagLeaf
 
 LAG_ENCODING = "raised-cosine lags"
@@ -45,7 +43,7 @@ class LagExport:
 def lag_entries(lags, fit, filters, plain) -> list[dict]:
     """The record's ``lags``: per lagged leaf its settings, lag kernels (window x basis), the
     coefficients (null when excluded), and per lag (ms) the log-gain, gain, its 95% band and the
-    true gain (null where unknown or beyond the true filter's lags).
+    true gain (null where unknown).
 
     Args:
         lags: the fit's :class:`LagExport` per leaf; fit: its ``LaggedFit``;
@@ -53,11 +51,6 @@ def lag_entries(lags, fit, filters, plain) -> list[dict]:
     """
     entries = []
     for j, (lag, curve) in enumerate(zip(lags, filters)):
-        truth = None
-        if curve.truth is not None:
-            truth = np.full(curve.lags_ms.size, np.nan)
-            n = min(curve.truth.size, truth.size)
-            truth[:n] = curve.truth[:n]
         filt = fit.filters[j]
         entries.append({
             "name": lag.name, "kind": lag.kind, "source": lag.source, "included": lag.include,
@@ -67,7 +60,7 @@ def lag_entries(lags, fit, filters, plain) -> list[dict]:
             "coefficients": plain(fit.lag_coef[j, :lag.n_basis]) if lag.include else None,
             "lags_ms": plain(curve.lags_ms), "log_gain": plain(filt.log_gain),
             "gain": plain(curve.gain), "gain_lower": plain(curve.lower),
-            "gain_upper": plain(curve.upper), "truth_gain": plain(truth),
+            "gain_upper": plain(curve.upper), "truth_gain": plain(curve.truth),
         })
     return entries
 

@@ -42,7 +42,7 @@ class FilterPlot:
             .opts(color=MODEL_COLOR, line_width=3),
         }
         if curve.truth is not None:
-            layers["truth"] = hv.Curve((curve.truth_lags_ms, curve.truth), LAG, GAIN,
+            layers["truth"] = hv.Curve((curve.lags_ms, curve.truth), LAG, GAIN,
                                        label="ground truth").opts(
                 color=TRUTH_COLOR, line_dash="dashed", line_width=2)
         overlay = hv.Overlay(list(layers.values())).opts(
@@ -82,7 +82,7 @@ def filter_columns(curve) -> dict:
                "one": (np.array([lags[0], lags[-1]]), np.ones(2)),
                "gain": (lags, curve.gain)}
     if curve.truth is not None:
-        columns["truth"] = (curve.truth_lags_ms, curve.truth)
+        columns["truth"] = (lags, curve.truth)
     return columns
 
 

@@ -15,6 +15,7 @@ from glm_core.lag_leaves import LagLeaf, with_lags
 from glm_core.simulation import simulate_history_session
 from tests.compile_counts import CompileCounter
 from widgets.lag_cards import LagCardsView, lag_adders
+from widgets.share import decode_query, encode_query
 from widgets.state import ExplorerState
 from widgets.vocabulary import HISTORY_SIMULATION, UPLOAD
 
@@ -231,5 +232,43 @@ def test_filter_curves_follow_the_engine_for_each_leaf():
     assert (history.name, coupling.name) == ("history", "coupling from cell B")
     np.testing.assert_allclose(np.log(coupling.gain), fit.filters[1].log_gain)
     assert coupling.lags_ms[-1] == 200.0
-    np.testing.assert_allclose(
-        np.log(coupling.truth), session.lag_truth["cell A"]["coupling:cell B"])
+    np.testing.assert_allclose(  # the true filter over the leaf's 20 lags
+        np.log(coupling.truth), session.lag_truth["cell A"]["coupling:cell B"][:20])
+
+
+def test_a_share_link_rebuilds_the_lagged_leaves(state):
+    assert state.set_couplings(["cell B"])
+    state.lags[1].param.update(window_ms=150.0, n_basis=5, log_strength=-2.2, include=False)
+    query = encode_query(state)
+    assert query["source"] == "history-simulation"
+    assert (query["lags"], query["lag_include"], query["lag_window"], query["lag_basis"],
+            query["lag_log_strength"]) == ("history;coupling:cell B", "1,0", "250,150", "8,5",
+                                           "-3.0,-2.2")
+    shared = decode_query(query)
+    assert shared.notices == ()
+    copy = ExplorerState(**shared.state, on_load=shared.on_load)
+    copy.start()
+    assert [r.settings() for r in copy.lags] == [r.settings() for r in state.lags]
+    assert copy.error == ""
+    for ours, theirs in zip(state.filters, copy.filters):
+        np.testing.assert_allclose(theirs.gain, ours.gain, rtol=1e-4)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("lags", "history;coupling:cell Z"), ("lags", "history;history"),
+    ("lag_window", "250,abc"), ("lag_basis", "8"), ("lag_log_strength", "-3,3"),
+    ("lag_include", "1,yes"),
+])
+def test_a_bad_lag_value_in_a_link_gets_a_notice(key, value):
+    query = {"source": "history-simulation", "T": "20000", "lags": "history;coupling:cell B",
+             "lag_include": "1,1", "lag_window": "250,150", "lag_basis": "8,5",
+             "lag_log_strength": "-3,-2", key: value}
+    shared = decode_query(query)
+    assert len(shared.notices) == 1 and shared.notices[0].startswith(key)
+    if key == "lags":
+        assert "lags" not in shared.on_load  # the data set's default leaves
+    else:
+        setting = {"lag_include": "include", "lag_window": "window_ms", "lag_basis": "n_basis",
+                   "lag_log_strength": "log_strength"}[key]
+        assert [lag["kind"] for lag in shared.on_load["lags"]] == ["history", "coupling"]
+        assert all(setting not in lag for lag in shared.on_load["lags"])
