@@ -194,8 +194,8 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
     if lags is not None:
         n_lags, low, high = len(lags), *LagSettings.param.n_basis.bounds
         columns = {
-            "include": take("lag_include", lambda s: _per_variable(
-                s, n_lags, lambda b: {"1": True, "0": False}[b]), None, f"{n_lags} of 1 or 0"),
+            "include": take("lag_include", lambda s: _per_variable(s, n_lags, _flag), None,
+                            f"{n_lags} of 1 or 0"),
             "window_ms": take("lag_window", lambda s: _per_variable(
                 s, n_lags, lambda x: _number(x, *WINDOW_MS)), None,
                 f"{n_lags} windows in ms, {WINDOW_MS[0]:g} to {WINDOW_MS[1]:g}"),
@@ -308,6 +308,12 @@ def _per_variable(text: str, n: int, parse) -> list:
     if len(parts) != n:
         raise ValueError(text)
     return [parse(part.strip()) for part in parts]
+
+
+def _flag(text: str) -> bool:
+    if text not in ("1", "0"):
+        raise ValueError(text)
+    return text == "1"
 
 
 def _lag_leaves(text: str, session) -> list[tuple]:
