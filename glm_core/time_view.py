@@ -41,7 +41,7 @@ def sample_log_rates(enc, theta, samples=None) -> np.ndarray:
     """
     grid = enc.grid
     theta = np.asarray(theta, np.float64)
-    lag_rows = lagged_rows(enc, samples)
+    lag_rows = encoding_lag_rows(enc, samples)
     n_beh, n_lag = sum(grid.sizes), 0 if lag_rows is None else lag_rows.shape[1]
     if theta.shape[-1] != n_beh + n_lag + 1:
         raise InputError(f"theta has {theta.shape[-1]} entries; this model has "
@@ -62,7 +62,7 @@ def sample_log_rates(enc, theta, samples=None) -> np.ndarray:
     return eta
 
 
-def lagged_rows(enc, samples=None) -> np.ndarray | None:
+def encoding_lag_rows(enc, samples=None) -> np.ndarray | None:
     """(n_samples, lag columns) float64 lagged rows of an encoding's valid samples ``samples``
     (default: all), NaN where a row is incomplete; None without lagged leaves."""
     if enc.lag is None:
@@ -184,7 +184,8 @@ def _with_simulation(view, session, enc, theta, samples, where, counts, valid_in
         kernels = enc.lag.kernels[j]
         start = sum(enc.grid.sizes) + j * LAG_BASIS
         beta = np.asarray(theta, np.float64)[start:start + kernels.shape[1]]
-        rows = lagged_rows(enc, samples)[:, j * LAG_BASIS:j * LAG_BASIS + kernels.shape[1]]
+        block = slice(j * LAG_BASIS, j * LAG_BASIS + kernels.shape[1])
+        rows = encoding_lag_rows(enc, samples)[:, block]
         eta = eta - rows @ beta
         history = kernels @ beta
     fitted = np.isfinite(eta)

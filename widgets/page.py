@@ -22,6 +22,7 @@ from .controls import (
     variable_controls,
 )
 from .export import code_view, export_controls
+from .lag_cards import LagCardsView
 from .lessons import lessons_view
 from .maps import TuningMapsView
 from .model_in_time import ModelInTimeView
@@ -95,6 +96,10 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                       lambda: paths_view(state), "paths-card")
     # computed paths (the Regularization paths or Best strengths buttons) are shown at once
     state.param.watch(lambda e: e.new and setattr(paths, "collapsed", False), "paths")
+    lags = lazy_card("Spike history, coupling and event kernels",
+                     lambda: LagCardsView(state), "lags-card")
+    # lagged leaves (a history simulation, a link, a lesson) show their cards at once
+    state.param.watch(lambda e: e.new and setattr(lags, "collapsed", False), "lags")
     code = lazy_card("Code: reproduce this fit",
                      lambda: code_view(state, code.param.collapsed), "code-card")
     in_time = lazy_card("Model in time: observed spikes against the predicted rate",
@@ -102,7 +107,7 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
     # The Fit table goes below the curves where they would be narrower than CURVES_MIN_WIDTH.
     curves.min_width = CURVES_MIN_WIDTH
     main = pn.Column(error_view(state), pn.Row(curves, fit, styles={"flex-wrap": "wrap"}),
-                     code, paths,
+                     lags, code, paths,
                      lazy_card("Population: every unit", lambda: population_view(state),
                                "population-card"),
                      in_time,

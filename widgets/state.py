@@ -21,6 +21,7 @@ import param
 from glm_core import explorer, tuning
 from glm_core.cell_table import JOINT_MAX_BINS, max_bins_for
 from glm_core.errors import InputError
+from glm_core.lag_leaves import LagLeaf, with_lags
 from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
 from glm_core.session import MAX_BIN_WIDTH, MIN_BIN_WIDTH
@@ -31,12 +32,14 @@ from .compiles import compile_off_loop, preparing_message, solver_compiles
 from .coupling_jobs import CouplingJobs
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
+from .lag_state import LagLeaves, lag_row, lagged_rows
 from .population_jobs import PopulationJobs
 from .scores import cv_statistics, fit_timing
 from .shared import (
     FirstFit,
     shared_encodings,
     shared_first_fits,
+    shared_history_simulation,
     shared_open_field,
     shared_recording,
     shared_simulation,
@@ -45,6 +48,7 @@ from .vocabulary import (
     BINS,
     DATA_KEYS,
     ENCODING_KEYS,
+    HISTORY_SIMULATION,
     JOINT_KEYS,
     OPEN_FIELD,
     RECORDING,
@@ -59,7 +63,7 @@ from .vocabulary import (
 SCORE_DELAY_MS = 300
 
 
-class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameterized):
+class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, LagLeaves, param.Parameterized):
     """Settings in, fit results out."""
 
     source = param.Selector(default=SIMULATION, objects=list(SOURCES))
@@ -222,7 +226,13 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
     def _reencode_changed(self, changed, events):
         """Redo the encoding as far as the changed settings (not the data) invalidate it."""
         if "unit" in changed:
-            self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
+            try:
+                self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
+            except InputError as err:  # a lagged leaf this unit cannot have: no fit until it goes
+                self._encoding = explorer.with_unit(with_lags(
+                    self._encoding, self.session, ()), self.session, self.unit)
+                self._clear_fit(str(err))
+                raise
         elif "n_folds" in changed:
             self._encoding = explorer.with_folds(self._encoding, self.n_folds)
         elif changed & set(JOINT_KEYS):
@@ -231,7 +241,8 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
                     self.joint_map = False
                 raise InputError("A 2-D map pairs two linear variables, and this data set "
                                  "has fewer than two: the map stays off.")
-            self._encoding = self.encode(self.session, self.unit, self.variables)
+            self._encoding = self._with_lag_rows(self.encode(self.session, self.unit,
+                                                             self.variables))
             self._fit = self._cv = None
         elif changed & set(ENCODING_KEYS):
             for event in events:
@@ -262,13 +273,16 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
         rows = [VariableSettings(v, max_bins) for v in session.variables]
         unit, notices = take_settings(self.on_load, session, rows)
         if self.source == UPLOAD:
-            return session, unit, rows, self.encode(session, unit, rows, joint_map), notices
-        key = (self.source, self.n_samples, self.seed, session.bin_width, unit, joint_map,
-               self.joint_nx, self.joint_ny, self.n_folds,
-               *((r.n_bins, r.encoding, r.n_basis) for r in rows))
-        encoding = shared_encodings.get(key) or shared_encodings.put(
-            key, self.encode(session, unit, rows, joint_map))
-        return session, unit, rows, encoding, notices
+            encoding = self.encode(session, unit, rows, joint_map)
+        else:
+            key = (self.source, self.n_samples, self.seed, session.bin_width, unit, joint_map,
+                   self.joint_nx, self.joint_ny, self.n_folds,
+                   *((r.n_bins, r.encoding, r.n_basis) for r in rows))
+            encoding = shared_encodings.get(key) or shared_encodings.put(
+                key, self.encode(session, unit, rows, joint_map))
+        lags, encoding, lag_notices = lagged_rows(session, unit, encoding,
+                                                  self._lag_specs(keep_file_bins))
+        return session, unit, rows, encoding, notices + lag_notices, lags
 
     def encode(self, session, unit, rows, joint_map=None):
         """Encode every variable as its row says: one-hot bins, or a basis on fine bins; with
@@ -292,7 +306,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
         return [tuple(linear[:2])] if joint_map and len(linear) >= 2 else []
 
     def _load(self, prepared):
-        session, unit, rows, encoding, notices = prepared
+        session, unit, rows, encoding, notices, lags = prepared
         for row, watcher in zip(self.variables, self._row_watchers):
             row.param.unwatch(watcher)
         self._row_watchers = [
@@ -308,6 +322,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
             if self.source != SIMULATION:
                 self.bin_width = session.bin_width
         self.session, self.variables = session, rows
+        self._take_lag_rows(lags)
 
     def _read_session(self, keep_file_bins):
         """The selected data set; a newly chosen file keeps its own bin width if it has one."""
@@ -315,6 +330,8 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
             return shared_simulation(self.n_samples, self.seed)
         if self.source == OPEN_FIELD:
             return shared_open_field(self.n_samples, self.seed)
+        if self.source == HISTORY_SIMULATION:
+            return shared_history_simulation(self.n_samples, self.seed)
         if self.source == RECORDING:
             return shared_recording(self.bin_width)
         if self.upload is None:
@@ -369,6 +386,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
             **fit_timing(shared is not None, timer),
             "samples used": session.n_valid,
             "samples dropped (NaN/inf)": session.n_dropped,
+            **self._publish_filters(fit),
         }
         if shared is None:
             shared = FirstFit(self._encoding, fit,
@@ -399,7 +417,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
         """No fit of the current settings: the page and the exports show none (``reason``)."""
         self._fit = self._cv = self._first_fit = None
         self._score_version += 1  # a pending held-out score is of the old fit
-        self.curves, self.maps = [], []
+        self.curves, self.maps, self.filters = [], [], []
         self.stats = {"data": self.session.source, "unit": self.unit, "fit": f"none: {reason}"}
         self.param.trigger("settled")
 
@@ -410,18 +428,26 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
 
     def _settings(self):
         """Include flags and strengths per leaf of the encoding (a joint leaf is in the model
-        when both its variables are, with the 2-D map's strength)."""
+        when both its variables are, with the 2-D map's strength), the lagged leaves last."""
         logs = self._leaf_logs()
-        return ([all(self.variables[v].include for v in leaf) for leaf in self._leaves()],
+        return ([row.include if isinstance(leaf, LagLeaf) else
+                 all(self.variables[v].include for v in leaf)
+                 for leaf, row in zip(self._leaves(), self._leaf_rows())],
                 [10.0**x for x in logs])
 
     def _leaves(self):
         return self._encoding.leaves if self._encoding is not None else tuple(
             (v,) for v in range(len(self.variables)))
 
+    def _leaf_rows(self):
+        """Per leaf its lagged leaf's row, None for a behavioural leaf."""
+        lags = self.lags_in_model()
+        return [None] * (len(self._leaves()) - len(lags)) + lags
+
     def _leaf_logs(self):
-        return [self.joint_log_strength if len(leaf) == 2 else
-                self.variables[leaf[0]].log_strength for leaf in self._leaves()]
+        return [row.log_strength if row is not None else self.joint_log_strength
+                if len(leaf) == 2 else self.variables[leaf[0]].log_strength
+                for leaf, row in zip(self._leaves(), self._leaf_rows())]
 
     def _settle(self, version):
         """Score the fit of refit number ``version`` and trigger ``settled`` (one document
@@ -454,12 +480,14 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
             stats["folds without spikes"] = int(np.isnan(cv.test_bits_per_spike).sum())
         self.stats = stats
 
-    def apply_settings(self, settings: dict, variables: dict, unit=None):
+    def apply_settings(self, settings: dict, variables: dict, unit=None, lags=None):
         """Set many things at once (a lesson): ``settings`` are parameters of this state,
-        ``variables`` per variable name its row's settings, ``unit`` the unit; one refit. A new
-        data set takes the rows and unit when it has loaded."""
+        ``variables`` per variable name its row's settings, ``unit`` the unit, ``lags`` the
+        lagged leaves (``LagSettings.settings()`` dicts; None: keep them); one refit. A new
+        data set takes the rows, unit and lagged leaves when it has loaded."""
         if any(key in settings and settings[key] != getattr(self, key) for key in DATA_KEYS):
-            self.on_load = {"unit": unit, "variables": variables}
+            self.on_load = {"unit": unit, "variables": variables,
+                            **({} if lags is None else {"lags": lags})}
             self.param.update(**settings)
             return
         with self._no_refresh():
@@ -468,7 +496,10 @@ class ExplorerState(HeldOutJobs, PopulationJobs, CouplingJobs, param.Parameteriz
                 row.param.update(variables.get(row.name, {}))
             if unit in self.param.unit.objects:
                 self.unit = unit
-        self._encoding = self.encode(self.session, self.unit, self.variables)
+        if lags is not None:
+            self._take_lag_rows([lag_row(spec, self.session.bin_width) for spec in lags])
+        self._encoding = self._with_lag_rows(self.encode(self.session, self.unit,
+                                                         self.variables))
         self._fit = self._cv = None
         self._update(set(), ())
 
