@@ -1,15 +1,15 @@
 """The coupling matrix in the population card without a browser: the button's job gives
-glm_core's coupling matrix of the most active units with the page's model, the card draws it as a
-units x units heatmap, and another data set clears it."""
+glm_core's coupling matrix of the most active units with the page's behavioural model (the
+history simulation opens with a history leaf, which the matrix leaves out), the card draws it as
+a units x units heatmap, and another data set clears it."""
 
 import holoviews as hv
 import numpy as np
 
 from glm_core.coupling_matrix import coupling_matrix, most_active
-from tests.browser.support import history_npz
 from widgets.coupling import coupling_view
 from widgets.state import ExplorerState
-from widgets.vocabulary import SIMULATION, UPLOAD
+from widgets.vocabulary import HISTORY_SIMULATION, SIMULATION
 
 
 def shown(pane):
@@ -17,9 +17,10 @@ def shown(pane):
 
 
 def test_the_coupling_job_gives_glm_cores_matrix_and_draws_it():
-    state = ExplorerState(source=UPLOAD, upload=("history.npz", history_npz()))
+    state = ExplorerState(source=HISTORY_SIMULATION, n_samples=12_000)
     state.start()
     assert state.error == "" and len(state.session.unit_names) == 3
+    assert state.encoding.lags  # the history leaf
     view = coupling_view(state)
     pane = view.objects[-1]
     assert isinstance(shown(pane), hv.Div)
@@ -27,8 +28,9 @@ def test_the_coupling_job_gives_glm_cores_matrix_and_draws_it():
     session, matrix = state.coupling
     assert session is state.session
     include, strengths = state._settings()
-    expected = coupling_matrix(session, state.encoding, most_active(session), include,
-                               strengths, state.regularizer)
+    n = len(state.encoding.behaviour_leaves)
+    expected = coupling_matrix(session, state.encoding, most_active(session), include[:n],
+                               strengths[:n], state.regularizer)
     np.testing.assert_array_equal(matrix.held_out_gain, expected.held_out_gain)
     np.testing.assert_array_equal(matrix.peak_gain, expected.peak_gain)
     heat = shown(pane)

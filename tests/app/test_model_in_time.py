@@ -9,9 +9,10 @@ import panel as pn
 import pytest
 
 from glm_core.model_in_time import cross_validated_rate
-from glm_core.time_view import sample_log_rates, stretch
-from widgets.model_in_time import DEFAULT_WINDOW_S, ModelInTimeView, plot_data
+from glm_core.time_view import sample_log_rates, stretch, time_view
+from widgets.model_in_time import DEFAULT_WINDOW_S, ModelInTimeView, describe, plot_data
 from widgets.state import ExplorerState
+from widgets.vocabulary import HISTORY_SIMULATION
 
 
 def expected_rate(state, start, stop):
@@ -91,3 +92,27 @@ def test_a_collapsed_card_waits_until_it_is_opened():
     start, stop = stretch(state.session, 0.0, DEFAULT_WINDOW_S)
     np.testing.assert_allclose(view.data.predicted_rate, expected_rate(state, start, stop),
                                rtol=1e-10)
+
+
+def test_with_a_history_leaf_the_card_shows_the_lagged_model_and_a_runaway():
+    """The history simulation opens with a history leaf: the card's rate is the lagged fit's
+    (none in the first window), its simulation runs the fitted history, and a self-exciting
+    history filter's runaway is said in the card."""
+    state = ExplorerState(source=HISTORY_SIMULATION, n_samples=12_000)
+    state.start()
+    assert state.encoding.lag is not None and state.error == ""
+    view = ModelInTimeView(state)
+    start, stop = stretch(state.session, 0.0, DEFAULT_WINDOW_S)
+    window = state.encoding.lag.kernels[0].shape[0]
+    assert np.all(np.isnan(view.data.predicted_rate[:window]))
+    np.testing.assert_allclose(view.data.predicted_rate, expected_rate(state, start, stop),
+                               rtol=1e-10)
+    view.simulate.value = True
+    assert view.data.simulated.sum() > 0 and "Simulated from the fit" in view.message.object
+    theta = np.asarray(state.fit.theta, float).copy()
+    n_beh = sum(state.encoding.grid.sizes)
+    theta[n_beh:n_beh + 8] = 3.0  # a history filter that excites itself at every lag
+    runaway = time_view(state.session, state.encoding, theta, None, start, stop,
+                        simulate_seed=0)
+    assert runaway.ran_away
+    assert "ran away" in describe(runaway, state.session.bin_width)
