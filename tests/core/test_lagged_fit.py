@@ -281,3 +281,12 @@ def test_a_warm_start_of_the_other_layout_is_ignored(data):
                                                lag_cv.theta, moved=(lag_fit.theta, warm.theta))
     cold = explorer.cross_validate_encoding(plain, [True] * 3, [1e-2] * 3, "Ridge")
     np.testing.assert_allclose(grid_cv.test_gain, cold.test_gain, rtol=1e-5)
+
+
+def test_event_trains_come_from_the_session_by_default(data):
+    """Without an explicit mapping, an event leaf reads ``session.events``."""
+    session, events, _ = data
+    explicit, used, _ = lag_rows(session, "a", LAGS, events)
+    own, own_used, _ = lag_rows(replace(session, events=events), "a", LAGS)
+    np.testing.assert_array_equal(np.nan_to_num(own), np.nan_to_num(explicit))
+    np.testing.assert_array_equal(own_used, used)
