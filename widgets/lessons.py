@@ -133,10 +133,11 @@ LESSONS = (
         "8. Who drives whom: coupling, or a shared place field?",
         "Cell A with coupling filters from cells B and C, and position left out. Cell B truly "
         "drives A (its spikes raise A's rate about 30 ms later); cell C only shares A's place "
-        "field. Without position, both coupling filters rise above 1: when C fires the animal "
-        "is in the field, so A fires soon too. Tick **position**: C's gain falls back to 1, B's "
-        "stays. A coupling filter is evidence of a connection only once the shared inputs are "
-        "in the model. *Which variables matter?* asks the same question by held-out score.",
+        "field. Without position, both coupling filters rise well above 1: when C fires the "
+        "animal is in the field, so A fires soon too. Tick **position**: C's gain falls most of "
+        "the way back to 1 (what is left is the part of the field that the bins miss), B's "
+        "stays where it was. A coupling filter is evidence of a connection only once the shared "
+        "inputs are in the model; the held-out score rises too.",
         HISTORY_SIM,
         _rows(position=(False, 20, -3), speed=(False, 20, -3), head_direction=(True, 16, -3)),
         unit="cell A",

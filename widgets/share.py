@@ -191,7 +191,9 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
     lags = take("lags", lambda s: _lag_leaves(s, session), None,
                 f"at most {MAX_LAG_LEAVES} of history, coupling:<unit>, event:<event train>, "
                 "separated by ;")
-    if lags is not None:
+    if lags == []:  # none: the other lag keys are empty
+        on_load["lags"] = []
+    elif lags is not None:
         n_lags, low, high = len(lags), *LagSettings.param.n_basis.bounds
         columns = {
             "include": take("lag_include", lambda s: _per_variable(s, n_lags, _flag), None,
