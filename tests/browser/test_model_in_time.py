@@ -1,6 +1,6 @@
 """Real-browser test of the "Model in time" card: opened, it draws the observed rate and the
-cross-validated predicted rate with the spike raster and the behaviour on one time axis; the
-simulate toggle adds the simulated spikes and takes them away again."""
+cross-validated predicted rate with the spike raster and the behaviour on one time axis (one
+shared x range); the simulate toggle adds the simulated spikes and takes them away again."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser.support import deep_text, poll
 
-# Per figure of the card (by title): its renderers' line colour and data columns.
+# Per figure of the card (by title): its renderers' line colour, data columns and x range id.
 JS_TIME_FIGURES = """() => {
   const out = {};
   if (!window.Bokeh || !Bokeh.index) return out;
@@ -27,8 +27,7 @@ JS_TIME_FIGURES = """() => {
         for (const k of keys) cols[k] = Array.from(d instanceof Map ? d.get(k) : d[k], Number);
         const color = g.line_color && (g.line_color.value !== undefined ? g.line_color.value
                                                                          : g.line_color);
-        rows.push({color: String(color), cols: cols,
-                   x_range: [v.model.x_range.start, v.model.x_range.end]});
+        rows.push({color: String(color), cols: cols, x_range: v.model.x_range.id});
       }
       out[v.model.title.text] = rows;
     }
@@ -78,8 +77,11 @@ def test_model_in_time_card_draws_predicted_and_observed_and_simulates(page):
     simulated = next(v for k, v in lines[SIMULATED].items() if k != "time")
     assert finite_count(simulated) == 0
     figures = page.evaluate(JS_TIME_FIGURES)
-    for title in ("spikes", "position", "speed", "head direction"):
+    titles = ("observed and predicted rate", "spikes", "position", "speed", "head direction")
+    for title in titles:
         assert title in figures, f"no {title!r} figure in the card"
+    # one time axis: panning or zooming one row moves them all
+    assert len({figures[title][0]["x_range"] for title in titles}) == 1
     assert simulated_ticks(page) == 0
 
     page.locator(".simulate-toggle input").first.check()
