@@ -19,8 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .explorer import leaf_variables
+from .lag_export import LAG_CSV_COLUMNS, LAG_LINES, lag_csv_rows, lag_design, lag_entries
 
 SIMULATION, OPEN_FIELD, RECORDING, UPLOAD = "simulation", "open field", "recording", "upload"
+HISTORY_SIMULATION = "history simulation"
+SIMULATE = {SIMULATION: ("simulation", "simulate_session"),
+            OPEN_FIELD: ("open_field", "simulate_open_field"),
+            HISTORY_SIMULATION: ("simulation", "simulate_history_session")}  # module, function
 MAP_ENCODING = "2-D bins"
 # A map cell's row: bin, left_edge, right_edge, centre are its first variable's, second_* its
 # second variable's; lower_hz, upper_hz stay blank (a map has no band).
@@ -28,7 +33,7 @@ CSV_COLUMNS = ("variable", "variable_unit", "circular", "included", "encoding", 
                "strength", "bin", "left_edge", "right_edge", "centre", "coefficient",
                "log_rate_term", "model_hz", "lower_hz", "upper_hz", "empirical_hz", "truth_hz",
                "intercept", "regularizer", "unit", "data_source", "second_bin",
-               "second_left_edge", "second_right_edge", "second_centre")
+               "second_left_edge", "second_right_edge", "second_centre", *LAG_CSV_COLUMNS)
 NO_FIT_COLUMNS = ("unit", "data_source", "fitted", "reason")  # the CSV of a page with no fit
 CURVE_FIELDS = {"model_hz": "model", "lower_hz": "lower", "upper_hz": "upper",
                 "empirical_hz": "empirical", "truth_hz": "truth"}
@@ -38,13 +43,14 @@ MAP_FIELDS = {"model_hz": "model", "empirical_hz": "empirical", "truth_hz": "tru
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Everything that decides one explorer fit. ``data`` is SIMULATION or OPEN_FIELD
-    (``n_samples``, ``seed``; the open field's ``n_units``), RECORDING (``bin_width``) or
-    UPLOAD (``filename``, ``bin_width``); the per-variable tuples follow the data set's variable
-    order. ``n_basis[v]`` is None for one-hot bins, else the size of variable v's B-spline basis
-    (cyclic if circular) on its ``n_bins`` fine bins. ``pairs`` are the (x, y) variables of each
-    2-D map (a joint leaf of n_bins[x] x n_bins[y] bins, in the model when both are included),
-    with ``pair_log_strengths``."""
+    """Everything that decides one explorer fit. ``data`` is a simulation (``n_samples``,
+    ``seed``; the open field's ``n_units``), RECORDING (``bin_width``) or UPLOAD (``filename``,
+    ``bin_width``); the per-variable tuples follow the data set's variable order. ``n_basis[v]``
+    is None for one-hot bins, else the size of variable v's B-spline basis (cyclic if circular)
+    on its ``n_bins`` fine bins. ``pairs`` are the (x, y) variables of each 2-D map (a joint
+    leaf of n_bins[x] x n_bins[y] bins, in the model when both are included), with
+    ``pair_log_strengths``; ``lags`` the lagged leaves (``lag_export.LagExport``), after the
+    behavioural ones."""
 
     data: str
     unit: str
@@ -62,6 +68,11 @@ class FitSettings:
     n_basis: tuple = ()
     pairs: tuple = ()
     pair_log_strengths: tuple = ()
+    lags: tuple = ()
+
+    @property
+    def included_lags(self) -> list:
+        return [lag for lag in self.lags if lag.include]
 
     @property
     def leaves(self) -> tuple:
@@ -98,7 +109,7 @@ class FitSettings:
 
 
 def fit_record(settings: FitSettings, source: str, binnings, fit, curves, stats: dict,
-               bases=None, maps=()) -> dict:
+               bases=None, maps=(), filters=()) -> dict:
     """The fit as JSON-ready data. ``variables``: per 1-D leaf its encoding, bins (edges,
     centres), coefficients (null when excluded), each bin's term of the log rate, strengths and
     curves in Hz; for a basis also the (bins x functions) basis at the bin centres
@@ -106,8 +117,10 @@ def fit_record(settings: FitSettings, source: str, binnings, fit, curves, stats:
     leaf; ``maps`` are its TuningMaps) its two variables, units, bin edges and centres, the
     (nx, ny) coefficients (cell (bx, by) is joint bin bx * ny + by), strengths and the model,
     empirical and true maps in Hz (null where unvisited or unknown) with the occupancy in s.
-    Then the intercept, regularizer, statistics, the data source's description and
-    ``reproduce`` (the settings that regenerate the data)."""
+    ``lags``: per lagged leaf (``filters``: its ``lag_curves.FilterCurve``) its settings, lag
+    kernels' coefficients and filter (``lag_export.lag_entries``). Then the intercept,
+    regularizer, statistics, the data source's description and ``reproduce`` (the settings that
+    regenerate the data)."""
     bases = bases or (None,) * len(binnings)
     curves, maps = iter(curves), iter(maps)
     variables, joint = [], []
@@ -121,6 +134,7 @@ def fit_record(settings: FitSettings, source: str, binnings, fit, curves, stats:
         "data_source": source, "unit": settings.unit, "fitted": True,
         "regularizer": settings.regularizer, "intercept": _plain(fit.intercept),
         "variables": variables, "maps": joint,
+        "lags": lag_entries(settings.lags, fit, filters, _plain),
         "statistics": {key: _plain(value) for key, value in stats.items()},
         "reproduce": {"data": settings.data, "n_samples": settings.n_samples,
                       "seed": settings.seed, "bin_width": settings.bin_width,
@@ -230,6 +244,7 @@ def _csv_rows(record: dict):
                     **common, "second_bin": j, "second_left_edge": y_edges[j],
                     "second_right_edge": y_edges[j + 1], "second_centre": y_centres[j],
                 }
+    yield from lag_csv_rows(record, common)
 
 
 def glm_snippet(settings: FitSettings) -> str:
@@ -256,6 +271,7 @@ def glm_snippet(settings: FitSettings) -> str:
         *_data_lines(settings),
         "X = {",
         *(f"    {settings.leaf_name(leaf)!r}: {_design(settings, leaf)}," for leaf in leaves),
+        *(f"    {lag.name!r}: {lag_design(lag, settings.unit)}," for lag in settings.included_lags),
         "}",
         f"strengths = {strengths}",
         f"model = {model}.fit(X, y)",
@@ -272,16 +288,21 @@ def nemos_snippet(settings: FitSettings) -> str:
                 "# UnRegularized to get a NeMoS snippet.\n")
     leaves = settings.included_leaves
     keys = {leaf: "_".join(_identifier(settings.names[v]) for v in leaf) for leaf in leaves}
+    lags = {lag: _identifier(lag.name) for lag in settings.included_lags}
+    log_strength = {**{leaf: settings.leaf_log_strength(leaf) for leaf in leaves},
+                    **{lag: lag.log_strength for lag in lags}}
+    keys.update(lags)
+    leaves = [*leaves, *lags]
     if settings.regularizer == "UnRegularized":
         model = 'nmo.glm.GLM(regularizer="UnRegularized")'
     elif settings.regularizer == "GroupLasso":  # one group per leaf, in NeMoS's sorted key order
         ordered = sorted(leaves, key=keys.get)
-        values = ", ".join(repr(10.0 ** settings.leaf_log_strength(leaf)) for leaf in ordered)
+        values = ", ".join(repr(10.0 ** log_strength[leaf]) for leaf in ordered)
         model = (f'nmo.glm.GLM(regularizer="GroupLasso",\n'
                  f"                    regularizer_strength=np.array([{values}]))"
                  f"  # {', '.join(keys[leaf] for leaf in ordered)}")
     else:
-        strengths = {keys[leaf]: 10.0 ** settings.leaf_log_strength(leaf) for leaf in leaves}
+        strengths = {keys[leaf]: 10.0 ** log_strength[leaf] for leaf in leaves}
         model = (f"nmo.glm.GLM(regularizer={settings.regularizer!r},\n"
                  f"                    regularizer_strength={strengths})")
     lines = [
@@ -289,7 +310,8 @@ def nemos_snippet(settings: FitSettings) -> str:
                  if settings.regularizer == "GroupLasso" else ["import nemos as nmo"]),
         *_data_lines(settings),
         "X = nmo.pytrees.FeaturePytree(",
-        *(f"    {keys[leaf]}={_design(settings, leaf)}," for leaf in leaves),
+        *(f"    {keys[leaf]}={_design(settings, leaf)}," for leaf in leaves if leaf not in lags),
+        *(f"    {keys[lag]}={lag_design(lag, settings.unit)}," for lag in lags),
         ")",
         f"model = {model}",
         "model.fit(X, y)",
@@ -311,16 +333,17 @@ def _design(settings: FitSettings, leaf: tuple) -> str:
 
 def _header(settings: FitSettings, library: str, imports) -> list[str]:
     splines = any(b is not None for b in settings.bases)
+    basis = (["bspline", "cyclic_bspline"] if splines else []) + (
+        ["lagged", "raised_cosine_log"] if settings.included_lags else [])
     return [f"# Reproduces the explorer's fit with {library}: {settings.regularizer}, unit "
             f"{settings.unit!r}.", *imports,
-            *(["from glm_core.basis import bspline, cyclic_bspline"] if splines else []),
+            *([f"from glm_core.basis import {', '.join(basis)}"] if basis else []),
             "from glm_core.encoding import bin_index, make_binning, one_hot"]
 
 
 def _data_lines(settings: FitSettings) -> list[str]:
-    if settings.data in (SIMULATION, OPEN_FIELD):
-        module, simulate = (("simulation", "simulate_session") if settings.data == SIMULATION
-                            else ("open_field", "simulate_open_field"))
+    if settings.data in SIMULATE:
+        module, simulate = SIMULATE[settings.data]
         units = (f", n_units={settings.n_units}" if settings.data == OPEN_FIELD
                  and settings.n_units != 4 else "")
         load = [f"from glm_core.{module} import {simulate}", "",
@@ -354,6 +377,7 @@ def _data_lines(settings: FitSettings) -> list[str]:
         "",
         *(_JOINT_LINES if settings.pairs else []),
         *(_SPLINE_LINES if any(b is not None for b in settings.bases) else []),
+        *(LAG_LINES if settings.included_lags else []),
     ]
 
 
@@ -380,8 +404,9 @@ _SPLINE_LINES = [
 
 
 def _strength_dict(settings: FitSettings, leaves) -> dict:
-    return {settings.leaf_name(leaf): 10.0 ** settings.leaf_log_strength(leaf)
-            for leaf in leaves}
+    return {**{settings.leaf_name(leaf): 10.0 ** settings.leaf_log_strength(leaf)
+               for leaf in leaves},
+            **{lag.name: lag.strength for lag in settings.included_lags}}
 
 
 def _identifier(name: str) -> str:

@@ -22,11 +22,13 @@ def current_settings(state) -> dict:
     Args:
         state: an ExplorerState.
     Returns:
-        ``{"unit": ..., "variables": {name: {setting: value}}}``.
+        ``{"unit": ..., "variables": {name: {setting: value}}, "lags": [lagged leaf's
+        settings]}``.
     """
     return {"unit": state.unit,
             "variables": {row.name: {key: getattr(row, key) for key in ROW_KEYS}
-                          for row in state.variables}}
+                          for row in state.variables},
+            "lags": [row.settings() for row in state.lags]}
 
 
 def take_settings(on_load: dict, session, rows) -> tuple[str, list[str]]:

@@ -23,8 +23,10 @@ MOST_LIKELY_FIRST = ("Smooth", "Ridge", "Lasso", "GroupLasso", "UnRegularized")
 
 
 def solver_key(encoding, regularizer: str) -> tuple:
-    """What a compiled solver depends on: the encoding's array shapes and the regularizer."""
-    return encoding.grid.sizes, regularizer
+    """What a compiled solver depends on: the encoding's array shapes (with lagged leaves, its
+    padded sample count too) and the regularizer."""
+    lag = getattr(encoding, "lag", None)
+    return encoding.grid.sizes, None if lag is None else lag.y.shape, regularizer
 
 
 class SolverCompiles:

@@ -18,7 +18,7 @@ from ._compat import (
 from .jobs import in_server, job_progress
 from .scores import SE_SUFFIX
 from .share import RECORDING_BIN_WIDTH
-from .vocabulary import BINS, OPEN_FIELD, RECORDING, SIMULATION, UPLOAD
+from .vocabulary import BINS, HISTORY_SIMULATION, OPEN_FIELD, RECORDING, SIMULATION, UPLOAD
 
 LIVE_INTERVAL_MS = 80  # refits while a slider is dragged: at most about 12 per second
 # Loads FilePond's scripts into the page, once, when the uploaded-file source is first chosen,
@@ -65,9 +65,9 @@ def data_controls(state) -> pn.Column:
     regularizer = pn.widgets.Select.from_param(state.param.regularizer, stylesheets=[INPUT_CSS])
 
     def show(source):
-        n_samples.visible = seed.visible = source == SIMULATION
+        n_samples.visible = seed.visible = source in (SIMULATION, HISTORY_SIMULATION)
         units.visible = source == OPEN_FIELD
-        bin_width.visible = source != SIMULATION
+        bin_width.visible = source not in (SIMULATION, HISTORY_SIMULATION)
         upload.visible = source == UPLOAD
         if upload.visible and not upload.objects and ready.value:
             upload.objects = [*upload_box(state)]
@@ -282,9 +282,9 @@ def _variable_card(row) -> tuple[pn.Column, list]:
     """The card, and its widgets that a 2-D map overrides (bins, strength, encoding)."""
     details = ", ".join(x for x in (row.unit, "circular" if row.circular else "") if x)
     title = f"{row.name} ({details})" if details else row.name
-    n_bins = _live_slider(pn.widgets.IntSlider, row, "n_bins")
-    n_basis = _live_slider(pn.widgets.IntSlider, row, "n_basis")
-    strength = _live_slider(pn.widgets.FloatSlider, row, "log_strength")
+    n_bins = live_slider(pn.widgets.IntSlider, row, "n_bins")
+    n_basis = live_slider(pn.widgets.IntSlider, row, "n_basis")
+    strength = live_slider(pn.widgets.FloatSlider, row, "log_strength")
     encoding = pn.widgets.Select.from_param(row.param.encoding, sizing_mode="stretch_width",
                                             stylesheets=[INPUT_CSS])
 
@@ -306,7 +306,7 @@ def _variable_card(row) -> tuple[pn.Column, list]:
     return card, [n_bins, strength, encoding, n_basis]
 
 
-def _live_slider(widget_type, obj, name: str):
+def live_slider(widget_type, obj, name: str):
     """A slider whose curves follow while it is dragged, at most every ``LIVE_INTERVAL_MS``,
     and land exactly on the value it is released at; ``widget_type`` is Panel's IntSlider or
     FloatSlider, applied as soon as a value arrives where Panel is a tested version."""
@@ -425,9 +425,9 @@ def error_view(state) -> pn.Column:
 def joint_controls(state) -> pn.Column:
     """The 2-D map: pair the first two linear variables, its bins per axis (labelled with the
     paired variables' names) and its strength."""
-    sliders = [_live_slider(pn.widgets.IntSlider, state, "joint_nx"),
-               _live_slider(pn.widgets.IntSlider, state, "joint_ny"),
-               _live_slider(pn.widgets.FloatSlider, state, "joint_log_strength")]
+    sliders = [live_slider(pn.widgets.IntSlider, state, "joint_nx"),
+               live_slider(pn.widgets.IntSlider, state, "joint_ny"),
+               live_slider(pn.widgets.FloatSlider, state, "joint_log_strength")]
 
     def show(*_):
         for slider in sliders:

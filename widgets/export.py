@@ -9,6 +9,7 @@ import io
 import panel as pn
 
 from glm_core import export
+from glm_core.lag_export import LagExport
 
 from ._compat import FIGURE_VIEWS_JS
 from .state import ExplorerState
@@ -76,7 +77,10 @@ def fit_settings(state: ExplorerState) -> export.FitSettings:
         * len(enc.pairs),
         n_samples=state.n_samples, seed=state.seed, n_units=state.open_field_units,
         bin_width=float(state.session.bin_width),
-        filename=state.upload[0] if state.upload else "")
+        filename=state.upload[0] if state.upload else "",
+        lags=tuple(LagExport(r.kind, r.source, round(r.window_ms / 1e3 / state.session.bin_width),
+                             float(state.session.bin_width), r.n_basis, r.include,
+                             float(r.log_strength)) for r in state.lags_in_model()))
 
 
 def fit_record(state: ExplorerState) -> dict:
@@ -87,7 +91,7 @@ def fit_record(state: ExplorerState) -> dict:
                                     str(state.unit), no_fit_reason(state))
     return export.fit_record(fit_settings(state), state.session.source,
                              state.encoding.binnings, state.fit, state.curves, state.stats,
-                             state.encoding.bases, state.maps)
+                             state.encoding.bases, state.maps, state.filters)
 
 
 def no_fit_reason(state: ExplorerState) -> str:

@@ -1,6 +1,7 @@
 """The held-out score's buttons as jobs (``widgets/jobs.py``): regularization paths, Best
 strengths, forward selection. A mixin of :class:`~widgets.state.ExplorerState`, which gives it
-``jobs``, the settings (``_settings``, ``_leaf_logs``, ``_leaves``), ``_set_rows`` and ``_fail``.
+``jobs``, the settings (``_settings``, ``_leaf_logs``, ``_leaves``, ``_leaf_rows``), ``_set_rows``
+and ``_fail``.
 No maths here: the work is ``glm_core.explorer``'s.
 """
 
@@ -81,8 +82,11 @@ class HeldOutJobs:
         logs, paths = result
         rows = [r.log_strength for r in self.variables]
         joint = self.joint_log_strength
-        for leaf, value in zip(self._leaves(), logs):
-            if len(leaf) == 2:
+        for leaf, lag, value in zip(self._leaves(), self._leaf_rows(), logs):
+            if lag is not None:
+                with self._no_refresh():
+                    lag.log_strength = value
+            elif len(leaf) == 2:
                 joint = value
             else:
                 rows[leaf[0]] = value
@@ -104,5 +108,10 @@ class HeldOutJobs:
         """Include exactly the selected variables."""
         if self.selection is None or not self.selection.selected:
             return
-        chosen = {v for leaf in self.selection.selected for v in self._leaves()[leaf]}
+        selected, lags = set(self.selection.selected), self._leaf_rows()
+        chosen = {v for leaf in selected if lags[leaf] is None for v in self._leaves()[leaf]}
+        with self._no_refresh():
+            for leaf, lag in enumerate(lags):
+                if lag is not None:
+                    lag.include = leaf in selected
         self._set_rows("include", [v in chosen for v in range(len(self.variables))])

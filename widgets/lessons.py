@@ -9,22 +9,26 @@ from dataclasses import dataclass, field
 import panel as pn
 
 from .controls import INPUT_CSS
-from .vocabulary import RECORDING, SIMULATION
+from .vocabulary import HISTORY_SIMULATION, RECORDING, SIMULATION
 
 SIM = {"source": SIMULATION, "n_samples": 20_000, "seed": 0, "n_folds": 10}
+HISTORY_SIM = {"source": HISTORY_SIMULATION, "n_samples": 50_000, "seed": 0, "n_folds": 10,
+               "regularizer": "Smooth"}
 NO_LESSON = "(free exploration)"
 
 
 @dataclass(frozen=True)
 class Lesson:
     """``settings``: ExplorerState parameters; ``variables``: per variable name its include, bins
-    and log10 strength; ``unit``: the unit to show (None: the data set's default)."""
+    and log10 strength; ``unit``: the unit to show (None: the data set's default); ``lags``: the
+    lagged leaves (``LagSettings.settings()`` dicts; none by default)."""
 
     title: str
     text: str
     settings: dict
     variables: dict = field(default_factory=dict)
     unit: str | None = None
+    lags: tuple = ()
 
     def holds_in(self, state) -> bool:
         """Whether ``state`` still has every setting this lesson sets."""
@@ -33,7 +37,15 @@ class Lesson:
                 and all(name in rows and all(getattr(rows[name], key) == value
                                              for key, value in settings.items())
                         for name, settings in self.variables.items())
-                and (self.unit is None or state.unit == self.unit))
+                and (self.unit is None or state.unit == self.unit)
+                and [{key: row.settings()[key] for key in lag}
+                     for row, lag in zip(state.lags, self.lags)] == list(self.lags)
+                and len(state.lags) == len(self.lags))
+
+
+def _lag(kind, source=None, include=True, window_ms=250.0, log_strength=-3.0) -> dict:
+    return dict(kind=kind, source=source, include=include, window_ms=window_ms,
+                log_strength=log_strength)
 
 
 def _rows(**rows) -> dict:
@@ -104,6 +116,34 @@ LESSONS = (
               speed=(True, 20, -3)),
         unit="t10c18",
     ),
+    Lesson(
+        "7. Refractoriness and bursts: spike history",
+        "Cell A of a simulation whose spikes depend on its own past. The **history** card "
+        "shows the gain exp(filter): how much a spike l ms ago multiplies the rate now. Below "
+        "the dashed line at 1 the cell is held back, above it pushed on. Right after a spike the "
+        "gain is near 0 (refractoriness), then it rises above 1 around 60 ms (bursts); the "
+        "dashed grey curve is the truth the simulation used. Untick *Include* on the history "
+        "card and watch the held-out bits/spike fall: a tuning curve alone cannot say when the "
+        "next spike comes.",
+        HISTORY_SIM,
+        _rows(position=(True, 20, -3), speed=(False, 20, -3), head_direction=(True, 16, -3)),
+        unit="cell A",
+        lags=(_lag("history"),),
+    ),
+    Lesson(
+        "8. Who drives whom: coupling, or a shared place field?",
+        "Cell A with coupling filters from cells B and C, and position left out. Cell B truly "
+        "drives A (its spikes raise A's rate about 30 ms later); cell C only shares A's place "
+        "field. Without position, both coupling filters rise well above 1: when C fires the "
+        "animal is in the field, so A fires soon too. Tick **position**: C's gain falls most of "
+        "the way back to 1 (what is left is the part of the field that the bins miss), B's "
+        "stays where it was. A coupling filter is evidence of a connection only once the shared "
+        "inputs are in the model; the held-out score rises too.",
+        HISTORY_SIM,
+        _rows(position=(False, 20, -3), speed=(False, 20, -3), head_direction=(True, 16, -3)),
+        unit="cell A",
+        lags=(_lag("history"), _lag("coupling", "cell B"), _lag("coupling", "cell C")),
+    ),
 )
 
 
@@ -121,7 +161,7 @@ def lessons_view(state) -> tuple[pn.widgets.Select, pn.pane.Markdown]:
         text.object, text.visible = (f"### {lesson.title}\n\n{lesson.text}", True) if lesson \
             else ("", False)
         if lesson:
-            state.apply_settings(lesson.settings, lesson.variables, lesson.unit)
+            state.apply_settings(lesson.settings, lesson.variables, lesson.unit, lesson.lags)
 
     def diverged(_):
         # after each refit: a setting changed since the lesson was applied shows no lesson

@@ -23,8 +23,10 @@ from .controls import (
 )
 from .decode import decode_view
 from .export import code_view, export_controls
+from .lag_cards import LagCardsView
 from .lessons import lessons_view
 from .maps import TuningMapsView
+from .model_in_time import ModelInTimeView
 from .paths import paths_view
 from .plots import TuningCurvesView
 from .population import population_view
@@ -85,7 +87,8 @@ def lazy_card(title: str, build, css_class: str) -> pn.Card:
 
 def page_parts(state: ExplorerState) -> tuple[list, list]:
     """``(sidebar, main)``: the controls and the views of one session. The code, paths,
-    population, decoding and behaviour sections are built when first opened."""
+    population, decoding, model-in-time and behaviour sections are built when first
+    opened."""
     curves = pn.Column("## Tuning curves",
                        pn.Row(pn.widgets.Checkbox.from_param(state.param.show_bands,
                                                              css_classes=["bands-toggle"]),
@@ -97,16 +100,23 @@ def page_parts(state: ExplorerState) -> tuple[list, list]:
                       lambda: paths_view(state), "paths-card")
     # computed paths (the Regularization paths or Best strengths buttons) are shown at once
     state.param.watch(lambda e: e.new and setattr(paths, "collapsed", False), "paths")
+    lags = lazy_card("Spike history, coupling and event kernels",
+                     lambda: LagCardsView(state), "lags-card")
+    # lagged leaves (a history simulation, a link, a lesson) show their cards at once
+    state.param.watch(lambda e: e.new and setattr(lags, "collapsed", False), "lags")
     code = lazy_card("Code: reproduce this fit",
                      lambda: code_view(state, code.param.collapsed), "code-card")
+    in_time = lazy_card("Model in time: observed spikes against the predicted rate",
+                        lambda: ModelInTimeView(state, in_time), "model-in-time-card")
     # The Fit table goes below the curves where they would be narrower than CURVES_MIN_WIDTH.
     curves.min_width = CURVES_MIN_WIDTH
     main = pn.Column(error_view(state), pn.Row(curves, fit, styles={"flex-wrap": "wrap"}),
-                     code, paths,
+                     lags, code, paths,
                      lazy_card("Population: every unit", lambda: population_view(state),
                                "population-card"),
                      lazy_card("Decode: what the population knows", lambda: decode_view(state),
                                "decode-card"),
+                     in_time,
                      lazy_card("Behaviour", lambda: traces_view(state), "behaviour-card"),
                      loading=state.param.busy)
     sidebar = [lesson, data_controls(state), model_actions(state), "### Variables",

@@ -19,6 +19,7 @@ import pandas as pd
 import panel as pn
 
 from .controls import INPUT_CSS
+from .coupling import coupling_view
 from .gallery import gallery_view
 from .jobs import job_progress
 
@@ -135,7 +136,7 @@ def population_view(state) -> pn.Column:
                      job_progress(state.jobs),
                      pn.pane.HoloViews(pn.bind(draw, state.param.population, variable),
                                        sizing_mode="stretch_width"),
-                     table, gallery_view(state, _select),
+                     table, gallery_view(state, _select), coupling_view(state),
                      sizing_mode="stretch_width")
 
 

@@ -52,7 +52,8 @@ class PopulationJobs(param.Parameterized):
             return None
         init, cached = self.population, self._population_grid
         counts = self.session.counts[self.session.valid]
-        include, strengths = self._settings()
+        n = len(enc.behaviour_leaves)  # the population has no lagged leaves
+        include, strengths = (values[:n] for values in self._settings())
         regularizer = self.regularizer
 
         def compute(on_step):

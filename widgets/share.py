@@ -3,7 +3,8 @@
 The query (see the README, "Share and export") holds the data source, T, seed, bin width, unit,
 regularizer, folds and, in the data set's variable order, each variable's bins, log10 strength,
 encoding and number of basis functions, with the included variables by name (``none``
-for none)::
+for none), then the lagged leaves (``lags=history;coupling:cell B``) with, per leaf, its
+include, window (ms), basis count and log10 strength::
 
     ?source=simulation&T=20000&seed=0&unit=simulated+unit&regularizer=Ridge&folds=10
      &include=position,head+direction&bins=20,20,16&log_strength=-3,-3,-2.5
@@ -25,14 +26,22 @@ import param
 
 from glm_core.cell_table import MAX_BINS
 from glm_core.errors import InputError
+from glm_core.lagged_fit import MAX_LAG_LEAVES
 from glm_core.regularizers import REGULARIZERS
 
-from .shared import shared_open_field, shared_recording, shared_simulation
+from .lag_state import COUPLING, EVENT, HISTORY, WINDOW_MS, LagSettings
+from .shared import (
+    shared_history_simulation,
+    shared_open_field,
+    shared_recording,
+    shared_simulation,
+)
 from .state import ExplorerState
 from .vocabulary import (
     BINS,
     BUILT_IN,
     CYCLIC_SPLINE,
+    HISTORY_SIMULATION,
     LINK_KEYS,
     OPEN_FIELD,
     SIMULATED,
@@ -44,7 +53,9 @@ from .vocabulary import (
 
 SOURCES = {key: source for source, key in LINK_KEYS.items()}  # a link's source -> data source
 KEYS = ("source", "T", "seed", "bin_width", "unit", "regularizer", "folds", "include", "bins",
-        "log_strength", "encoding", "n_basis", "map_bins", "map_log_strength")
+        "log_strength", "encoding", "n_basis", "map_bins", "map_log_strength", "lags",
+        "lag_include", "lag_window", "lag_basis", "lag_log_strength")
+LAG_SEPARATOR = ";"  # between the lagged leaves of ``lags=`` (a unit's name may hold a comma)
 RECORDING_BIN_WIDTH = (0.005, 1.0)  # s: the recording's bin widths (finer ones: GBs of bins)
 MAX_SEED = ExplorerState.param.seed.bounds[1]
 NO_VARIABLE = "none"  # the include= of a model without any variable (an empty value is lost)
@@ -74,7 +85,21 @@ def encode_query(state: ExplorerState) -> dict[str, str]:
         encoding=",".join(row.encoding for row in state.variables),
         n_basis=",".join(str(row.n_basis) for row in state.variables),
         map_bins=f"{state.joint_nx},{state.joint_ny}",
-        map_log_strength=repr(round(float(state.joint_log_strength), 6)))
+        map_log_strength=repr(round(float(state.joint_log_strength), 6)),
+        **lag_query(state.lags))
+
+
+def lag_query(rows) -> dict[str, str]:
+    """The lagged leaves' keys: ``lags`` (history, coupling:<unit>, event:<train>, separated by
+    ``;``; ``none`` for none), then per leaf its include (1 or 0), window (ms), basis count and
+    log10 strength."""
+    return dict(
+        lags=LAG_SEPARATOR.join(
+            r.kind if r.source is None else f"{r.kind}:{r.source}" for r in rows) or NO_VARIABLE,
+        lag_include=",".join("1" if r.include else "0" for r in rows),
+        lag_window=",".join(f"{r.window_ms:g}" for r in rows),
+        lag_basis=",".join(str(r.n_basis) for r in rows),
+        lag_log_strength=",".join(repr(round(float(r.log_strength), 6)) for r in rows))
 
 
 def load_shared(source: str, n_samples: int, seed: int, bin_width: float):
@@ -83,6 +108,8 @@ def load_shared(source: str, n_samples: int, seed: int, bin_width: float):
         return shared_simulation(n_samples, seed)
     if source == OPEN_FIELD:
         return shared_open_field(n_samples, seed)
+    if source == HISTORY_SIMULATION:
+        return shared_history_simulation(n_samples, seed)
     return shared_recording(bin_width)
 
 
@@ -161,6 +188,29 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
             if values_ is not None:
                 rows[name][key] = name in include if key == "include" else values_[v]
     on_load["variables"] = {name: row for name, row in rows.items() if row}
+    lags = take("lags", lambda s: _lag_leaves(s, session), None,
+                f"at most {MAX_LAG_LEAVES} of history, coupling:<unit>, event:<event train>, "
+                "separated by ;")
+    if lags == []:  # none: the other lag keys are empty
+        on_load["lags"] = []
+    elif lags is not None:
+        n_lags, low, high = len(lags), *LagSettings.param.n_basis.bounds
+        columns = {
+            "include": take("lag_include", lambda s: _per_variable(s, n_lags, _flag), None,
+                            f"{n_lags} of 1 or 0"),
+            "window_ms": take("lag_window", lambda s: _per_variable(
+                s, n_lags, lambda x: _number(x, *WINDOW_MS)), None,
+                f"{n_lags} windows in ms, {WINDOW_MS[0]:g} to {WINDOW_MS[1]:g}"),
+            "n_basis": take("lag_basis", lambda s: _per_variable(
+                s, n_lags, lambda b: _integer(b, low, high)), None,
+                f"{n_lags} whole numbers, {low} to {high}"),
+            "log_strength": take("lag_log_strength", lambda s: _per_variable(
+                s, n_lags, lambda x: _number(x, -6.0, 0.0)), None, f"{n_lags} numbers, -6 to 0"),
+        }
+        on_load["lags"] = [{"kind": kind, "source": source,
+                            **{key: values[j] for key, values in columns.items()
+                               if values is not None}}
+                           for j, (kind, source) in enumerate(lags)]
     return SharedSettings(state, on_load, tuple(notices))
 
 
@@ -181,6 +231,11 @@ class ShareQuery(param.Parameterized):
     n_basis = param.Parameter()
     map_bins = param.Parameter()
     map_log_strength = param.Parameter()
+    lags = param.Parameter()
+    lag_include = param.Parameter()
+    lag_window = param.Parameter()
+    lag_basis = param.Parameter()
+    lag_log_strength = param.Parameter()
 
 
 class ShareLink:
@@ -255,6 +310,32 @@ def _per_variable(text: str, n: int, parse) -> list:
     if len(parts) != n:
         raise ValueError(text)
     return [parse(part.strip()) for part in parts]
+
+
+def _flag(text: str) -> bool:
+    if text not in ("1", "0"):
+        raise ValueError(text)
+    return text == "1"
+
+
+def _lag_leaves(text: str, session) -> list[tuple]:
+    """(kind, source) of each lagged leaf of ``lags=``, checked against ``session``."""
+    if text.strip() in ("", NO_VARIABLE):
+        return []
+    leaves = []
+    for part in text.split(LAG_SEPARATOR):
+        kind, _, source = part.strip().partition(":")
+        if kind == HISTORY and not source:
+            leaves.append((kind, None))
+        elif (kind, source in session.unit_names, source in session.events) in (
+                (COUPLING, True, False), (COUPLING, True, True), (EVENT, False, True),
+                (EVENT, True, True)):
+            leaves.append((kind, source))
+        else:
+            raise ValueError(text)
+    if len(leaves) > MAX_LAG_LEAVES or len(set(leaves)) != len(leaves):
+        raise ValueError(text)
+    return leaves
 
 
 def _encodings(text: str, splines) -> list[str]:

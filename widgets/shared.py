@@ -17,12 +17,13 @@ import panel as pn
 
 from glm_core.linear_track import load_linear_track
 from glm_core.open_field import simulate_open_field
-from glm_core.simulation import simulate_session
+from glm_core.simulation import simulate_history_session, simulate_session
 
 from .compiles import solver_compiles
 
 shared_simulation = pn.cache(simulate_session, max_items=4)
 shared_open_field = pn.cache(simulate_open_field, max_items=4)
+shared_history_simulation = pn.cache(simulate_history_session, max_items=4)
 shared_recording = pn.cache(load_linear_track, max_items=4)
 
 

@@ -21,6 +21,7 @@ import param
 from glm_core import explorer, tuning
 from glm_core.cell_table import JOINT_MAX_BINS, max_bins_for
 from glm_core.errors import InputError
+from glm_core.lag_leaves import LagLeaf, with_lags
 from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
 from glm_core.session import MAX_BIN_WIDTH, MIN_BIN_WIDTH
@@ -28,15 +29,18 @@ from glm_core.timing import Timer
 
 from .carry import current_settings, follow_default_strength, take_settings
 from .compiles import compile_off_loop, prepare_off_loop, preparing_message, solver_compiles
+from .coupling_jobs import CouplingJobs
 from .decode_jobs import DecodeJobs
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
+from .lag_state import LagLeaves, lag_row, lagged_rows
 from .population_jobs import PopulationJobs
 from .scores import cv_statistics, fit_timing
 from .shared import (
     FirstFit,
     shared_encodings,
     shared_first_fits,
+    shared_history_simulation,
     shared_open_field,
     shared_recording,
     shared_simulation,
@@ -45,6 +49,7 @@ from .vocabulary import (
     BINS,
     DATA_KEYS,
     ENCODING_KEYS,
+    HISTORY_SIMULATION,
     JOINT_KEYS,
     OPEN_FIELD,
     RECORDING,
@@ -59,7 +64,8 @@ from .vocabulary import (
 SCORE_DELAY_MS = 300
 
 
-class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized):
+class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, CouplingJobs, LagLeaves,
+                    param.Parameterized):
     """Settings in, fit results out."""
 
     source = param.Selector(default=SIMULATION, objects=list(SOURCES))
@@ -180,9 +186,10 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
             # a new layout: encoded and its solvers compiled on a worker thread, then refit
             self.busy, joint = True, (self.joint_map, self.joint_nx, self.joint_ny)
             self.progress = preparing_message("2-D map") if self.joint_map else ""
-            pn.state.execute(partial(prepare_off_loop, partial(
-                self.encode, self.session, self.unit, self.variables, self.joint_map),
-                self.regularizer, partial(self._take_encoding, joint)))
+            encode = partial(self.encode, self.session, self.unit, self.variables,
+                             self.joint_map)
+            pn.state.execute(partial(prepare_off_loop, lambda: self._with_lag_rows(encode()),
+                                     self.regularizer, partial(self._take_encoding, joint)))
             return
         self._update(changed, events)
 
@@ -253,7 +260,13 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
             with self._no_refresh():
                 follow_default_strength(self.session, self.variables,
                                         next(e.old for e in events if e.name == "unit"), self.unit)
-            self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
+            try:
+                self._encoding = explorer.with_unit(self._encoding, self.session, self.unit)
+            except InputError as err:  # a lagged leaf this unit cannot have: no fit until it goes
+                self._encoding = explorer.with_unit(with_lags(
+                    self._encoding, self.session, ()), self.session, self.unit)
+                self._clear_fit(str(err))
+                raise
         elif "n_folds" in changed:
             self._encoding = explorer.with_folds(self._encoding, self.n_folds)
         elif changed & set(JOINT_KEYS):
@@ -262,7 +275,8 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
                     self.joint_map = False
                 raise InputError("A 2-D map pairs two linear variables, and this data set "
                                  "has fewer than two: the map stays off.")
-            self._encoding = self.encode(self.session, self.unit, self.variables)
+            self._encoding = self._with_lag_rows(self.encode(self.session, self.unit,
+                                                             self.variables))
             self._fit = self._cv = None
         elif changed & set(ENCODING_KEYS):
             for event in events:
@@ -293,14 +307,17 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
         rows = [VariableSettings(v, max_bins) for v in session.variables]
         unit, notices = take_settings(self.on_load, session, rows)
         if self.source == UPLOAD:
-            return session, unit, rows, self.encode(session, unit, rows, joint_map), notices
-        key = (self.source, self.n_samples, self.seed, self.open_field_units, session.bin_width,
-               unit, joint_map,
-               self.joint_nx, self.joint_ny, self.n_folds,
-               *((r.n_bins, r.encoding, r.n_basis) for r in rows))
-        encoding = shared_encodings.get(key) or shared_encodings.put(
-            key, self.encode(session, unit, rows, joint_map))
-        return session, unit, rows, encoding, notices
+            encoding = self.encode(session, unit, rows, joint_map)
+        else:
+            key = (self.source, self.n_samples, self.seed, self.open_field_units,
+                   session.bin_width, unit, joint_map,
+                   self.joint_nx, self.joint_ny, self.n_folds,
+                   *((r.n_bins, r.encoding, r.n_basis) for r in rows))
+            encoding = shared_encodings.get(key) or shared_encodings.put(
+                key, self.encode(session, unit, rows, joint_map))
+        lags, encoding, lag_notices = lagged_rows(session, unit, encoding,
+                                                  self._lag_specs(keep_file_bins))
+        return session, unit, rows, encoding, notices + lag_notices, lags
 
     def encode(self, session, unit, rows, joint_map=None):
         """Encode every variable as its row says: one-hot bins, or a basis on fine bins; with
@@ -324,7 +341,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
         return [tuple(linear[:2])] if joint_map and len(linear) >= 2 else []
 
     def _load(self, prepared):
-        session, unit, rows, encoding, notices = prepared
+        session, unit, rows, encoding, notices, lags = prepared
         for row, watcher in zip(self.variables, self._row_watchers):
             row.param.unwatch(watcher)
         self._row_watchers = [
@@ -340,6 +357,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
             if self.source != SIMULATION:
                 self.bin_width = session.bin_width
         self.session, self.variables = session, rows
+        self._take_lag_rows(lags)
 
     def _read_session(self, keep_file_bins):
         """The selected data set; a newly chosen file keeps its own bin width if it has one."""
@@ -347,6 +365,8 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
             return shared_simulation(self.n_samples, self.seed)
         if self.source == OPEN_FIELD:
             return shared_open_field(self.n_samples, self.seed, n_units=self.open_field_units)
+        if self.source == HISTORY_SIMULATION:
+            return shared_history_simulation(self.n_samples, self.seed)
         if self.source == RECORDING:
             return shared_recording(self.bin_width)
         if self.upload is None:
@@ -364,6 +384,11 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
     def fit(self):
         """The last glm_core BinnedFit, or None."""
         return self._fit
+
+    @property
+    def cv(self):
+        """The last fit's cross-validation (glm_core CVResult, its fold fits), or None."""
+        return self._cv
 
     def _first_fit_key(self, include, strengths):
         """The key of this fit in ``shared_first_fits``: a first fit (no warm start) of a
@@ -396,6 +421,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
             **fit_timing(shared is not None, timer),
             "samples used": session.n_valid,
             "samples dropped (NaN/inf)": session.n_dropped,
+            **self._publish_filters(fit),
         }
         if shared is None:
             shared = FirstFit(self._encoding, fit,
@@ -426,7 +452,7 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
         """No fit of the current settings: the page and the exports show none (``reason``)."""
         self._fit = self._cv = self._first_fit = None
         self._score_version += 1  # a pending held-out score is of the old fit
-        self.curves, self.maps = [], []
+        self.curves, self.maps, self.filters = [], [], []
         self.stats = {"data": self.session.source, "unit": self.unit, "fit": f"none: {reason}"}
         self.param.trigger("settled")
 
@@ -437,18 +463,26 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
 
     def _settings(self):
         """Include flags and strengths per leaf of the encoding (a joint leaf is in the model
-        when both its variables are, with the 2-D map's strength)."""
+        when both its variables are, with the 2-D map's strength), the lagged leaves last."""
         logs = self._leaf_logs()
-        return ([all(self.variables[v].include for v in leaf) for leaf in self._leaves()],
+        return ([row.include if isinstance(leaf, LagLeaf) else
+                 all(self.variables[v].include for v in leaf)
+                 for leaf, row in zip(self._leaves(), self._leaf_rows())],
                 [10.0**x for x in logs])
 
     def _leaves(self):
         return self._encoding.leaves if self._encoding is not None else tuple(
             (v,) for v in range(len(self.variables)))
 
+    def _leaf_rows(self):
+        """Per leaf its lagged leaf's row, None for a behavioural leaf."""
+        lags = self.lags_in_model()
+        return [None] * (len(self._leaves()) - len(lags)) + lags
+
     def _leaf_logs(self):
-        return [self.joint_log_strength if len(leaf) == 2 else
-                self.variables[leaf[0]].log_strength for leaf in self._leaves()]
+        return [row.log_strength if row is not None else self.joint_log_strength
+                if len(leaf) == 2 else self.variables[leaf[0]].log_strength
+                for leaf, row in zip(self._leaves(), self._leaf_rows())]
 
     def _settle(self, version):
         """Score the fit of refit number ``version`` and trigger ``settled`` (one document
@@ -481,15 +515,17 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
             stats["folds without spikes"] = int(np.isnan(cv.test_bits_per_spike).sum())
         self.stats = stats
 
-    def apply_settings(self, settings: dict, variables: dict, unit=None):
+    def apply_settings(self, settings: dict, variables: dict, unit=None, lags=None):
         """Set many things at once (a lesson): ``settings`` are parameters of this state,
-        ``variables`` per variable name its row's settings, ``unit`` the unit; one refit. A new
-        data set takes the rows and unit when it has loaded; while one is being read (an
-        earlier lesson's), it is read again for these settings."""
+        ``variables`` per variable name its row's settings, ``unit`` the unit, ``lags`` the
+        lagged leaves (``LagSettings.settings()`` dicts; None: keep them); one refit. A new
+        data set takes the rows, unit and lagged leaves when it has loaded; while one is
+        being read (an earlier lesson's), it is read again for these settings."""
         reload = [key for key in DATA_KEYS if key in settings and self._loading]
         if reload or any(key in settings and settings[key] != getattr(self, key)
                          for key in DATA_KEYS):
-            self.on_load = {"unit": unit, "variables": variables}
+            self.on_load = {"unit": unit, "variables": variables,
+                            **({} if lags is None else {"lags": lags})}
             with self._no_refresh() if reload else nullcontext():
                 self.param.update(**settings)
             if reload:
@@ -501,7 +537,10 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, param.Parameterized
                 row.param.update(variables.get(row.name, {}))
             if unit in self.param.unit.objects:
                 self.unit = unit
-        self._encoding = self.encode(self.session, self.unit, self.variables)
+        if lags is not None:
+            self._take_lag_rows([lag_row(spec, self.session.bin_width) for spec in lags])
+        self._encoding = self._with_lag_rows(self.encode(self.session, self.unit,
+                                                         self.variables))
         self._fit = self._cv = None
         self._update(set(), ())
 

@@ -13,15 +13,18 @@ from glm_core import export
 
 SIMULATION = "simulation"
 OPEN_FIELD = "open-field simulation"
+HISTORY_SIMULATION = "simulation with spike history"
 RECORDING = "linear track recording"
 UPLOAD = "uploaded file"
-SOURCES = (SIMULATION, OPEN_FIELD, RECORDING, UPLOAD)  # in the menu's order
-SIMULATED = (SIMULATION, OPEN_FIELD)  # made from T and seed
-BUILT_IN = (SIMULATION, OPEN_FIELD, RECORDING)  # shared by every session of a server process
-LINK_KEYS = {SIMULATION: "simulation", OPEN_FIELD: "open-field", RECORDING: "recording",
+SOURCES = (SIMULATION, OPEN_FIELD, HISTORY_SIMULATION, RECORDING, UPLOAD)  # the menu's order
+SIMULATED = (SIMULATION, OPEN_FIELD, HISTORY_SIMULATION)  # made from T and seed
+BUILT_IN = (SIMULATION, OPEN_FIELD, HISTORY_SIMULATION, RECORDING)  # shared by a server's tabs
+LINK_KEYS = {SIMULATION: "simulation", OPEN_FIELD: "open-field",
+             HISTORY_SIMULATION: "history-simulation", RECORDING: "recording",
              UPLOAD: "upload"}  # the ``source`` value of a shared link
 EXPORT_NAMES = {SIMULATION: export.SIMULATION, OPEN_FIELD: export.OPEN_FIELD,
-                RECORDING: export.RECORDING, UPLOAD: export.UPLOAD}  # glm_core.export's names
+                HISTORY_SIMULATION: export.HISTORY_SIMULATION, RECORDING: export.RECORDING,
+                UPLOAD: export.UPLOAD}  # glm_core.export's names
 
 BINS, SPLINE, CYCLIC_SPLINE = "bins", "B-spline", "cyclic B-spline"  # how a variable is encoded
 

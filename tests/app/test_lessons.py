@@ -21,8 +21,11 @@ def curve(state, name):
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.title)
 def test_a_lesson_sets_everything_it_names(state, lesson):
     state.variables[0].log_strength = -1.0  # a leftover from free exploration
-    state.apply_settings(lesson.settings, lesson.variables, lesson.unit)
+    state.apply_settings(lesson.settings, lesson.variables, lesson.unit, lesson.lags)
     assert state.error == "" or lesson.settings["regularizer"] == "UnRegularized"
+    assert [{key: row.settings()[key] for key in lag}
+            for row, lag in zip(state.lags, lesson.lags)] == list(lesson.lags)
+    assert len(state.lags) == len(lesson.lags) == len(state.filters)
     for key, value in lesson.settings.items():
         assert getattr(state, key) == value, key
     assert {row.name: dict(include=row.include, n_bins=row.n_bins, log_strength=row.log_strength)
@@ -39,7 +42,7 @@ def test_lesson_texts_hold(state):
 
     def apply(number):
         lesson = by_number[number]
-        state.apply_settings(lesson.settings, lesson.variables, lesson.unit)
+        state.apply_settings(lesson.settings, lesson.variables, lesson.unit, lesson.lags)
 
     def score(name):
         return state.stats[name]
@@ -60,3 +63,28 @@ def test_lesson_texts_hold(state):
     with_direction = state.stats["pseudo-R2 (McFadden)"]
     state.variables[1].include = False
     assert state.stats["pseudo-R2 (McFadden)"] < with_direction - 0.02
+
+
+def test_the_lagged_lessons_show_what_they_say(state):
+    by_number = {lesson.title.split(".")[0]: lesson for lesson in LESSONS}
+    lesson = by_number["7"]
+    state.apply_settings(lesson.settings, lesson.variables, lesson.unit, lesson.lags)
+    (history,) = state.filters
+    assert history.gain[0] < 0.3  # refractory right after a spike
+    bump = (history.lags_ms >= 40) & (history.lags_ms <= 80)
+    assert history.gain[bump].max() > 1.5  # bursts around 60 ms
+    assert history.truth is not None
+    with_history = state.stats["held-out bits/spike"]
+    state.lags[0].include = False  # the text: held-out bits/spike fall without history
+    assert state.stats["held-out bits/spike"] < with_history - 0.05
+
+    lesson = by_number["8"]
+    state.apply_settings(lesson.settings, lesson.variables, lesson.unit, lesson.lags)
+    _, b, c = state.filters
+    assert b.gain.max() > 1.5 and c.gain.max() > 1.5  # without position both look coupled
+    excess, without = c.gain.max() - 1.0, state.stats["held-out bits/spike"]
+    state.variables[0].include = True  # the text: tick position
+    _, b_with, c = state.filters
+    assert b_with.gain.max() > 0.9 * b.gain.max()  # B's stays
+    assert c.gain.max() - 1.0 < 0.5 * excess  # C's falls most of the way back to 1
+    assert state.stats["held-out bits/spike"] > without

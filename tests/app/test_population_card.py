@@ -14,7 +14,8 @@ def test_the_select_shows_a_variable_and_a_left_out_variable_says_so():
     state = ExplorerState(source=RECORDING)
     state.start()
     view = population_view(state)
-    controls, _, heat, table, _ = view.objects  # the row, the progress, map, table, gallery
+    # the row, the job's progress, the map, the table, the gallery, the coupling matrix
+    controls, _, heat, table, _, _ = view.objects
     select = next(w for w in controls.objects if isinstance(w, pn.widgets.Select))
     assert select.value == 0 and list(select.options) == [v.name for v in state.session.variables]
     assert isinstance(table, pn.widgets.Tabulator) and table.sizing_mode == "stretch_width"

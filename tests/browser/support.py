@@ -369,3 +369,19 @@ def open_app(browser, url, names=("position", "speed", "head direction"), timeou
     page.goto(url)
     wait_for_app(page, names)
     return page
+
+
+def history_npz(n: int = 12_000, seed: int = 3) -> bytes:
+    """The three-cell history simulation (``simulate_history_session``: cell B drives cell A)
+    as a binned-form NPZ upload."""
+    import numpy as np
+
+    from glm_core.simulation import simulate_history_session
+
+    session = simulate_history_session(n, seed=seed)
+    buffer = io.BytesIO()
+    np.savez(buffer, bin_width=session.bin_width,
+             **{f"count:{name}": session.unit_counts(name) for name in session.unit_names},
+             **{f"var:{v.name}[{'rad,circular' if v.circular else v.unit}]": v.values
+                for v in session.variables})
+    return buffer.getvalue()
