@@ -19,40 +19,33 @@ import panel as pn
 import param
 
 from glm_core import explorer, tuning
-from glm_core.cell_table import JOINT_MAX_BINS, max_bins_for
+from glm_core.cell_table import JOINT_MAX_BINS
 from glm_core.errors import InputError
 from glm_core.lag_leaves import LagLeaf, with_lags
-from glm_core.loaders import load_upload
 from glm_core.regularizers import REGULARIZERS
 from glm_core.session import MAX_BIN_WIDTH, MIN_BIN_WIDTH
 from glm_core.timing import Timer
 
-from .carry import current_settings, follow_default_strength, take_settings
+from .carry import current_settings, follow_default_strength
 from .compiles import compile_off_loop, prepare_off_loop, preparing_message, solver_compiles
 from .coupling_jobs import CouplingJobs
 from .decode_jobs import DecodeJobs
 from .heldout_jobs import HeldOutJobs
 from .jobs import Jobs, in_server
-from .lag_state import LagLeaves, lag_row, lagged_rows
+from .lag_state import LagLeaves, lag_row
+from .loading import DataSets
 from .population_jobs import PopulationJobs
 from .scores import cv_statistics, fit_timing
 from .shared import (
     FirstFit,
     shared_encodings,
     shared_first_fits,
-    shared_history_simulation,
-    shared_open_field,
-    shared_recording,
-    shared_simulation,
 )
 from .vocabulary import (
     BINS,
     DATA_KEYS,
     ENCODING_KEYS,
-    HISTORY_SIMULATION,
     JOINT_KEYS,
-    OPEN_FIELD,
-    RECORDING,
     SIMULATION,
     SOURCES,
     UPLOAD,
@@ -64,8 +57,8 @@ from .vocabulary import (
 SCORE_DELAY_MS = 300
 
 
-class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, CouplingJobs, LagLeaves,
-                    param.Parameterized):
+class ExplorerState(DataSets, HeldOutJobs, PopulationJobs, DecodeJobs, CouplingJobs,
+                    LagLeaves, param.Parameterized):
     """Settings in, fit results out."""
 
     source = param.Selector(default=SIMULATION, objects=list(SOURCES))
@@ -297,49 +290,6 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, CouplingJobs, LagLe
             self._encoding = explorer.with_basis(self._encoding, self.session, v, row.n_basis)
         self._fit = self._cv = None
 
-    def _prepare(self, keep_file_bins):
-        """The selected data set, its default unit, variable rows and encoding; no page change,
-        so it may run on a thread."""
-        session = self._read_session(keep_file_bins)
-        # a newly chosen data source starts with its 2-D map if it is the open field
-        joint_map = self.source == OPEN_FIELD if keep_file_bins else self.joint_map
-        max_bins = max_bins_for(len(session.variables))
-        rows = [VariableSettings(v, max_bins) for v in session.variables]
-        unit, notices = take_settings(self.on_load, session, rows)
-        if self.source == UPLOAD:
-            encoding = self.encode(session, unit, rows, joint_map)
-        else:
-            key = (self.source, self.n_samples, self.seed, self.open_field_units,
-                   session.bin_width, unit, joint_map,
-                   self.joint_nx, self.joint_ny, self.n_folds,
-                   *((r.n_bins, r.encoding, r.n_basis) for r in rows))
-            encoding = shared_encodings.get(key) or shared_encodings.put(
-                key, self.encode(session, unit, rows, joint_map))
-        lags, encoding, lag_notices = lagged_rows(session, unit, encoding,
-                                                  self._lag_specs(keep_file_bins))
-        return session, unit, rows, encoding, notices + lag_notices, lags
-
-    def encode(self, session, unit, rows, joint_map=None):
-        """Encode every variable as its row says: one-hot bins, or a basis on fine bins; with
-        ``joint_map``, the first two linear variables as one joint leaf."""
-        pairs = self._pairs(session, self.joint_map if joint_map is None else joint_map)
-        n_bins = [r.n_bins for r in rows]
-        for pair in pairs:
-            n_bins[pair[0]], n_bins[pair[1]] = self.joint_nx, self.joint_ny
-        return explorer.encode(session, unit, n_bins, self.n_folds,
-                               [None if r.encoding == BINS else r.n_basis for r in rows], pairs)
-
-    def map_variables(self) -> tuple[str, str] | None:
-        """Names of the two variables the 2-D map pairs (the first two linear ones), or None
-        when the data set has fewer than two."""
-        pairs = self._pairs(self.session, True) if self.session is not None else []
-        return tuple(self.session.variables[v].name for v in pairs[0]) if pairs else None
-
-    @staticmethod
-    def _pairs(session, joint_map):
-        linear = [v for v, var in enumerate(session.variables) if not var.circular]
-        return [tuple(linear[:2])] if joint_map and len(linear) >= 2 else []
-
     def _load(self, prepared):
         session, unit, rows, encoding, notices, lags = prepared
         for row, watcher in zip(self.variables, self._row_watchers):
@@ -358,22 +308,6 @@ class ExplorerState(HeldOutJobs, PopulationJobs, DecodeJobs, CouplingJobs, LagLe
                 self.bin_width = session.bin_width
         self.session, self.variables = session, rows
         self._take_lag_rows(lags)
-
-    def _read_session(self, keep_file_bins):
-        """The selected data set; a newly chosen file keeps its own bin width if it has one."""
-        if self.source == SIMULATION:
-            return shared_simulation(self.n_samples, self.seed)
-        if self.source == OPEN_FIELD:
-            return shared_open_field(self.n_samples, self.seed, n_units=self.open_field_units)
-        if self.source == HISTORY_SIMULATION:
-            return shared_history_simulation(self.n_samples, self.seed)
-        if self.source == RECORDING:
-            return shared_recording(self.bin_width)
-        if self.upload is None:
-            raise InputError("choose a file to upload (.npz, .csv or .nwb)")
-        if keep_file_bins:
-            return load_upload(*self.upload, bin_width=None, default_bin_width=self.bin_width)
-        return load_upload(*self.upload, bin_width=self.bin_width)
 
     @property
     def encoding(self):
