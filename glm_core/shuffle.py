@@ -42,6 +42,8 @@ BATCH = 256  # shifted trains fitted per call on the dense design (at most)
 SOLVER_BATCH = 32  # and by the population solver (its problems are larger)
 SHUFFLE_MIN_CELLS = 64  # cells of the merged table are padded to a power of two from here
 DENSE_MAX = 2**22  # cells x coefficients^2 of the largest model fitted on its dense design
+COLUMNS = 16  # the dense design's columns are padded to a multiple of this
+PRODUCTS = 64  # and its Hessian's distinct entries to a power of two from this
 
 
 @dataclass(frozen=True)
@@ -182,11 +184,15 @@ def _with_spikes(pop: PopulationGrid, fold_cell, shifted) -> PopulationGrid:
 def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=None,
                  bases=None):
     """The model on ``pop``'s cells as a dense design, for :func:`dense_held_out`: ``(X, W,
-    keep)`` with X (cells, P) the intercept then the included axes' coefficients (each cell's
-    bin through the axis's map), W (P, P) the penalty 0.5 theta' W theta, and keep (folds, P)
-    each fold's free coefficients (``_population_solver``'s active ones: for Smooth every one in
-    range, else those with training samples). None where the model is too large
-    (``DENSE_MAX``) or its penalty is not smooth."""
+    keep, products, entry)`` with X (cells, P) the intercept then the included axes'
+    coefficients (each cell's bin through the axis's map), W (P, P) the penalty 0.5 theta' W
+    theta, keep (folds, P) each fold's free coefficients (``_population_solver``'s active ones:
+    for Smooth every one in range, else those with training samples), and the Hessian's
+    distinct entries: ``products`` (cells, S) the distinct columns x_i * x_j (i <= j), the last
+    one zero, and ``entry`` (P, P) the column of each entry, so that X' diag(mu) X is
+    ``(mu @ products)[entry]``. For one-hot axes the products are indicators of a bin, of a
+    pair of bins or of every cell: S is a few hundred instead of P^2. None where the model is
+    too large (``DENSE_MAX``) or its penalty is not smooth."""
     if not reg.smooth:
         return None
     n_coef, include, strengths, maps, _, rough = solver_settings(
@@ -201,7 +207,7 @@ def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=
         else:
             blocks.append(np.eye(k) * (0.0 if isinstance(reg, UnRegularized) else strengths[v]))
     used = sum(c.shape[1] for c in columns)
-    n_cols, capacity = bucket(used, 16), pop.cells.shape[1]
+    n_cols, capacity = -(-used // COLUMNS) * COLUMNS, pop.cells.shape[1]
     if capacity * n_cols**2 > DENSE_MAX:
         return None
     x = np.zeros((capacity, n_cols), np.float32)
@@ -212,7 +218,25 @@ def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=
     trained = (occupancy.sum(0) - occupancy) @ np.abs(x) > 0
     keep = (np.arange(n_cols) < used) & (trained | isinstance(reg, Smooth))
     keep[:, 0] = True
-    return x, w, keep
+    return (x, w, keep, *_distinct_products(x[:n_cells, :used], capacity, n_cols))
+
+
+def _distinct_products(x, capacity, n_cols):
+    """``(products, entry)`` of :func:`dense_design` for the used columns ``x`` (cells, used),
+    padded to ``capacity`` cells, ``n_cols`` columns and a power of two of products."""
+    i, j = np.triu_indices(x.shape[1])
+    distinct, inverse = np.unique(np.vstack([(x[:, i] * x[:, j]).T,
+                                             np.zeros((1, x.shape[0]), x.dtype)]),
+                                  axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    zero = inverse[-1]
+    products = np.zeros((capacity, bucket(len(distinct) + 1, PRODUCTS)), np.float32)
+    products[: x.shape[0], : len(distinct)] = distinct.T
+    products[:, zero] = 0.0
+    entry = np.full((n_cols, n_cols), zero, np.int32)
+    entry[i, j] = inverse[:-1]
+    entry[j, i] = inverse[:-1]
+    return products, entry
 
 
 def dense_held_out(pop: PopulationGrid, design) -> np.ndarray:
@@ -220,9 +244,8 @@ def dense_held_out(pop: PopulationGrid, design) -> np.ndarray:
     :func:`dense_design`: the scores of ``fit_population``, without its full fits. Each fold
     starts at its training mean rate (a shifted train's optimum is near it; a warm start from
     another shift's optimum is not, and the batch waits for its slowest problem)."""
-    x, w, keep = design
     ll_test, ll_test_mean = jax.device_get(_dense_cross_validate(
-        x, w, keep, pop.occupancy, pop.spikes))
+        *design, pop.occupancy, pop.spikes))
     u = pop.n_units
     trained = pop.fold_spikes.sum(1, keepdims=True) - pop.fold_spikes > 0
     gain = np.where(trained, np.asarray(ll_test[:u], float) - ll_test_mean[:u], np.nan)
@@ -232,13 +255,11 @@ def dense_held_out(pop: PopulationGrid, design) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnames=("tol", "maxiter"))
-def _dense_cross_validate(x, w, keep, occupancy, spikes, tol=1e-6, maxiter=100):
+def _dense_cross_validate(x, w, keep, products, entry, occupancy, spikes, tol=1e-6,
+                          maxiter=100):
     """Every (unit, fold): fit the other folds on the dense design from the training mean rate,
     score the fold: the held-out log-likelihood terms of the model and of that mean rate."""
     total_occ = sum_folds(occupancy)
-    n_cols = x.shape[1]
-    # each cell's x x', flattened: the Hessians of a batch are then one matrix product
-    outer = (x[:, :, None] * x[:, None, :]).reshape(x.shape[0], n_cols * n_cols)
 
     def one(occ, spk, total_spk, kp):
         train_occ, train_spk = total_occ - occ, total_spk - spk
@@ -251,12 +272,12 @@ def _dense_cross_validate(x, w, keep, occupancy, spikes, tol=1e-6, maxiter=100):
 
         def value_grad_hess(theta):
             mu = jnp.where(train_occ > 0, train_occ * jnp.exp(x @ theta), 0.0)
-            h = (mu @ outer).reshape(n_cols, n_cols) / n
+            h = (mu @ products)[entry] / n
             return ((jnp.sum(mu) - y @ theta) / n, (x.T @ mu - y) / n * kp,
                     jnp.where(both, h, inert))
 
         log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-        theta0 = jnp.zeros(n_cols, x.dtype).at[0].set(log_rate)
+        theta0 = jnp.zeros(x.shape[1], x.dtype).at[0].set(log_rate)
         scale = jnp.maximum(jnp.sum(train_spk) / n, 1e-6)
         res = solve(value_grad_hess, theta0, Smooth(), jnp.where(both, w, 0.0), (), scale,
                     tol, maxiter)
