@@ -167,9 +167,10 @@ def shuffle_significance(grid: BinGrid, counts: np.ndarray, valid: np.ndarray,
 
 def _with_spikes(pop: PopulationGrid, row, spiking, shifts, n_units) -> PopulationGrid:
     """``pop`` with the spikes of the ``n_units`` units shifted by each of ``shifts`` (samples),
-    one unit per (shift, unit) in that order, totalled per fold and cell in one bincount over the session's nonzero
-    counts ``spiking`` (samples, units, counts); ``row`` is each sample's (fold, cell) row of
-    ``pop``, -1 where it is not valid. A count at sample t moves to sample t + shift."""
+    one unit per (shift, unit) in that order, totalled per fold and cell in one bincount over
+    the session's nonzero counts ``spiking`` (samples, units, counts); ``row`` is each sample's
+    (fold, cell) row of ``pop``, -1 where it is not valid. A count at sample t moves to t +
+    shift."""
     times, units, values = spiking
     n_rows = pop.occupancy.shape[0] * pop.cell_slots.shape[1]
     n_trains = len(shifts) * n_units
