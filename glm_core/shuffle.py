@@ -190,7 +190,7 @@ def _with_spikes(pop: PopulationGrid, row, spiking, shifts, n_units) -> Populati
 def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=None,
                  bases=None):
     """The model on ``pop``'s cells as a dense design, for :func:`dense_held_out`: ``(X, W,
-    keep, products, entry)`` with X (cells, P) the intercept then the included axes'
+    keep, sums, entry)`` with X (cells, P) the intercept then the included axes'
     coefficients (each cell's bin through the axis's map), W (P, P) the penalty 0.5 theta' W
     theta, keep (folds, P) each fold's free coefficients (``_population_solver``'s active ones:
     for Smooth every one in range, else those with training samples), and the Hessian's
@@ -251,8 +251,9 @@ def _distinct_products(x, capacity, n_cols):
 def dense_held_out(pop: PopulationGrid, design) -> np.ndarray:
     """Every unit's pooled held-out bits/spike on ``pop``'s folds, fitted on a
     :func:`dense_design`: the scores of ``fit_population``, without its full fits. Each fold
-    starts at its training mean rate (a shifted train's optimum is near it; a warm start from
-    another shift's optimum is not, and the batch waits for its slowest problem)."""
+    starts at its training mean rate, each indicator column at its log ratio of spikes to
+    expected (a shifted train's optimum is near it; a warm start from another shift's optimum
+    is not, and the batch waits for its slowest problem)."""
     ll_test, ll_test_mean = jax.device_get(_dense_cross_validate(
         *design, pop.occupancy, pop.spikes))
     u = pop.n_units
@@ -266,8 +267,9 @@ def dense_held_out(pop: PopulationGrid, design) -> np.ndarray:
 @partial(jax.jit, static_argnames=("tol", "maxiter"))
 def _dense_cross_validate(x, w, keep, sums, entry, occupancy, spikes, tol=1e-6,
                           maxiter=100):
-    """Every (unit, fold): fit the other folds on the dense design from the training mean rate,
-    score the fold: the held-out log-likelihood terms of the model and of that mean rate."""
+    """Every (unit, fold): fit the other folds on the dense design (:func:`dense_design`) from
+    the training mean rate and the bins' log ratios, score the fold: the held-out
+    log-likelihood terms of the model and of that mean rate."""
     total_occ = sum_folds(occupancy)
     indicator = jnp.all((x == 0) | (x == 1), 0)
 
