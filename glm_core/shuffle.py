@@ -42,6 +42,8 @@ BATCH = 256  # shifted trains fitted per call on the dense design (at most)
 SOLVER_BATCH = 32  # and by the population solver (its problems are larger)
 SHUFFLE_MIN_CELLS = 64  # cells of the merged table are padded to a power of two from here
 DENSE_MAX = 2**22  # cells x coefficients^2 of the largest model fitted on its dense design
+COLUMNS = 8  # the dense design's columns are padded to a multiple of this
+SUMS = 16  # and its Hessian's summed entries to a power of two from this
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,13 @@ def shuffle_significance(grid: BinGrid, counts: np.ndarray, valid: np.ndarray,
     per_batch = max(1, (BATCH if design is not None else SOLVER_BATCH) // n_units)
     plan = np.concatenate([[0], shifts])  # shift 0: the observed score, fitted the same way
     plan = np.concatenate([plan, np.full(-plan.size % per_batch, plan[-1])])
-    times = np.flatnonzero(valid)
-    fold_cell = merged.sample_fold.astype(np.int64) * merged.n_cells + merged.sample_cell
+    row = np.full(counts.shape[0], -1, np.int64)  # each sample's (fold, cell) row, -1: invalid
+    row[valid] = merged.sample_fold.astype(np.int64) * merged.n_cells + merged.sample_cell
+    spiking = np.nonzero(counts)
     scores, fit = [], None
     for start in range(0, plan.size, per_batch):
         batch = plan[start:start + per_batch]
-        shifted = counts[(times[None, :] - batch[:, None]) % counts.shape[0]]  # (S, T, U)
-        pop = _with_spikes(pop, fold_cell, shifted)
+        pop = _with_spikes(pop, row, (*spiking, counts[spiking]), batch, n_units)
         if design is None:  # a large model (a 2-D map) or Lasso / GroupLasso: the solver's
             fit = fit_population(pop, n_bins, include, strengths, reg, circular,
                                  init=fit, bases=bases)
@@ -163,14 +165,20 @@ def shuffle_significance(grid: BinGrid, counts: np.ndarray, valid: np.ndarray,
                         shifts_s=shifts * float(bin_width))
 
 
-def _with_spikes(pop: PopulationGrid, fold_cell, shifted) -> PopulationGrid:
-    """``pop`` with the spikes of ``shifted`` (shifts, samples, units), one unit per (shift,
-    unit) in that order, totalled per fold and cell in one bincount."""
+def _with_spikes(pop: PopulationGrid, row, spiking, shifts, n_units) -> PopulationGrid:
+    """``pop`` with the spikes of the ``n_units`` units shifted by each of ``shifts`` (samples),
+    one unit per (shift, unit) in that order, totalled per fold and cell in one bincount over
+    the session's nonzero counts ``spiking`` (samples, units, counts); ``row`` is each sample's
+    (fold, cell) row of ``pop``, -1 where it is not valid. A count at sample t moves to t +
+    shift."""
+    times, units, values = spiking
     n_rows = pop.occupancy.shape[0] * pop.cell_slots.shape[1]
-    n_trains = shifted.shape[0] * shifted.shape[2]
-    train = np.arange(n_trains).reshape(shifted.shape[0], 1, shifted.shape[2])
-    index = train * n_rows + fold_cell[None, :, None]
-    totals = np.bincount(index.ravel(), shifted.ravel().astype(float), n_trains * n_rows)
+    n_trains = len(shifts) * n_units
+    rows = row[(times[None, :] + np.asarray(shifts)[:, None]) % row.size]  # (shifts, nonzero)
+    train = np.arange(len(shifts))[:, None] * n_units + units[None, :]
+    landed = rows >= 0
+    totals = np.bincount((train * n_rows + rows)[landed], np.broadcast_to(
+        values, rows.shape)[landed].astype(float), n_trains * n_rows)
     totals = totals.reshape(n_trains, pop.occupancy.shape[0], -1)
     spikes = np.zeros((bucket(n_trains, 8), *pop.spikes.shape[1:]), np.float32)
     spikes[:n_trains, :, : totals.shape[2]] = totals
@@ -182,11 +190,16 @@ def _with_spikes(pop: PopulationGrid, fold_cell, shifted) -> PopulationGrid:
 def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=None,
                  bases=None):
     """The model on ``pop``'s cells as a dense design, for :func:`dense_held_out`: ``(X, W,
-    keep)`` with X (cells, P) the intercept then the included axes' coefficients (each cell's
-    bin through the axis's map), W (P, P) the penalty 0.5 theta' W theta, and keep (folds, P)
-    each fold's free coefficients (``_population_solver``'s active ones: for Smooth every one in
-    range, else those with training samples). None where the model is too large
-    (``DENSE_MAX``) or its penalty is not smooth."""
+    keep, sums, entry)`` with X (cells, P) the intercept then the included axes'
+    coefficients (each cell's bin through the axis's map), W (P, P) the penalty 0.5 theta' W
+    theta, keep (folds, P) each fold's free coefficients (``_population_solver``'s active ones:
+    for Smooth every one in range, else those with training samples), and the Hessian's
+    distinct entries: the entry (i, j) of X' diag(mu) X is mu @ (x_i * x_j), for one-hot axes
+    the mu of one cell (a pair of bins of a merged table), a bin's sum or the total. ``sums``
+    (cells, S) holds the distinct columns x_i * x_j that are not one cell's indicator, the last
+    one zero, and ``entry`` (P, P) the position of each entry in [mu, mu @ sums], so that the
+    Hessian costs cells x S, S a few dozen, instead of cells x P^2. None where the model is
+    too large (``DENSE_MAX``) or its penalty is not smooth."""
     if not reg.smooth:
         return None
     n_coef, include, strengths, maps, _, rough = solver_settings(
@@ -201,7 +214,7 @@ def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=
         else:
             blocks.append(np.eye(k) * (0.0 if isinstance(reg, UnRegularized) else strengths[v]))
     used = sum(c.shape[1] for c in columns)
-    n_cols, capacity = bucket(used, 16), pop.cells.shape[1]
+    n_cols, capacity = -(-used // COLUMNS) * COLUMNS, pop.cells.shape[1]
     if capacity * n_cols**2 > DENSE_MAX:
         return None
     x = np.zeros((capacity, n_cols), np.float32)
@@ -212,17 +225,37 @@ def dense_design(pop: PopulationGrid, n_bins, include, strengths, reg, circular=
     trained = (occupancy.sum(0) - occupancy) @ np.abs(x) > 0
     keep = (np.arange(n_cols) < used) & (trained | isinstance(reg, Smooth))
     keep[:, 0] = True
-    return x, w, keep
+    return (x, w, keep, *_distinct_products(x[:n_cells, :used], capacity, n_cols))
+
+
+def _distinct_products(x, capacity, n_cols):
+    """``(sums, entry)`` of :func:`dense_design` for the used columns ``x`` (cells, used),
+    padded to ``capacity`` cells, ``n_cols`` columns and a power of two of sums."""
+    i, j = np.triu_indices(x.shape[1])
+    distinct, inverse = np.unique((x[:, i] * x[:, j]).T, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    nonzero = distinct != 0
+    single = (nonzero.sum(1) == 1) & (distinct.sum(1) == 1)  # the indicator of one cell
+    summed = np.flatnonzero(~single & nonzero.any(1))
+    sums = np.zeros((capacity, bucket(summed.size + 1, SUMS)), np.float32)
+    sums[: x.shape[0], : summed.size] = distinct[summed].T
+    position = np.full(len(distinct), capacity + sums.shape[1] - 1)  # the zero sum
+    position[single] = np.argmax(nonzero[single], 1)
+    position[summed] = capacity + np.arange(summed.size)
+    entry = np.full((n_cols, n_cols), capacity + sums.shape[1] - 1, np.int32)
+    entry[i, j] = position[inverse]
+    entry[j, i] = position[inverse]
+    return sums, entry
 
 
 def dense_held_out(pop: PopulationGrid, design) -> np.ndarray:
     """Every unit's pooled held-out bits/spike on ``pop``'s folds, fitted on a
     :func:`dense_design`: the scores of ``fit_population``, without its full fits. Each fold
-    starts at its training mean rate (a shifted train's optimum is near it; a warm start from
-    another shift's optimum is not, and the batch waits for its slowest problem)."""
-    x, w, keep = design
+    starts at its training mean rate, each indicator column at its log ratio of spikes to
+    expected (a shifted train's optimum is near it; a warm start from another shift's optimum
+    is not, and the batch waits for its slowest problem)."""
     ll_test, ll_test_mean = jax.device_get(_dense_cross_validate(
-        x, w, keep, pop.occupancy, pop.spikes))
+        *design, pop.occupancy, pop.spikes))
     u = pop.n_units
     trained = pop.fold_spikes.sum(1, keepdims=True) - pop.fold_spikes > 0
     gain = np.where(trained, np.asarray(ll_test[:u], float) - ll_test_mean[:u], np.nan)
@@ -232,18 +265,21 @@ def dense_held_out(pop: PopulationGrid, design) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnames=("tol", "maxiter"))
-def _dense_cross_validate(x, w, keep, occupancy, spikes, tol=1e-6, maxiter=100):
-    """Every (unit, fold): fit the other folds on the dense design from the training mean rate,
-    score the fold: the held-out log-likelihood terms of the model and of that mean rate."""
+def _dense_cross_validate(x, w, keep, sums, entry, occupancy, spikes, tol=1e-6,
+                          maxiter=100):
+    """Every (unit, fold): fit the other folds on the dense design (:func:`dense_design`) from
+    the training mean rate and the bins' log ratios, score the fold: the held-out
+    log-likelihood terms of the model and of that mean rate."""
     total_occ = sum_folds(occupancy)
-    n_cols = x.shape[1]
-    # each cell's x x', flattened: the Hessians of a batch are then one matrix product
-    outer = (x[:, :, None] * x[:, None, :]).reshape(x.shape[0], n_cols * n_cols)
+    indicator = jnp.all((x == 0) | (x == 1), 0)
 
     def one(occ, spk, total_spk, kp):
         train_occ, train_spk = total_occ - occ, total_spk - spk
         rate = jnp.sum(train_spk) / jnp.maximum(jnp.sum(train_occ), 1.0)
-        train_spk = jnp.where(jnp.sum(train_spk) <= 0, train_occ, train_spk)  # NaN later
+        # without spikes (a padding train) the problem is swapped for a rate of one per sample,
+        # whose optimum, zero, is the start (NaN later)
+        empty = jnp.sum(train_spk) <= 0
+        train_spk = jnp.where(empty, train_occ, train_spk)
         n = jnp.maximum(jnp.sum(train_occ), 1.0)
         y = x.T @ train_spk
         both = kp[:, None] & kp[None, :]
@@ -251,12 +287,16 @@ def _dense_cross_validate(x, w, keep, occupancy, spikes, tol=1e-6, maxiter=100):
 
         def value_grad_hess(theta):
             mu = jnp.where(train_occ > 0, train_occ * jnp.exp(x @ theta), 0.0)
-            h = (mu @ outer).reshape(n_cols, n_cols) / n
+            h = jnp.concatenate([mu, mu @ sums])[entry] / n
             return ((jnp.sum(mu) - y @ theta) / n, (x.T @ mu - y) / n * kp,
                     jnp.where(both, h, inert))
 
         log_rate = jnp.log(jnp.maximum(rate, 1e-30))
-        theta0 = jnp.zeros(n_cols, x.dtype).at[0].set(log_rate)
+        # an indicator column starts at its log ratio of spikes to those of the mean rate,
+        # one spike added to each (a Newton step from the flat start overshoots by far)
+        expected = x.T @ (train_occ * rate)
+        theta0 = jnp.where(indicator & kp, jnp.log((y + 1.0) / (expected + 1.0)), 0.0)
+        theta0 = jnp.where(empty, 0.0, theta0.at[0].set(log_rate))
         scale = jnp.maximum(jnp.sum(train_spk) / n, 1e-6)
         res = solve(value_grad_hess, theta0, Smooth(), jnp.where(both, w, 0.0), (), scale,
                     tol, maxiter)

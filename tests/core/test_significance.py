@@ -2,6 +2,7 @@
 one shift against a direct single-unit cross-validation of the shifted train, tuned and untuned
 simulated units, bad shifts, and every unit's 2-D map against the single-unit fit."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -13,6 +14,7 @@ from glm_core.population import fit_population, leaf_design, population_grid
 from glm_core.session import make_session
 from glm_core.shuffle import Significance, shift_samples, shuffle_significance
 from glm_core.simulation import simulate_place_cells, simulate_session
+from tests.compile_counts import CompileCounter
 
 
 def significance(session, n_bins, include, strengths, regularizer, **kwargs):
@@ -136,3 +138,28 @@ def test_p_value_and_z_score_closed_forms():
     assert np.isnan(sig.z_score[2])
     rest = np.array([0.0, 2.0, 0.5])
     assert sig.z_score[3] == pytest.approx((1.0 - rest.mean()) / rest.std())
+
+
+def test_the_shuffle_kernel_compiles_once_per_model_whatever_the_seed_or_unit_count():
+    """After the caches are cleared, a first significance run (60 units, position and head
+    direction, Smooth, the dense design) compiles its kernel once, beside four transfers of new
+    shapes to the device (cells, occupancy, the units' and a batch's spike tables); another
+    seed, more shuffles and 57 units (the same bucket of 256 trains per batch) compile
+    nothing."""
+    jax.clear_caches()
+    sim = simulate_session(8_000, seed=5, bin_width=0.025)
+    counts = simulate_place_cells(sim, 60, seed=5)
+    enc = explorer.encode(make_session(sim.bin_width, sim.variables, counts), 0, [20, 10, 16])
+    n_bins, circular, bases = leaf_design(enc)
+
+    def run(units, **kwargs):
+        shuffle_significance(enc.grid, counts[:, :units], sim.valid, sim.bin_width, n_bins,
+                             [True, False, True], [1e-2] * 3, "Smooth", circular, bases,
+                             **kwargs)
+
+    with CompileCounter() as first:
+        run(60, n_shuffles=8)
+    with CompileCounter() as again:
+        run(60, n_shuffles=12, seed=1)
+        run(57, n_shuffles=8, seed=2)
+    assert (first.count, again.count) == (5, 0)
