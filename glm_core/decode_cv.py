@@ -102,9 +102,10 @@ def fold_rates(fit, pop, axes, n_states, bin_width: float, bases=None) -> np.nda
 
     Args:
         fit: a ``population.PopulationFit`` with cross-validation (``cv_theta``).
-        pop: its ``population.PopulationGrid``.
-        axes: the decoded axes of the fit (one, or two for a product grid).
-        n_states: the states (bins) of each decoded axis.
+        pop: its ``population.PopulationGrid`` (each axis with its ``sizes`` bin slots).
+        axes: the decoded axes of the fit: one (a variable, or a joint 2-D leaf), or two
+            variables (their product grid).
+        n_states: per decoded axis its bins ((nx, ny) for a joint leaf: nx * ny states).
         bin_width: the samples' width in seconds.
         bases: per axis None or its (bins, k) basis, as given to ``fit_population``.
 
@@ -114,29 +115,33 @@ def fold_rates(fit, pop, axes, n_states, bin_width: float, bases=None) -> np.nda
     if fit.cv_theta is None:
         raise InputError("decoding needs the population's fold fits: fit all units with "
                          "cross-validation first")
-    n_units, n_axes, slots = pop.n_units, pop.cells.shape[0], pop.slots
-    theta = np.asarray(fit.cv_theta, float)[:n_units]  # (U, K, axes * slots + 1)
-    effects = theta[..., :-1].reshape(n_units, pop.n_folds, n_axes, slots)
-    for a, basis in enumerate(bases or ()):
-        if basis is not None:
-            effects[:, :, a] = np.pad(effects[:, :, a, :basis.shape[1]] @ basis.T,
-                                      ((0, 0), (0, 0), (0, slots - basis.shape[0])))
+    n_units, n_axes = pop.n_units, len(pop.sizes)
+    theta = np.asarray(fit.cv_theta, float)[:n_units]  # (U, K, sum(sizes) + 1)
+    starts = np.cumsum((0, *pop.sizes))
+    bases = list(bases or (None,) * n_axes)
+    effects = []  # per axis (U, K, sizes[a]): the effect at each bin slot
+    for a, basis in enumerate(bases):
+        coef = theta[..., starts[a]:starts[a + 1]]
+        effects.append(coef if basis is None else np.pad(
+            coef[..., :basis.shape[1]] @ basis.T,
+            ((0, 0), (0, 0), (0, pop.sizes[a] - basis.shape[0]))))
     occupancy = np.asarray(pop.occupancy, float)[:, :pop.cell_slots.shape[1]]  # (K, C)
     # the other axes' effects depend only on their bins: sum the cells per combination of them
     rest = [a for a in range(n_axes) if a not in axes]
     combos, combo = np.unique(pop.cell_slots[rest], axis=1, return_inverse=True)
     occupancy = np.stack([np.bincount(combo.ravel(), k, combos.shape[1]) for k in occupancy])
     train = occupancy.sum(0) - occupancy  # (K, combinations)
-    others = sum((effects[:, :, a, combos[i]] for i, a in enumerate(rest)),
+    others = sum((effects[a][..., combos[i]] for i, a in enumerate(rest)),
                  np.zeros((n_units, pop.n_folds, combos.shape[1])))
     top = others.max(-1, keepdims=True)
     log_gain = np.log(np.einsum("ukc,kc->uk", np.exp(others - top), train)
                       / train.sum(1)) + top[..., 0]
-    state = np.zeros((n_units, pop.n_folds) + tuple(n_states))
-    for i, (a, n) in enumerate(zip(axes, n_states)):
+    sizes = [int(np.prod(n)) for n in n_states]
+    state = np.zeros((n_units, pop.n_folds) + tuple(sizes))
+    for i, (a, n) in enumerate(zip(axes, sizes)):
         shape = [1] * len(axes)
         shape[i] = n
-        state = state + effects[:, :, a, :n].reshape(n_units, pop.n_folds, *shape)
+        state = state + effects[a][..., :n].reshape(n_units, pop.n_folds, *shape)
     log_rate = (theta[..., -1] + log_gain)[..., None] + state.reshape(n_units, pop.n_folds, -1)
     trained = pop.fold_spikes.sum(1, keepdims=True) - pop.fold_spikes > 0  # (U, K)
     rates = np.where(trained[..., None], np.exp(log_rate), np.nan) / bin_width
