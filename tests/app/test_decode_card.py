@@ -1,6 +1,7 @@
-"""The Decode card without a browser (issue 20): what it decodes, that a new window or prior
-decodes again from the same fits (nothing refitted, nothing compiled), a click on a time point
-shows that window's posterior, the downloads, and bad input in the card's message."""
+"""The Decode card without a browser (issue 20): what it decodes (the open field's default 2-D
+map, with its joint leaf), that a new window or prior decodes again from the same fits (nothing
+refitted, nothing compiled), a click on a time point shows that window's posterior, the
+downloads, and bad input in the card's message."""
 
 import json
 
@@ -19,9 +20,7 @@ def decoded():
     state.start()
     assert state.session.unit_names[4] == "place cell 5" and len(state.session.unit_names) == 12
     view = decode_view(state)
-    state.decode()  # the 2-D map is a joint leaf: the population fits 1-D leaves only
-    assert "untick '2-D map'" in state.decode_message and state.decoding is None
-    state.joint_map = False
+    assert state.joint_map  # the default model's 2-D map (a joint leaf) decodes as it is
     state.decode()
     return state, view
 
@@ -30,6 +29,7 @@ def test_the_card_decodes_the_map_and_shows_the_summary(decoded):
     state, view = decoded
     decoding = state.decoding
     assert state.decode_target == ("x", "y") and decoding.names == ("x", "y")
+    assert decoding.grid_shape == (20, 20) and decoding.posterior.shape[1] == 400
     assert state.decode_message == "" and state.population is not None
     summary = next(p for p in view.objects if "decode-summary" in p.css_classes)
     assert f"Median error {decoding.median_error:.3g} cm" in summary.object
@@ -81,6 +81,10 @@ def test_bad_input_says_so_in_the_card(decoded):
     assert "longer than a fold's shortest contiguous section" in state.decode_message
     state.decode_window_ms = 250.0
     assert state.decoding is not None and state.decode_message == ""
+    state.decode_target = "x"  # one variable of the 2-D map
+    assert state.decoding is None and "x is part of the model's 2-D map" in state.decode_message
+    state.decode_target = ("x", "y")
+    assert state.decoding is not None
     state.variables[3].include = False  # speed out: the fits change
     assert "The fits changed" in state.decode_message
     state.decode_target = "speed"
