@@ -267,7 +267,7 @@ def decode_windows(session, encoding, maps: FoldMaps, window_s: float, sigma=Non
                    on_step: Callable | None = None) -> Decoding:
     """Decode every window of ``session`` with the fold maps ``maps``.
 
-    Each fold's windows get one product (counts @ log rates) per group of units of the
+    Each fold's windows get one float32 product (counts @ log rates) per group of units of the
     error-against-units curve, accumulated: the last is the posterior's log likelihood.
 
     Args:
@@ -296,18 +296,22 @@ def decode_windows(session, encoding, maps: FoldMaps, window_s: float, sigma=Non
         usable = np.isfinite(maps.log_rates[fold, order, 0])
         ranked = order[usable]  # per step, its first ``ends[i]`` units
         ends = np.concatenate([[0], np.cumsum(usable)])[steps]
-        log_rates = maps.log_rates[fold, ranked]
-        counts = windows["counts"][rows][:, ranked]
-        total, start = np.zeros((rows.size, n_states)), 0
+        # float32, states x windows: each group of units one product [log rates; -rate * window]
+        # with [counts; 1] (the rate term inside the product), accumulated
+        log_rates = maps.log_rates[fold, ranked].astype(np.float32)
+        counts = windows["counts"][rows][:, ranked].T.astype(np.float32)  # (units, windows)
+        ones = np.ones((1, rows.size), np.float32)
+        total, start = np.zeros((n_states, rows.size), np.float32), 0
         for i, end in enumerate(ends):
             if end > start:
-                total += (counts[:, start:end] @ log_rates[start:end]
-                          - seconds * np.exp(log_rates[start:end]).sum(0))
+                terms = np.vstack([log_rates[start:end],
+                                   -seconds * np.exp(log_rates[start:end]).sum(0)])
+                total += terms.T @ np.vstack([counts[start:end], ones])
                 start = end
             if end > 0:
-                curve[i, rows] = centres[np.argmax(total, 1)]
+                curve[i, rows] = centres[np.argmax(total, 0)]
         if ranked.size:
-            log_lik[rows] = total
+            log_lik[rows] = total.T
     if on_step is not None:
         on_step(1, 2)
     circular = maps.circular and len(maps.centres) == 1
@@ -359,13 +363,17 @@ def _windows(session, sample_fold, bins, values, circular) -> dict:
                             zip(starts[:-1], starts[1:])])
     take = first[:, None] + np.arange(bins)[None, :]  # (windows, bins) valid-sample indices
     section = np.searchsorted(starts, first, side="right") - 1
+    # each window's counts in one reduceat (an end at the last sample is the array's end)
+    bounds = np.stack([first, first + bins], 1).ravel()
+    counts = np.add.reduceat(session.counts[valid], bounds[:-1] if bounds[-1] == valid.size
+                             else bounds)[::2]
     true = []
     for v in values:
         x = np.asarray(v, float)[valid][take]
         true.append(np.angle(np.exp(1j * x).mean(1)) if circular else x.mean(1))
     return {"take": take, "section": section, "fold": sample_fold[first],
             "time": (valid[take].mean(1) + 0.5) * session.bin_width, "true": np.stack(true, 1),
-            "counts": session.counts[valid][take].sum(1, dtype=float)}
+            "counts": counts.astype(float)}
 
 
 def _distance(decoded, true, circular) -> np.ndarray:
