@@ -60,11 +60,11 @@ def test_a_click_shows_that_windows_posterior_and_the_downloads(decoded):
     assert posterior_map.visible and not plots_row.objects[0].visible
     i = nearest_window(decoding, decoding.time_s[40] + 0.01)
     assert i == 40
-    tap = posterior_map.object.streams[0]  # the window pipe
+    tap = posterior_map.objects[0].object.streams[0]  # the window pipe
     view.plots.taps[0].event(x=float(decoding.time_s[40]) + 0.01, y=0.0)  # a click near 40
     shown, index = tap.data
     assert shown is decoding and index == 40
-    image = posterior_map.object[()]
+    image = posterior_map.objects[0].object[()]
     np.testing.assert_allclose(image.Image.I.dimension_values(2, flat=False).T,
                                decoding.posterior[40].reshape(20, 20), rtol=1e-6)
     csv_download, json_download = view.objects[-1].objects
