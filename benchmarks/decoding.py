@@ -8,9 +8,10 @@ Prints the medians in ms and the reference / ours ratio, for the flat prior and 
 continuity prior (``sigma`` = 1 bin per window) on the 20 x 20 grid. With ``--session``, also a
 whole session decoded cross-validated after its population fit (``glm_core.decode_cv``): the
 open-field simulation with 63 units, T = 100,000 bins of 20 ms (10 folds, every variable in
-bins, Smooth), x and y (20 x 20 = 400 states) in 200 ms windows (about 10,000), the time of
-``decode_session`` (fold rates, windows, posterior, error against units) against one plain
-``bayes_decode`` of as many windows, in the same process.
+bins, Smooth), x and y (20 x 20 = 400 states) in 200 ms windows (about 10,000): the fold maps
+(``fold_maps``, once per population fit and target), then ``decode_windows`` (windows, posterior,
+error against units; what a new window or prior costs), flat and continuity, against one plain
+``bayes_decode`` of as many windows, in the same process; wall and process CPU time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 import numpy as np
 
 from glm_core import bayes_decode, explorer
-from glm_core.decode_cv import decode_session
+from glm_core.decode_cv import decode_session, decode_windows, fold_maps
 from glm_core.open_field import simulate_open_field
 from glm_core.population import fit_population, population_grid
 
@@ -76,28 +77,45 @@ def main():
         session_decoding(args.repeats)
 
 
+def median_times(fn, repeats):
+    """Median wall and process CPU time of ``fn`` in ms (the CPU time shows the load)."""
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(1e3 * (time.perf_counter() - start))
+        cpu.append(1e3 * (time.process_time() - start_cpu))
+    return float(np.median(wall)), float(np.median(cpu))
+
+
 def session_decoding(repeats):
-    """A whole session decoded, cross-validated, after the population fit."""
+    """A whole session decoded, cross-validated, after the population fit: the fold maps (once
+    per fit and target), then each window or prior decodes from them alone."""
     field = simulate_open_field(100_000, seed=0, n_units=63)
     enc = explorer.encode(field, 0, [20, 20, 16, 20], 10)
     pop = population_grid(enc.grid, field.counts[field.valid])
     start = time.perf_counter()
     fit = fit_population(pop, enc.n_bins, [True] * 4, [1e-3] * 4, "Smooth", enc.circular)
     fitted = time.perf_counter() - start
-    decoding = decode_session(field, enc, fit, pop, ("x", "y"), 0.2)
+    maps = fold_maps(field, enc, fit, pop, ("x", "y"))
+    decoding = decode_windows(field, enc, maps, 0.2)
     n = decoding.error.size
     rng = np.random.default_rng(1)
     rates = rng.gamma(2.0, 3.0, size=(63, 400)) + 0.1
     counts = rng.poisson(rates[:, rng.integers(0, 400, n)].T * 0.2)
     plain = median_ms(lambda: bayes_decode(rates, counts, 0.2), repeats)
-    flat = median_ms(lambda: decode_session(field, enc, fit, pop, ("x", "y"), 0.2), repeats)
-    memory = median_ms(lambda: decode_session(field, enc, fit, pop, ("x", "y"), 0.2, sigma=2.0),
-                       repeats)
+    made = median_times(lambda: fold_maps(field, enc, fit, pop, ("x", "y")), repeats)
+    flat = median_times(lambda: decode_windows(field, enc, maps, 0.2), repeats)
+    memory = median_times(lambda: decode_windows(field, enc, maps, 0.2, sigma=2.0), repeats)
+    whole = median_times(lambda: decode_session(field, enc, fit, pop, ("x", "y"), 0.2), repeats)
     print(f"session: {n} windows x 63 units x 400 states (population fit with CV, first call "
-          f"with its compile: {fitted:.1f} s)")
-    print(f"cross-validated, flat       {flat:8.1f} ms   one bayes_decode {plain:8.1f} ms   "
-          f"ratio {flat / plain:5.1f}x   median error {decoding.median_error:.1f} cm")
-    print(f"cross-validated, continuity {memory:8.1f} ms   (sigma 2 bins per window)")
+          f"with its compile: {fitted:.1f} s); median wall / process CPU ms")
+    print(f"fold maps (once per fit and target) {made[0]:8.1f} / {made[1]:8.1f}")
+    print(f"decode, flat                        {flat[0]:8.1f} / {flat[1]:8.1f}   one "
+          f"bayes_decode {plain:.1f} ms   ratio {flat[0] / plain:4.2f}x   median error "
+          f"{decoding.median_error:.1f} cm")
+    print(f"decode, continuity (sigma 2)        {memory[0]:8.1f} / {memory[1]:8.1f}")
+    print(f"decode_session (maps + flat)        {whole[0]:8.1f} / {whole[1]:8.1f}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,15 @@ def bayes_decode(rates_hz, counts, window_s: float, log_prior=None, sigma=None,
         (windows, states) float64 posterior; each row sums to 1, NaN where no state is possible.
         InputError on bad input.
     """
-    log_lik = log_likelihood(rates_hz, counts, window_s)
+    return decode_posterior(log_likelihood(rates_hz, counts, window_s), log_prior, sigma,
+                            grid_shape, circular)
+
+
+def decode_posterior(log_lik, log_prior=None, sigma=None, grid_shape=None,
+                     circular: bool = False) -> np.ndarray:
+    """The posterior of :func:`bayes_decode` from the (windows, states) log likelihood
+    ``log_lik`` (each row up to a constant of its own); the other arguments as there."""
+    log_lik = np.asarray(log_lik, np.float64)
     n_states = log_lik.shape[1]
     prior = _log_prior(log_prior, n_states)
     if sigma is None:

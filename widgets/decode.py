@@ -167,10 +167,16 @@ def decode_view(state) -> pn.Column:
     summary = pn.pane.Markdown(summary_text(state.decoding), css_classes=["decode-summary"],
                                sizing_mode="stretch_width")
     plots = DecodePlots()
-    second = pn.pane.HoloViews(plots.over_time[1], sizing_mode="stretch_width", visible=False)
-    posterior_line = pn.pane.HoloViews(plots.posterior_line, sizing_mode="stretch_width")
-    posterior_map = pn.pane.HoloViews(plots.posterior_map, sizing_mode="stretch_width",
-                                      visible=False)
+    # shown and hidden as Columns: toggling a rendered HoloViews pane's own ``visible`` makes
+    # Panel 1.x set a 'design' attribute on the Bokeh figure (a server traceback)
+    second = pn.Column(pn.pane.HoloViews(plots.over_time[1], sizing_mode="stretch_width"),
+                       sizing_mode="stretch_width", visible=False)
+    posterior_line = pn.Column(pn.pane.HoloViews(plots.posterior_line,
+                                                 sizing_mode="stretch_width"),
+                               sizing_mode="stretch_width")
+    posterior_map = pn.Column(pn.pane.HoloViews(plots.posterior_map,
+                                                sizing_mode="stretch_width"),
+                              sizing_mode="stretch_width", visible=False)
     downloads = [pn.widgets.FileDownload(
         callback=lambda: io.StringIO(state.decoding.to_csv()), filename="decoding.csv",
         label="Download windows (CSV)", button_type="light", width=220, disabled=True),

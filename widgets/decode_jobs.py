@@ -3,9 +3,10 @@
 The settings of the Decode card (what to decode, the window, the prior) and its result, with the
 job that computes it (``widgets/jobs.py``): it fits every unit first when the population is not
 fitted with cross-validation on the current settings (as "Fit all units"), then decodes
-(``glm_core.decode_cv``). Changing the window, the prior or what is decoded decodes again from
-the same fits. A mixin of :class:`~widgets.state.ExplorerState` (``jobs``, ``session``,
-``population`` and ``PopulationJobs``). No maths here.
+(``glm_core.decode_cv``). The maps each fold is decoded with are made once per population fit
+and target and kept: changing the window or the prior only decodes again; changing what is
+decoded makes its maps from the same fits. A mixin of :class:`~widgets.state.ExplorerState`
+(``jobs``, ``session``, ``population`` and ``PopulationJobs``). No maths here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from functools import partial
 
 import param
 
-from glm_core.decode_cv import decode_session
+from glm_core.decode_cv import decode_windows, fold_maps
 
 FLAT, CONTINUITY = "flat", "continuity"  # the decoding priors
 
@@ -38,6 +39,7 @@ class DecodeJobs(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         self._decoded_fit = None  # the PopulationFit the shown decoding used
+        self._fold_maps = None  # (PopulationFit, target, FoldMaps) of the last decoding
         self._new_targets = False  # set while a new data set's targets are written
         self.param.watch(self._new_session, "session")
         self.param.watch(self._redecode, ["decode_target", "decode_window_ms", "decode_prior",
@@ -55,15 +57,19 @@ class DecodeJobs(param.Parameterized):
         if not ready and fit_units is None:
             self.decode_message = self.error or "Nothing to fit yet."
             return
-        cached = (self._population_grid, self.population)
+        cached, kept = (self._population_grid, self.population), self._fold_maps
         session, encoding, target = self.session, self._encoding, self.decode_target
         window_s = self.decode_window_ms / 1e3
         sigma = self.decode_sigma if self.decode_prior == CONTINUITY else None
 
         def compute(on_step):
             grid, fit = fit_units(on_step) if fit_units else cached
-            return grid, fit, decode_session(session, encoding, fit, grid[2], target, window_s,
-                                             sigma, on_step)
+            if kept is not None and kept[0] is fit and kept[1] == target:
+                maps = kept[2]
+            else:
+                maps = fold_maps(session, encoding, fit, grid[2], target)
+            return (grid, fit, (fit, target, maps),
+                    decode_windows(session, encoding, maps, window_s, sigma, on_step))
 
         self.jobs.run("Decoding", compute, partial(self._decoded, fit_units is not None),
                       self._decode_failed)
@@ -75,8 +81,8 @@ class DecodeJobs(param.Parameterized):
                 and grid[1] == self._encoding.grid.n_folds)
 
     def _decoded(self, fitted: bool, result) -> None:
-        grid, fit, decoding = result
-        self._decoded_fit = fit
+        grid, fit, maps, decoding = result
+        self._decoded_fit, self._fold_maps = fit, maps
         if fitted:
             self._set_population((grid, fit))
         self.decoding, self.decode_message = decoding, ""
@@ -94,7 +100,7 @@ class DecodeJobs(param.Parameterized):
         pair = self.map_variables() if session is not None else None
         targets = {f"{pair[0]}, {pair[1]} (2-D map)": pair} if pair else {}  # the map first
         targets.update({v.name: v.name for v in session.variables} if session else {})
-        self._decoded_fit = None
+        self._decoded_fit = self._fold_maps = None
         self._new_targets = True  # a new data set: nothing decoded, nothing to redo
         try:
             self.param.decode_target.objects = targets

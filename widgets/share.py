@@ -52,9 +52,9 @@ from .vocabulary import (
 )
 
 SOURCES = {key: source for source, key in LINK_KEYS.items()}  # a link's source -> data source
-KEYS = ("source", "T", "seed", "bin_width", "unit", "regularizer", "folds", "include", "bins",
-        "log_strength", "encoding", "n_basis", "map_bins", "map_log_strength", "lags",
-        "lag_include", "lag_window", "lag_basis", "lag_log_strength")
+KEYS = ("source", "T", "seed", "n_units", "bin_width", "unit", "regularizer", "folds",
+        "include", "bins", "log_strength", "encoding", "n_basis", "map_bins", "map_log_strength",
+        "lags", "lag_include", "lag_window", "lag_basis", "lag_log_strength")
 LAG_SEPARATOR = ";"  # between the lagged leaves of ``lags=`` (a unit's name may hold a comma)
 RECORDING_BIN_WIDTH = (0.005, 1.0)  # s: the recording's bin widths (finer ones: GBs of bins)
 MAX_SEED = ExplorerState.param.seed.bounds[1]
@@ -73,10 +73,11 @@ class SharedSettings:
 
 def encode_query(state: ExplorerState) -> dict[str, str]:
     """The query of ``state``'s current settings (values as text). T and seed apply to the
-    simulations, bin_width to the recording; both are always written, as is the 2-D map's
-    bins and log10 strength (used where the data set has the map)."""
+    simulations, n_units to the open field, bin_width to the recording; all are always written,
+    as are the 2-D map's bins and log10 strength (used where the data set has the map)."""
     return dict(
         source=LINK_KEYS[state.source], T=str(state.n_samples), seed=str(state.seed),
+        n_units=str(state.open_field_units),
         bin_width=repr(float(state.bin_width)), unit=str(state.unit),
         regularizer=state.regularizer, folds=str(state.n_folds),
         include=",".join(row.name for row in state.variables if row.include) or NO_VARIABLE,
@@ -102,12 +103,12 @@ def lag_query(rows) -> dict[str, str]:
         lag_log_strength=",".join(repr(round(float(r.log_strength), 6)) for r in rows))
 
 
-def load_shared(source: str, n_samples: int, seed: int, bin_width: float):
+def load_shared(source: str, n_samples: int, seed: int, bin_width: float, n_units: int):
     """The built-in data set a link names (the server's shared copies)."""
     if source == SIMULATION:
         return shared_simulation(n_samples, seed)
     if source == OPEN_FIELD:
-        return shared_open_field(n_samples, seed)
+        return shared_open_field(n_samples, seed, n_units=n_units)
     if source == HISTORY_SIMULATION:
         return shared_history_simulation(n_samples, seed)
     return shared_recording(bin_width)
@@ -115,7 +116,7 @@ def load_shared(source: str, n_samples: int, seed: int, bin_width: float):
 
 def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
     """Settings from a query (values as text or as Panel parses them); ``load(source, n_samples,
-    seed, bin_width)`` returns the data set, whose units and variables the rest is checked
+    seed, bin_width, n_units)`` returns the data set, whose units and variables the rest is checked
     against. Missing keys keep their defaults silently; bad ones with a notice."""
     values = {key: str(value) for key, value in query.items() if key in KEYS}
     defaults = ExplorerState.param
@@ -143,6 +144,11 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
                                   defaults.n_samples.default, "whole number, 100 to 2,000,000")
         state["seed"] = take("seed", lambda s: _integer(s, 0, MAX_SEED), defaults.seed.default,
                              f"whole number, 0 to {MAX_SEED}")
+        if state["source"] == OPEN_FIELD:
+            low, high = defaults.open_field_units.bounds
+            state["open_field_units"] = take(
+                "n_units", lambda s: _integer(s, low, high), defaults.open_field_units.default,
+                f"whole number, {low} to {high}")
     else:
         state["bin_width"] = take("bin_width", lambda s: _number(s, *RECORDING_BIN_WIDTH),
                                   defaults.bin_width.default, "seconds, 0.005 to 1")
@@ -160,7 +166,7 @@ def decode_query(query: dict, load: Callable = load_shared) -> SharedSettings:
         state["joint_log_strength"] = map_log
     try:
         session = load(state["source"], state.get("n_samples"), state.get("seed"),
-                       state.get("bin_width"))
+                       state.get("bin_width"), state.get("open_field_units"))
     except InputError as err:  # the state reads it again and shows the message
         return SharedSettings(state, {}, (*notices, str(err)))
     on_load = {}
@@ -220,6 +226,7 @@ class ShareQuery(param.Parameterized):
     source = param.Parameter()
     T = param.Parameter()
     seed = param.Parameter()
+    n_units = param.Parameter()
     bin_width = param.Parameter()
     unit = param.Parameter()
     regularizer = param.Parameter()

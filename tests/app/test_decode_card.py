@@ -1,6 +1,7 @@
-"""The Decode card without a browser (issue 20): what it decodes, that a new window or prior
-decodes again from the same fits (nothing refitted, nothing compiled), a click on a time point
-shows that window's posterior, the downloads, and bad input in the card's message."""
+"""The Decode card without a browser (issue 20): what it decodes (the open field's default 2-D
+map, with its joint leaf), that a new window or prior decodes again from the same fits (nothing
+refitted, nothing compiled), a click on a time point shows that window's posterior, the
+downloads, and bad input in the card's message."""
 
 import json
 
@@ -19,9 +20,7 @@ def decoded():
     state.start()
     assert state.session.unit_names[4] == "place cell 5" and len(state.session.unit_names) == 12
     view = decode_view(state)
-    state.decode()  # the 2-D map is a joint leaf: the population fits 1-D leaves only
-    assert "untick '2-D map'" in state.decode_message and state.decoding is None
-    state.joint_map = False
+    assert state.joint_map  # the default model's 2-D map (a joint leaf) decodes as it is
     state.decode()
     return state, view
 
@@ -30,6 +29,7 @@ def test_the_card_decodes_the_map_and_shows_the_summary(decoded):
     state, view = decoded
     decoding = state.decoding
     assert state.decode_target == ("x", "y") and decoding.names == ("x", "y")
+    assert decoding.grid_shape == (20, 20) and decoding.posterior.shape[1] == 400
     assert state.decode_message == "" and state.population is not None
     summary = next(p for p in view.objects if "decode-summary" in p.css_classes)
     assert f"Median error {decoding.median_error:.3g} cm" in summary.object
@@ -60,11 +60,11 @@ def test_a_click_shows_that_windows_posterior_and_the_downloads(decoded):
     assert posterior_map.visible and not plots_row.objects[0].visible
     i = nearest_window(decoding, decoding.time_s[40] + 0.01)
     assert i == 40
-    tap = posterior_map.object.streams[0]  # the window pipe
+    tap = posterior_map.objects[0].object.streams[0]  # the window pipe
     view.plots.taps[0].event(x=float(decoding.time_s[40]) + 0.01, y=0.0)  # a click near 40
     shown, index = tap.data
     assert shown is decoding and index == 40
-    image = posterior_map.object[()]
+    image = posterior_map.objects[0].object[()]
     np.testing.assert_allclose(image.Image.I.dimension_values(2, flat=False).T,
                                decoding.posterior[40].reshape(20, 20), rtol=1e-6)
     csv_download, json_download = view.objects[-1].objects
@@ -81,6 +81,10 @@ def test_bad_input_says_so_in_the_card(decoded):
     assert "longer than a fold's shortest contiguous section" in state.decode_message
     state.decode_window_ms = 250.0
     assert state.decoding is not None and state.decode_message == ""
+    state.decode_target = "x"  # one variable of the 2-D map
+    assert state.decoding is None and "x is part of the model's 2-D map" in state.decode_message
+    state.decode_target = ("x", "y")
+    assert state.decoding is not None
     state.variables[3].include = False  # speed out: the fits change
     assert "The fits changed" in state.decode_message
     state.decode_target = "speed"

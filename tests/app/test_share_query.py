@@ -100,6 +100,24 @@ def test_an_open_field_link_keeps_the_2d_map():
     np.testing.assert_allclose(again.model, original.model, rtol=1e-4)
 
 
+def test_an_open_field_link_keeps_its_unit_count():
+    """A unit past the first four (a 60-unit open field's place cell) comes back from a link,
+    with the same unit count (a link without it would load 4 units and refuse the unit)."""
+    from widgets.vocabulary import OPEN_FIELD
+
+    state = fitted_state(source=OPEN_FIELD, n_samples=4000, seed=1, n_folds=4,
+                         open_field_units=60)
+    state.unit = state.session.unit_names[40]
+    query = encode_query(state)
+    assert query["n_units"] == "60" and query["unit"] == state.session.unit_names[40]
+    shared = decode_query(query)
+    assert shared.notices == ()
+    copy = state_from(shared)
+    assert copy.open_field_units == 60 and len(copy.session.unit_names) == 60
+    assert copy.unit == state.unit
+    assert encode_query(copy) == query
+
+
 DEFAULTS = decode_query({})
 BAD = [  # (query, the key its notice names, what decodes to the default)
     ({"unit": "junk"}, "unit", lambda s: "unit" not in s.on_load),
@@ -124,6 +142,8 @@ BAD = [  # (query, the key its notice names, what decodes to the default)
     ({"folds": True}, "folds", lambda s: s.state["n_folds"] == 10),
     ({"source": "somewhere"}, "source", lambda s: s.state["source"] == SIMULATION),
     ({"source": "upload"}, "upload", lambda s: s.state["source"] == SIMULATION),
+    ({"source": "open-field", "n_units": "500"}, "n_units",
+     lambda s: s.state["open_field_units"] == 4),
     ({"source": "recording", "bin_width": "1e-9"}, "bin_width",
      lambda s: s.state["bin_width"] == 0.025),
 ]

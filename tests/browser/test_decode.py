@@ -1,6 +1,7 @@
 """Real-browser test of the Decode card (issue 20) on the built-in recording (whose population
 solver the server's warm-up compiles): Decode draws decoded against true over time and the error
-summary, and a click on a time point shows that window's posterior."""
+summary, and a click on a time point shows that window's posterior; and on the open field with
+its default 2-D map (decoded with the map's joint leaf)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,30 @@ def test_decode_card_decodes_and_a_click_shows_a_posterior(browser, server):
                        message="the clicked window's posterior")
         assert clicked["points"] >= 1
         assert page.evaluate(JS_FIGURE, "error histogram")["points"] > 0
+
+
+def test_the_open_fields_default_2d_map_decodes_and_a_click_shows_its_posterior(browser, server):
+    """The open field opens with x and y paired (its 2-D map, a joint leaf): Decode decodes the
+    map as it is (its first population fit may compile: a generous timeout)."""
+    with source_page(browser, server[0], "open-field simulation",
+                     ("head direction", "speed")) as page:
+        page.locator(".decode-card .card-header").first.click()
+        assert "2-D map" in page.locator(".decode-target select").evaluate(
+            "s => s.options[s.selectedIndex].text")
+        page.locator(".decode-button button").click()
+        summary = page.locator(".decode-summary")
+        poll(lambda: "Median error" in deep_text(summary), timeout=600,
+             message="the 2-D map's error summary")
+        assert " cm" in deep_text(summary)
+        assert not page.locator(".decode-message").is_visible()
+        for text in ("decoded and true", "error histogram"):
+            poll(lambda text=text: (f := page.evaluate(JS_FIGURE, text)) and f["points"] > 10,
+                 timeout=60, message=text)
+        first = poll(lambda: (f := page.evaluate(JS_FIGURE, "posterior of the window"))
+                     and f, timeout=60, message="the first window's posterior map")
+        over_time = page.evaluate(JS_FIGURE, "decoded and true")
+        page.mouse.click(over_time["x"], over_time["y"])
+        clicked = poll(lambda: (f := page.evaluate(JS_FIGURE, "posterior of the window"))
+                       and f["title"] != first["title"] and f, timeout=60,
+                       message="the clicked window's posterior map")
+        assert clicked["points"] >= 1
