@@ -102,8 +102,8 @@ def with_lags(enc, session: Session, lags, events: Mapping | None = None):
     maps event names to (T,) counts per bin (default ``session.events``). InputError on a bad
     leaf (see :func:`lag_rows`)."""
     lags = tuple(lags)
-    if not lags:
-        return replace(enc, lags=(), lag=None, events=None)
+    if not lags:  # the same object when it has none (shared encodings are known by identity)
+        return enc if not enc.lags else replace(enc, lags=(), lag=None, events=None)
     rows, used, kernels = lag_rows(session, enc.unit, lags, events)
     return replace(enc, lags=lags, events=events, lag=lag_design(
         enc.grid, enc.counts, rows, used, kernels, session.bin_width))

@@ -24,7 +24,7 @@ from tests.browser.support import (
     write_npz,
 )
 from widgets.lessons import LESSONS
-from widgets.state import OPEN_FIELD, RECORDING, UPLOAD
+from widgets.vocabulary import OPEN_FIELD, RECORDING, UPLOAD
 
 # Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
 pytestmark = pytest.mark.xdist_group("browser")
