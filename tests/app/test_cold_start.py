@@ -16,7 +16,8 @@ from widgets.vocabulary import OPEN_FIELD, RECORDING, VariableSettings
 from widgets.warm import warm_first_page, warm_rest
 
 FIRST_PAGE_COMPILES = 8  # the default data's Smooth fit and its cross-validation
-BACKGROUND_COMPILES = 25  # every regularizer of it, the recording and population, the 2-D map
+BACKGROUND_COMPILES = 20  # every regularizer of it, the recording and population, the 2-D map
+# (25 before this session's solver changes; the asserts above show nothing compiles after them)
 
 
 def test_the_first_page_compiles_only_what_it_needs_and_the_background_the_rest(fresh_process):

@@ -70,7 +70,7 @@ def test_the_gallery_tiles_every_units_map_by_held_out_score(n_samples):
         assert tapped_unit(tiles, x, y) == unit
     assert tapped_unit(tiles, nx + 0.5, tiles["height"] - 1) is None  # the gap between tiles
     view = population_view(state)
-    assert view.objects[-1].visible
+    assert view.objects[-2].visible  # the gallery, above the coupling matrix
     state.joint_map = False  # no 2-D map: no gallery
     state.update_population()
-    assert gallery_tiles(state)["order"] == [] and not view.objects[-1].visible
+    assert gallery_tiles(state)["order"] == [] and not view.objects[-2].visible
