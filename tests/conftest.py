@@ -39,6 +39,17 @@ def pytest_collection_modifyitems(config, items):
             item._id = coerce_node_id(f"{item.nodeid}@{mark.args[0]}")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def room_for_compiled_code():
+    """Between test modules, clear JAX's compiled code once a worker holds more than a third of
+    the memory-mapping limit: a worker runs hundreds of tests' solvers, and past the limit XLA
+    crashes (the served app makes room the same way, at a higher share, before each compile)."""
+    from widgets.compiles import solver_compiles
+
+    solver_compiles.make_room(share=0.35)
+    yield
+
+
 @pytest.fixture
 def fresh_process():
     """As in a newly started server process: no compiled solvers, no record of them, nothing

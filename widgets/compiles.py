@@ -3,6 +3,12 @@ compiles still to do: the first page's are done before the port opens, the rest 
 thread (most likely first), and one a tab needs sooner on a worker thread, off the event loop.
 
 A compile runs once: a second caller of the same (shape, regularizer) waits for the first.
+
+Compiled code is not free: XLA:CPU maps each kernel into memory on its own (three mappings), a
+data set's solvers take about 11,000 mappings (jaxlib 0.10.2), and a process past the kernel's
+limit (``vm.max_map_count``, 65,530 by default on Linux) crashes in its next compile. Before each
+compile the record makes room: past ``ROOM_SHARE`` of the limit it clears JAX's compiled code,
+and fits compile again as they are next asked for.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import atexit
 import queue
 import threading
 from functools import partial
+from pathlib import Path
 
+import jax
 import panel as pn
 
 from glm_core import explorer
@@ -20,6 +28,27 @@ from glm_core import explorer
 # The order a server compiles a data shape's regularizers in: the default first (its evidence, for
 # Best strengths), then those most often chosen next.
 MOST_LIKELY_FIRST = ("Smooth", "Ridge", "Lasso", "GroupLasso", "UnRegularized")
+
+# The share of the memory-mapping limit past which compiled code is cleared before a compile: it
+# leaves room for a few data sets' solvers to compile meanwhile on other threads.
+ROOM_SHARE = 0.6
+
+
+def memory_mappings() -> int | None:
+    """How many memory mappings this process holds (Linux), or None where that is unknown."""
+    try:
+        with open("/proc/self/maps", "rb") as maps:
+            return maps.read().count(b"\n")
+    except OSError:
+        return None
+
+
+def mapping_limit() -> int:
+    """The kernel's limit on one process's memory mappings (Linux's default where unknown)."""
+    try:
+        return int(Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):
+        return 65530
 
 
 def solver_key(encoding, regularizer: str) -> tuple:
@@ -56,6 +85,7 @@ class SolverCompiles:
         """Compile the fit, cross-validation and (Ridge, Smooth) evidence of ``regularizer`` for
         ``encoding``'s shapes, once per process: if another thread is compiling it, wait."""
         key = solver_key(encoding, regularizer)
+        self.make_room()
         with self._lock:
             if key in self._done:
                 return
@@ -72,6 +102,20 @@ class SolverCompiles:
         finally:
             with self._lock:
                 self._running.pop(key).set()
+
+    def make_room(self, share: float | None = None) -> bool:
+        """Clear JAX's compiled code (and this record of it) when this process holds more than
+        ``share`` (default ``ROOM_SHARE``) of the memory-mapping limit. Fits running meanwhile
+        keep their code; later ones compile again. Returns whether it cleared."""
+        mappings = memory_mappings()
+        share = ROOM_SHARE if share is None else share
+        if mappings is None or mappings < share * mapping_limit():
+            return False
+        with self._lock:
+            jax.clear_caches()
+            self._done.clear()
+        pn.state.log(f"cleared compiled solvers: {mappings:,} memory mappings", "info")
+        return True
 
     def request(self, encoding, regularizers=MOST_LIKELY_FIRST) -> None:
         """Compile ``regularizers`` for ``encoding``: on the background thread in a server whose

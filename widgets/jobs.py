@@ -21,6 +21,8 @@ import param
 
 from glm_core.errors import InputError
 
+from .compiles import solver_compiles
+
 PROGRESS_POLL_S = 0.25  # how often a running job's progress reaches the page
 
 
@@ -59,6 +61,7 @@ class Jobs(param.Parameterized):
         """
         self._current += 1
         job = self._current
+        solver_compiles.make_room()  # a job may compile new shapes (e.g. a population's)
         if not in_server():
             try:
                 result = compute(lambda done, total: None)

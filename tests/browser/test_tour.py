@@ -44,14 +44,16 @@ def fitted(page, names) -> None:
 
 
 def lesson_fitted(page, lesson) -> None:
-    """Wait for ``lesson``'s own fit: each variable's curve with the lesson's bin count, finite
-    in every bin the data visit. A bin with no samples is a gap (NaN) by design: lesson 2's and
-    3's 3,000 samples leave two speed bins empty, so they never have all-finite curves."""
+    """Wait for ``lesson``'s own fit: each included variable's curve with the lesson's bin count,
+    finite in every bin the data visit (an excluded variable draws no fit). A bin with no
+    samples is a gap (NaN) by design: lesson 2's and 3's 3,000 samples leave two speed bins
+    empty, so they never have all-finite curves."""
 
     def ready():
         if page.locator(".pn-loading").count():
             return False
-        got = {name: curve(page, name) for name in lesson.variables}
+        got = {name: curve(page, name) for name, row in lesson.variables.items()
+               if row["include"]}
         return all(c is not None and len(c[1]) == lesson.variables[name]["n_bins"]
                    and any(math.isfinite(v) for v in c[1] if v is not None)
                    and not any(v is not None and math.isinf(v) for v in c[1])
