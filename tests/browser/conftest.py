@@ -1,5 +1,5 @@
-"""Fixtures of the browser tests: one ``panel serve app.py`` (with its warm-up) and one Chromium
-per test process. A test fails on a server traceback while it ran (``server``) and on an uncaught
+"""Fixtures of the browser tests: one ``panel serve app.py`` (with its warm-up) per test process
+and one Chromium per module. A test fails on a server traceback while it ran (``server``) and on an uncaught
 exception or console error of a page it opened (``browser``). The browser modules are marked
 ``xdist_group("browser")``, so with ``-n 2 --dist loadgroup`` they all run on one worker and the app
 compiles and starts once."""
@@ -47,8 +47,11 @@ def server(served_app):
     assert not errors, "the server logged errors during this test:\n" + "\n".join(errors)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """Chromium for one test module. Playwright's sync API marks an event loop as running in
+    the main thread while it is open; closed after each module, it leaves none behind for the
+    other tests that run on this worker (``asyncio.run`` refuses to start inside one)."""
     with pw.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
