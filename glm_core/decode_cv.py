@@ -296,22 +296,22 @@ def decode_windows(session, encoding, maps: FoldMaps, window_s: float, sigma=Non
         usable = np.isfinite(maps.log_rates[fold, order, 0])
         ranked = order[usable]  # per step, its first ``ends[i]`` units
         ends = np.concatenate([[0], np.cumsum(usable)])[steps]
-        # float32, states x windows: each group of units one product [log rates; -rate * window]
-        # with [counts; 1] (the rate term inside the product), accumulated
+        # float32, windows x states: each group of units one product of [counts, 1] with
+        # [log rates; -rate * window] (the rate term inside the product), accumulated
         log_rates = maps.log_rates[fold, ranked].astype(np.float32)
-        counts = windows["counts"][rows][:, ranked].T.astype(np.float32)  # (units, windows)
-        ones = np.ones((1, rows.size), np.float32)
-        total, start = np.zeros((n_states, rows.size), np.float32), 0
+        counts = windows["counts"][rows][:, ranked].astype(np.float32)  # (windows, units)
+        ones = np.ones((rows.size, 1), np.float32)
+        total, start = np.zeros((rows.size, n_states), np.float32), 0
         for i, end in enumerate(ends):
             if end > start:
                 terms = np.vstack([log_rates[start:end],
                                    -seconds * np.exp(log_rates[start:end]).sum(0)])
-                total += terms.T @ np.vstack([counts[start:end], ones])
+                total += np.hstack([counts[:, start:end], ones]) @ terms
                 start = end
             if end > 0:
-                curve[i, rows] = centres[np.argmax(total, 0)]
+                curve[i, rows] = centres[np.argmax(total, 1)]
         if ranked.size:
-            log_lik[rows] = total.T
+            log_lik[rows] = total
     if on_step is not None:
         on_step(1, 2)
     circular = maps.circular and len(maps.centres) == 1
