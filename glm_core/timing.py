@@ -11,6 +11,21 @@ import jax
 COMPILE_EVENTS = "/jax/core/compile/"  # prefix of jax.monitoring's tracing/lowering/compile events
 
 
+_running = threading.local()  # per thread: its Timers, innermost last
+
+
+def _listen(event, duration, **kwargs):
+    if event.startswith(COMPILE_EVENTS):
+        for timer in getattr(_running, "timers", ()):
+            timer.compile_seconds += duration
+
+
+# One listener for the process, registered once: jax.monitoring has no public way to remove a
+# listener before jax 0.9, and the project supports jax 0.4.30. JAX calls it on the compiling
+# thread, so each Timer counts only its own thread's compiles.
+jax.monitoring.register_event_duration_secs_listener(_listen)
+
+
 class Timer:
     """A context manager: ``seconds`` of wall time inside it, of which ``compile_seconds`` JAX
     spent tracing, lowering and compiling on this thread (other threads' compiles, e.g. another
@@ -18,18 +33,14 @@ class Timer:
 
     def __init__(self):
         self.seconds = self.compile_seconds = 0.0
-        self._thread = threading.get_ident()
-
-    def _listen(self, event, duration, **kwargs):
-        if event.startswith(COMPILE_EVENTS) and threading.get_ident() == self._thread:
-            self.compile_seconds += duration
 
     def __enter__(self):
-        self._thread = threading.get_ident()
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        if not hasattr(_running, "timers"):
+            _running.timers = []
+        _running.timers.append(self)
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self._start
-        jax.monitoring.unregister_event_duration_listener(self._listen)
+        _running.timers.remove(self)

@@ -5,6 +5,7 @@ lesson selector, and the 2-D map's controls."""
 
 import io
 import json
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -64,6 +65,19 @@ def test_timer_sets_compile_time_apart():
         f(jnp.ones(7)).block_until_ready()
     assert cold.compile_seconds > 0 and cold.seconds >= cold.compile_seconds
     assert warm.compile_seconds == 0
+
+
+def test_timer_counts_only_its_own_threads_compiles():
+    """Another session compiling on another thread meanwhile is not this refit's compile."""
+    f = jax.jit(lambda x: jnp.cumprod(jnp.cos(x) + 2.0))
+    with Timer() as mine:
+        worker = threading.Thread(target=lambda: f(jnp.ones(5)).block_until_ready())
+        worker.start()
+        worker.join()
+    assert mine.compile_seconds == 0 and mine.seconds > 0
+    with Timer() as outer, Timer() as inner:  # nested: both count this thread's compile
+        f(jnp.ones(9)).block_until_ready()
+    assert outer.compile_seconds > 0 and inner.compile_seconds == outer.compile_seconds
 
 
 def test_three_folds_say_why_nothing_is_selected():

@@ -1,8 +1,8 @@
 """Fixtures of the browser tests: one ``panel serve app.py`` (with its warm-up) per test process
-and one Chromium per module. A test fails on a server traceback while it ran (``server``) and on an uncaught
-exception or console error of a page it opened (``browser``). The browser modules are marked
-``xdist_group("browser")``, so with ``-n 2 --dist loadgroup`` they all run on one worker and the app
-compiles and starts once."""
+and one Chromium per module. A test fails on a server traceback while it ran (``server``) and on
+an uncaught exception or console error of a page it opened (``browser``). The browser modules
+are marked ``xdist_group("browser")``, so with ``-n 2 --dist loadgroup`` they all run on one
+worker and the app compiles and starts once."""
 
 from __future__ import annotations
 
