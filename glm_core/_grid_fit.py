@@ -14,7 +14,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._kernels import log_likelihood_terms, map_sizes, over_folds, pull, split, to_slots, walk
+from ._kernels import (
+    log_likelihood_terms,
+    map_sizes,
+    null_log_likelihood,
+    over_folds,
+    padded_stack,
+    pull,
+    split,
+    to_slots,
+    walk,
+)
 from ._packed_newton import solve_cells
 from .cell_table import FOLD_SLOTS, MAX_BINS
 from .regularizers import Ridge, Smooth
@@ -100,15 +110,10 @@ def fit_full(slots, occupancy, spikes, slot_occupancy, slot_spikes, n_chunks, lo
                                         sizes)
     ll = (rate_terms - log_factorial) / n
     n_spikes = jnp.sum(split(slot_spikes, sizes)[0])
-    mean_y = n_spikes / n
-    ll_null = (n_spikes * jnp.log(mean_y) - n * mean_y - log_factorial) / n
-
-    def pad(blocks, fill):
-        return jnp.stack([jnp.pad(x, (0, width - x.shape[0]), constant_values=fill)
-                          for x in blocks])
-
-    return (res, pad(active, False), pad(w, 0.0), pad(shown, False), jnp.stack(log_gains), ll,
-            ll_null, jnp.stack(curve_se))
+    ll_null = null_log_likelihood(n_spikes, n, log_factorial)
+    return (res, padded_stack(active, width, False), padded_stack(w, width),
+            padded_stack(shown, width, False), jnp.stack(log_gains), ll, ll_null,
+            jnp.stack(curve_se))
 
 
 def _cv_fold(slots, occupancy, spikes, total_occ, total_spk, slot_occupancy, slot_spikes,

@@ -146,3 +146,14 @@ def runtime_roughness(n, circular, max_bins):
     adjacency = adjacency + adjacency.T
     return jnp.diag(adjacency.sum(1)) - adjacency
 
+
+def padded_stack(blocks, width, fill=0.0):
+    """Per-axis 1-D ``blocks`` padded with ``fill`` to ``width`` and stacked: (axes, width)."""
+    return jnp.stack([jnp.pad(b, (0, width - b.shape[0]), constant_values=fill) for b in blocks])
+
+
+def null_log_likelihood(n_spikes, n, log_factorial=0.0):
+    """The mean log-likelihood per sample of the constant rate fitted to ``n_spikes`` spikes in
+    ``n`` samples (the mean count), less ``log_factorial`` (sum of log y!) over ``n``."""
+    mean_y = n_spikes / n
+    return (n_spikes * jnp.log(mean_y) - n * mean_y - log_factorial) / n

@@ -17,7 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._kernels import map_sizes, over_folds, pull, split, to_slots, walk
+from ._kernels import (
+    map_sizes,
+    null_log_likelihood,
+    over_folds,
+    padded_stack,
+    pull,
+    split,
+    to_slots,
+    walk,
+)
 from ._lag_problem import LAG_COLUMNS, lag_cells, lag_term, sample_eta, solve_lagged
 from .cell_table import FOLD_SLOTS, MAX_BINS
 from .regularizers import Ridge, Smooth
@@ -107,15 +116,10 @@ def fit_lagged_full(slots, n_chunks, samples, fold, nonzero, log_factorial, sett
     eta = sample_eta(theta, maps, sample_slots, columns, on)
     n_spikes = jnp.sum(weight * y)
     ll = (jnp.sum(weight * (y * eta - jnp.exp(eta))) - log_factorial) / n
-    mean_y = n_spikes / n
-    ll_null = (n_spikes * jnp.log(mean_y) - n * mean_y - log_factorial) / n
-
-    def pad(blocks, fill):
-        return jnp.stack([jnp.pad(x, (0, width - x.shape[0]), constant_values=fill)
-                          for x in blocks])
-
-    return (res, pad(active, False), pad(w, 0.0), pad(shown, False), jnp.stack(log_gains), ll,
-            ll_null, jnp.stack(curve_se), lag_cov)
+    ll_null = null_log_likelihood(n_spikes, n, log_factorial)
+    return (res, padded_stack(active, width, False), padded_stack(w, width),
+            padded_stack(shown, width, False), jnp.stack(log_gains), ll, ll_null,
+            jnp.stack(curve_se), lag_cov)
 
 
 def _cv_folds(slots, n_chunks, samples, fold, nonzero, n_folds, settings, theta0, reg, tol,

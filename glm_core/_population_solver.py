@@ -14,7 +14,16 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ._kernels import hessian_blocks, map_sizes, pull, pull_hessian, split, to_slots
+from ._kernels import (
+    hessian_blocks,
+    map_sizes,
+    null_log_likelihood,
+    padded_stack,
+    pull,
+    pull_hessian,
+    split,
+    to_slots,
+)
 from .cell_table import MAX_BINS
 from .regularizers import SMOOTH_RIDGE, GroupLasso, Smooth
 from .solvers import solve
@@ -119,10 +128,6 @@ def _solve_unit(cells, occupancy, spikes, settings, theta0, reg, tol, maxiter):
     return res, active
 
 
-def _padded(blocks, width, fill=0.0):
-    return jnp.stack([jnp.pad(b, (0, width - b.shape[0]), constant_values=fill) for b in blocks])
-
-
 @partial(jax.jit, static_argnames=("reg", "tol", "maxiter"))
 def fit_units(cells, occupancy, spikes, settings, theta0, reg, tol, maxiter):
     """Every unit's full fit (``spikes`` (units, folds, cells), summed over the folds).
@@ -151,10 +156,9 @@ def fit_units(cells, occupancy, spikes, settings, theta0, reg, tol, maxiter):
         log_gains = _log_mean_exp_others(cells, occupancy, w, shown)
         n = jnp.sum(occupancy)
         ll = log_likelihood_terms(cells, occupancy, spk, slot_theta, sizes) / n
-        mean_y = jnp.sum(spk) / n
-        ll_null = (jnp.sum(spk) * jnp.log(mean_y) - n * mean_y) / n
-        return (res.theta, res.converged, _padded(active, width, False),
-                _padded(shown, width, False), _padded(w, width), log_gains, ll, ll_null)
+        ll_null = null_log_likelihood(jnp.sum(spk), n)
+        return (res.theta, res.converged, padded_stack(active, width, False),
+                padded_stack(shown, width, False), padded_stack(w, width), log_gains, ll, ll_null)
 
     theta, converged, active, shown, w, log_gains, ll, ll_null = jax.vmap(one)(spikes, theta0)
     return theta, converged, active[0], shown[0], w, log_gains, ll, ll_null

@@ -86,3 +86,14 @@ def _interpolate(centres, t, values, circular: bool) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         sin, cos = np.sin(values), np.cos(values)
         return np.arctan2(np.interp(centres, t, sin), np.interp(centres, t, cos))
+
+
+def first_non_count(values: np.ndarray) -> tuple[int, str] | None:
+    """The first entry of ``values`` that is not a count (blank, negative or fractional), as
+    (row from 1, how it reads: "blank" or the number), or None when all are counts."""
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.round(values)))
+    if not bad.size:
+        return None
+    row = bad[0]
+    return row + 1, "blank" if np.isnan(values[row]) else f"{values[row]:g}"

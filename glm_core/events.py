@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .binning import first_non_count
 from .errors import InputError
 
 PREFIX = "event:"
@@ -49,12 +50,10 @@ def binned_event_counts(key: str, values, n_bins: int, merge: int = 1) -> np.nda
     if counts.shape != (n_bins,):
         raise InputError(f"{key!r} has {counts.size} values but the counts have {n_bins} bins; "
                          "in the binned form it holds the number of events in each bin")
-    with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(~np.isfinite(counts) | (counts < 0) | (counts != np.round(counts)))
-    if bad.size:
-        row = bad[0]
-        value = "blank" if np.isnan(counts[row]) else f"{counts[row]:g}"
-        raise InputError(f"{key!r} is {value} in row {row + 1} (bin {row + 1}); in the binned "
+    bad = first_non_count(counts)
+    if bad is not None:
+        row, value = bad
+        raise InputError(f"{key!r} is {value} in row {row} (bin {row}); in the binned "
                          "form it holds the number of events in each bin (non-negative whole "
                          "numbers; event times belong to the events form)")
     n = n_bins // merge * merge

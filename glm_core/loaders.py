@@ -52,7 +52,14 @@ from pathlib import Path
 import numpy as np
 
 from . import derived
-from .binning import DEFAULT_BIN_WIDTH, Samples, bin_edges, bin_events, positive_seconds
+from .binning import (
+    DEFAULT_BIN_WIDTH,
+    Samples,
+    bin_edges,
+    bin_events,
+    first_non_count,
+    positive_seconds,
+)
 from .csv_columns import read_csv_columns
 from .errors import InputError
 from .events import binned_event_counts, count_in_bins, csv_event_times, event_keys, event_times
@@ -401,12 +408,10 @@ def _counts(label: str, unit: str, value) -> np.ndarray:
     """The spike counts of ``unit`` as floats; an InputError names the first bin (the data row
     of a CSV file) whose count is blank, negative or fractional."""
     counts = _numeric(f"count:{unit}", value)
-    with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(~np.isfinite(counts) | (counts < 0) | (counts != np.round(counts)))
-    if bad.size:
-        row = bad[0]
-        value = "blank" if np.isnan(counts[row]) else f"{counts[row]:g}"
-        raise InputError(f"{label}: count:{unit} is {value} in row {row + 1} (bin {row + 1}); "
+    bad = first_non_count(counts)
+    if bad is not None:
+        row, value = bad
+        raise InputError(f"{label}: count:{unit} is {value} in row {row} (bin {row}); "
                          "spike counts must be non-negative whole numbers")
     return counts
 

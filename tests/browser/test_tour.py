@@ -29,7 +29,8 @@ from widgets.vocabulary import OPEN_FIELD, RECORDING, UPLOAD
 # Every browser test runs on one xdist worker (`-n 2 --dist loadgroup`), against one served app.
 pytestmark = pytest.mark.xdist_group("browser")
 
-CARDS = ("code-card", "paths-card", "population-card", "behaviour-card")
+CARDS = ("lags-card", "code-card", "paths-card", "population-card", "decode-card",
+         "model-in-time-card", "behaviour-card")
 
 
 def maps(page) -> list[str]:
