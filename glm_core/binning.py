@@ -97,3 +97,14 @@ def first_non_count(values: np.ndarray) -> tuple[int, str] | None:
         return None
     row = bad[0]
     return row + 1, "blank" if np.isnan(values[row]) else f"{values[row]:g}"
+
+
+def numbers_1d(label: str, values, what: str = "numeric values") -> np.ndarray:
+    """``values`` as a 1-D float array; InputError naming ``label`` and ``what`` it should hold
+    when they are not numbers or not 1-D."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{label!r} must hold {what}, got {array.dtype} values")
+    if array.ndim != 1:
+        raise InputError(f"{label!r} must be a 1-D array of {what}, got shape {array.shape}")
+    return array.astype(float)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .binning import first_non_count
+from .binning import first_non_count, numbers_1d
 from .errors import InputError
 
 PREFIX = "event:"
@@ -46,7 +46,7 @@ def event_keys(arrays) -> dict[str, str]:
 def binned_event_counts(key: str, values, n_bins: int, merge: int = 1) -> np.ndarray:
     """An ``event:`` entry of the binned form: ``n_bins`` counts, summed over blocks of ``merge``
     bins; InputError naming the first bin (the CSV data row) that is not a count."""
-    counts = _one_d(key, values, "the number of events in each bin")
+    counts = numbers_1d(key, values, "the number of events in each bin")
     if counts.shape != (n_bins,):
         raise InputError(f"{key!r} has {counts.size} values but the counts have {n_bins} bins; "
                          "in the binned form it holds the number of events in each bin")
@@ -62,7 +62,7 @@ def binned_event_counts(key: str, values, n_bins: int, merge: int = 1) -> np.nda
 
 def event_times(key: str, values) -> np.ndarray:
     """An ``event:`` entry of the NPZ events form: event times in seconds (finite)."""
-    times = _one_d(key, values, "event times in seconds")
+    times = numbers_1d(key, values, "event times in seconds")
     if not np.all(np.isfinite(times)):
         raise InputError(f"{key!r} contains NaN or inf; it holds event times in seconds")
     return times
@@ -104,12 +104,3 @@ def csv_event_times(columns: dict, is_spike: np.ndarray, label: str
         trains[key] = np.repeat(times[filled], cells[filled].astype(np.int64))
         is_event |= filled
     return trains, is_event
-
-
-def _one_d(key: str, values, what: str) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"{key!r} must hold {what}, got {array.dtype} values")
-    if array.ndim != 1:
-        raise InputError(f"{key!r} must be a 1-D array of {what}, got shape {array.shape}")
-    return array.astype(float)

@@ -58,6 +58,7 @@ from .binning import (
     bin_edges,
     bin_events,
     first_non_count,
+    numbers_1d,
     positive_seconds,
 )
 from .csv_columns import read_csv_columns
@@ -201,7 +202,7 @@ def from_pynapple(tsgroup, variables: dict, bin_width=DEFAULT_BIN_WIDTH, circula
             raise InputError(f"variable {name!r} must be a Tsd or TsdFrame")
     trains = {str(k): np.asarray(tsgroup[k].t, float) for k in tsgroup.keys()}
     samples = [s._replace(t=_finite_1d(f"{s.name} times", s.t),
-                          values=_numeric(s.name, s.values)) for s in samples]
+                          values=numbers_1d(s.name, s.values)) for s in samples]
     _, counts, names, variables_ = bin_events(trains, samples, bin_width)
     return make_session(bin_width, variables_, counts, names, source="pynapple")
 
@@ -262,7 +263,7 @@ def _from_arrays(arrays: dict, bin_width, label: str, default_bin_width=None) ->
     samples = []
     for key in var_keys:
         name, unit, circular = _parse_var_key(key)
-        values = _numeric(key, arrays[key])
+        values = numbers_1d(key, arrays[key])
         if values.shape != t.shape:
             raise InputError(f"{key!r} has {values.size} values but var_t has {t.size} times")
         samples.append(Samples(name, unit, circular, t, values))
@@ -293,7 +294,7 @@ def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bi
         )
     table = np.column_stack([_counts(label, u, c) for u, c in _same_length(counts, label)])
     n = table.shape[0]
-    valid = np.ones(n, bool) if "valid" not in arrays else _numeric("valid", arrays["valid"])
+    valid = np.ones(n, bool) if "valid" not in arrays else numbers_1d("valid", arrays["valid"])
     if valid.shape != (n,) or not np.all(np.isin(valid, (0, 1))):
         raise InputError(f"valid must hold {n} values of 0/1 (true/false), one per bin")
     if n // merge == 0:
@@ -301,7 +302,7 @@ def _binned_session(arrays, counts: dict, var_keys, bin_width, label, default_bi
     variables = []
     for key in var_keys:
         name, unit, circular = _parse_var_key(key)
-        values = _numeric(key, arrays[key])
+        values = numbers_1d(key, arrays[key])
         if values.shape != (n,):
             raise InputError(f"{key!r} has {values.size} values but the counts have {n} bins")
         variables.append(Variable(name, _merge(values, merge, circular), unit, circular))
@@ -395,19 +396,10 @@ def _parse_var_key(key: str) -> tuple[str, str, bool]:
     return name, unit, circular
 
 
-def _numeric(label: str, value) -> np.ndarray:
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"{label!r} must be numeric, got {array.dtype}")
-    if array.ndim != 1:
-        raise InputError(f"{label!r} must be a 1-D array, got shape {array.shape}")
-    return array.astype(float)
-
-
 def _counts(label: str, unit: str, value) -> np.ndarray:
     """The spike counts of ``unit`` as floats; an InputError names the first bin (the data row
     of a CSV file) whose count is blank, negative or fractional."""
-    counts = _numeric(f"count:{unit}", value)
+    counts = numbers_1d(f"count:{unit}", value)
     bad = first_non_count(counts)
     if bad is not None:
         row, value = bad
@@ -417,7 +409,7 @@ def _counts(label: str, unit: str, value) -> np.ndarray:
 
 
 def _finite_1d(label: str, value) -> np.ndarray:
-    array = _numeric(label, value)
+    array = numbers_1d(label, value)
     if not np.all(np.isfinite(array)):
         raise InputError(f"{label!r} contains NaN or inf")
     return array
