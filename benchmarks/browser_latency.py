@@ -380,10 +380,11 @@ def main():
                 tabs(browser, url, proc, accepted, args.tabs, args.cycles)
             if args.what in ("all", "latency"):
                 latency(browser, url, log, proc.pid, args.presses)
-        finally:
-            print(f"{'load average (1 min) at end':45s} {os.getloadavg()[0]:.1f}", flush=True)
+        finally:  # the server is stopped first: a print to a closed pipe (| head) raises
+            load = os.getloadavg()[0]
             stop(proc)
             browser.close()
+            print(f"{'load average (1 min) at end':45s} {load:.1f}", flush=True)
 
 
 if __name__ == "__main__":
